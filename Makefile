@@ -1,0 +1,30 @@
+# The two commands of README: `make quickstart` and `make test`.
+# Each creates .venv when missing and installs the project into it first.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_MODE ?= offline
+
+.PHONY: install quickstart test lint clean-data
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/mtlscene fit --config configs/quickstart.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check mtlscene tests benchmarks
+	$(BIN)/ruff format --check mtlscene tests benchmarks
+
+clean-data:
+	rm -rf data/synthetic_cityscapes runs

@@ -1,0 +1,7 @@
+"""mtlscene: multi-task scene understanding with learned uncertainty loss weighting.
+
+Kendall, Gal & Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene
+Geometry and Semantics", CVPR 2018.
+"""
+
+__version__ = "0.1.0"

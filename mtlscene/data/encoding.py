@@ -1,0 +1,58 @@
+"""CityScapes file encodings -> training targets (plain numpy/torch, no Lightning)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mtlscene.data.labels import VALID_LABEL_IDS, label_id_lut
+
+INSTANCE_ID_OFFSET = 1000
+"""instanceIds >= 1000 are ``labelId * 1000 + k``: one individual object instance."""
+
+
+def invalid_label_ids(label_ids: np.ndarray) -> list[int]:
+    """labelIds present in the array that are not in the official table (sorted)."""
+    present = np.unique(label_ids)
+    return [int(v) for v in present if int(v) not in VALID_LABEL_IDS]
+
+
+def encode_semantic(label_ids: np.ndarray, label_set: str = "trainid") -> np.ndarray:
+    """labelIds -> trainIds (or categories), void and ignored classes -> 255."""
+    return label_id_lut(label_set)[label_ids.astype(np.int64).clip(0, 255)]
+
+
+def decode_disparity(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """16-bit CityScapes disparity PNG -> (disparity in pixels, valid mask).
+
+    ``d = (p - 1) / 256`` for ``p > 0``; ``p = 0`` marks pixels without a measurement.
+    """
+    raw = raw.astype(np.float32)
+    valid = raw > 0
+    return np.where(valid, (raw - 1.0) / 256.0, 0.0).astype(np.float32), valid
+
+
+def instance_offsets(instance_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel (dy, dx) vectors to the centroid of the pixel's instance, and the mask.
+
+    Args:
+        instance_ids: HxW CityScapes instanceIds at the working resolution, after every
+            geometric transform (so a flip negates dx and a scale rescales the vectors).
+
+    Returns:
+        offsets (float 2xHxW, zero outside instances) and mask (bool HxW, instanceId >= 1000).
+    """
+    height, width = instance_ids.shape
+    mask = instance_ids >= INSTANCE_ID_OFFSET
+    offsets = torch.zeros(2, height, width, dtype=torch.float32)
+    if not mask.any():
+        return offsets, mask
+    ids = instance_ids[mask]
+    _, group = torch.unique(ids, return_inverse=True)
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    coords = torch.stack([ys, xs], dim=1).to(torch.float64)
+    count = torch.bincount(group).to(torch.float64).unsqueeze(1)
+    sums = torch.zeros(count.shape[0], 2, dtype=torch.float64).index_add_(0, group, coords)
+    centroids = sums / count
+    offsets[:, ys, xs] = (centroids[group] - coords).T.to(torch.float32)
+    return offsets, mask

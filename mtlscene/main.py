@@ -1,0 +1,29 @@
+"""Command-line entry point: ``mtlscene fit|validate|test|predict --config ...``."""
+
+from __future__ import annotations
+
+import os
+
+# Keep imports network-free: albumentations would otherwise check PyPI for updates.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from lightning.pytorch.cli import LightningCLI  # noqa: E402
+
+from mtlscene.data.datamodule import CityscapesDataModule  # noqa: E402
+from mtlscene.trainers.multitask import MultiTaskModule  # noqa: E402
+
+
+def main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
+    """Run the LightningCLI; ``args=None`` reads ``sys.argv``.
+
+    Several ``--config`` files compose in order (later ones override earlier ones).
+    """
+    return LightningCLI(
+        MultiTaskModule,
+        CityscapesDataModule,
+        save_config_kwargs={"overwrite": True},
+        # The module takes its optimizer and scheduler as injected arguments.
+        auto_configure_optimizers=False,
+        args=args,
+        run=run,
+    )

@@ -1,0 +1,7 @@
+"""Evaluation metrics of the three tasks, as DDP-exact ``torchmetrics.Metric`` subclasses."""
+
+from mtlscene.metrics.depth import DisparityMetrics
+from mtlscene.metrics.offset import OffsetError
+from mtlscene.metrics.semantic import SemanticSegmentationMetrics
+
+__all__ = ["DisparityMetrics", "OffsetError", "SemanticSegmentationMetrics"]

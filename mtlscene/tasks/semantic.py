@@ -1,0 +1,51 @@
+"""Semantic segmentation head: per-pixel class logits, cross-entropy, Boltzmann likelihood."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+from torchmetrics import Metric
+
+from mtlscene.data.labels import IGNORE_INDEX, class_names
+from mtlscene.metrics.semantic import SemanticSegmentationMetrics
+from mtlscene.tasks.base import TaskHead
+from mtlscene.tasks.likelihood import Likelihood
+from mtlscene.tasks.registry import register_task
+
+
+@register_task("semantic")
+class SemanticHead(TaskHead):
+    """Logits over CityScapes classes; cross-entropy averaged over non-ignored pixels.
+
+    Args:
+        label_set: "trainid" (19 evaluation classes) or "category" (7 non-void categories);
+            must match the data module's ``label_set``.
+        **kwargs: see :class:`TaskHead`.
+    """
+
+    default_likelihood = Likelihood.BOLTZMANN
+    batch_keys = ("semantic",)
+
+    def __init__(self, in_channels: int, label_set: str = "trainid", **kwargs) -> None:
+        self.label_set = label_set
+        self.class_names = class_names(label_set)
+        self.out_channels = len(self.class_names)
+        super().__init__(in_channels, **kwargs)
+        self.criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+
+    def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+        target = batch["semantic"]
+        if not (target != IGNORE_INDEX).any():
+            # Cross-entropy over zero pixels is nan; an all-void crop contributes nothing.
+            return prediction.sum() * 0.0
+        return self.criterion(prediction.float(), target)
+
+    def make_metrics(self) -> Metric:
+        return SemanticSegmentationMetrics(len(self.class_names), IGNORE_INDEX, self.class_names)
+
+    def update_metrics(self, metric: Metric, prediction: Tensor, batch: Mapping[str, Tensor]):
+        metric.update(prediction.argmax(dim=1), batch["semantic"])
+
+    def postprocess(self, prediction: Tensor) -> Tensor:
+        return prediction.argmax(dim=1)

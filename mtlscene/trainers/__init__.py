@@ -1,0 +1,5 @@
+"""Lightning modules composing the plain-torch parts."""
+
+from mtlscene.trainers.multitask import MultiTaskModule
+
+__all__ = ["MultiTaskModule"]

@@ -1,0 +1,180 @@
+"""The LightningModule: shared encoder + registered task heads + a loss weighting."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from mtlscene.models.encoder import DeepLabEncoder
+from mtlscene.models.network import MultiTaskNetwork
+from mtlscene.tasks import TaskHead, get_task, import_task_modules
+from mtlscene.weighting import LossWeighting, UncertaintyWeighting
+
+DEFAULT_TASKS: dict[str, dict[str, Any]] = {"semantic": {}, "instance": {}, "depth": {}}
+
+
+def _default_optimizer(params) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
+
+
+class MultiTaskModule(LightningModule):
+    """Trains a shared encoder and per-task heads with a pluggable loss weighting.
+
+    Every part is injectable from YAML (``class_path``/``init_args``). Tasks are named by
+    their registry name with the head's keyword arguments, e.g.
+    ``tasks: {semantic: {label_set: trainid}, depth: {likelihood: laplace}}``.
+
+    Args:
+        backbone: shared encoder exposing ``out_channels`` (default DeepLabEncoder).
+        tasks: registered task name -> keyword arguments of its head.
+        weighting: loss weighting strategy (default UncertaintyWeighting).
+        optimizer: optimizer factory; the weighting's parameters get their own group with
+            no weight decay (and the weighting's ``lr`` when it sets one).
+        lr_scheduler: optional scheduler factory (stepped per epoch unless configured).
+        task_modules: modules to import before building heads, so that external tasks
+            registered with ``@register_task`` become available.
+        check_finite: stop with an error naming the task and step when a loss is NaN/inf.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module | None = None,
+        tasks: Mapping[str, Mapping[str, Any]] | None = None,
+        weighting: LossWeighting | None = None,
+        optimizer: OptimizerCallable = _default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        task_modules: list[str] | None = None,
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "weighting", "optimizer", "lr_scheduler"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.check_finite = check_finite
+        import_task_modules(task_modules or [])
+        self.configure_network(backbone or DeepLabEncoder(), dict(tasks or DEFAULT_TASKS),
+                               weighting or UncertaintyWeighting())
+        self.configure_metrics()
+
+    def configure_network(
+        self, backbone: nn.Module, tasks: dict[str, Mapping[str, Any]], weighting: LossWeighting
+    ) -> None:
+        """Build each registered head for the backbone and drop tasks weighted zero."""
+        if not tasks:
+            raise ValueError("model.tasks is empty: name at least one registered task")
+        heads: dict[str, TaskHead] = {}
+        for name, kwargs in tasks.items():
+            head_cls = get_task(name)
+            try:
+                heads[name] = head_cls(in_channels=backbone.out_channels, **dict(kwargs or {}))
+            except TypeError as error:
+                raise TypeError(f"model.tasks.{name}: {error}") from error
+        weighting.bind({name: head.likelihood for name, head in heads.items()})
+        active = {name: head for name, head in heads.items() if weighting.is_active(name)}
+        self.network = MultiTaskNetwork(backbone, active)
+        self.weighting = weighting
+
+    @property
+    def heads(self) -> Mapping[str, TaskHead]:
+        return self.network.heads
+
+    def configure_metrics(self) -> None:
+        """One metric per task and evaluation stage (states sum across DDP processes)."""
+        self.stage_metrics = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict({n: h.make_metrics() for n, h in self.heads.items()})
+                for stage in ("val", "test")
+            }
+        )
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        return self.network(image)
+
+    def task_losses(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Any]):
+        losses = {}
+        for name, head in self.heads.items():
+            head.check_batch(batch, name)
+            losses[name] = head.loss(outputs[name], batch)
+        return losses
+
+    def _check_finite(self, losses: Mapping[str, Tensor], stage: str) -> None:
+        values = torch.stack([loss.detach().float() for loss in losses.values()])
+        if bool(torch.isfinite(values).all()):
+            return
+        bad = {n: float(v) for n, v in zip(losses, values, strict=True) if not torch.isfinite(v)}
+        raise FloatingPointError(
+            f"non-finite {stage} loss for task(s) {bad} at global step {self.global_step} "
+            f"(epoch {self.current_epoch}); lower the learning rate, check that task's "
+            "targets, or clamp the uncertainty (weighting.init_args.clamp)"
+        )
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        outputs = self(batch["image"])
+        losses = self.task_losses(outputs, batch)
+        if self.check_finite:
+            self._check_finite(losses, "training")
+        total = self.weighting(losses)
+        batch_size = batch["image"].shape[0]
+        self.log_dict({f"train/loss/{n}": l.detach() for n, l in losses.items()},
+                      batch_size=batch_size)
+        self.log("train/loss_total", total.detach(), prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/sigma/{n}": v for n, v in self.weighting.sigmas().items()},
+                      batch_size=batch_size)
+        self.log_dict({f"train/weight/{n}": v for n, v in self.weighting.weights().items()},
+                      batch_size=batch_size)
+        return total
+
+    def _evaluation_step(self, stage: str, batch: Mapping[str, Any]) -> None:
+        outputs = self(batch["image"])
+        losses = self.task_losses(outputs, batch)
+        batch_size = batch["image"].shape[0]
+        self.log_dict({f"{stage}/loss/{n}": l for n, l in losses.items()},
+                      batch_size=batch_size, sync_dist=True)
+        for name, head in self.heads.items():
+            head.update_metrics(self.stage_metrics[stage][name], outputs[name], batch)
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._evaluation_step("val", batch)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._evaluation_step("test", batch)
+
+    def _log_metrics(self, stage: str) -> None:
+        for name, metric in self.stage_metrics[stage].items():
+            values = metric.compute()
+            for key, value in values.items():
+                self.log(f"{stage}/{name}/{key.replace(' ', '_')}", value)
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
+        outputs = self(batch["image"])
+        prediction = {name: head.postprocess(outputs[name]) for name, head in self.heads.items()}
+        if "semantic" in outputs:
+            prediction["semantic_probs"] = outputs["semantic"].softmax(dim=1)
+        return {"batch": batch, "outputs": outputs, "prediction": prediction}
+
+    def configure_optimizers(self):
+        groups: list[dict[str, Any]] = [{"params": list(self.network.parameters()),
+                                         "name": "network"}]
+        weighting_params = list(self.weighting.parameters())
+        if weighting_params:
+            # Weight decay would pull s = log sigma^2 toward 0, i.e. sigma toward 1.
+            group = {"params": weighting_params, "weight_decay": 0.0, "name": "uncertainty"}
+            if self.weighting.lr is not None:
+                group["lr"] = self.weighting.lr
+            groups.append(group)
+        optimizer = self.optimizer_factory(groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}

@@ -1,0 +1,61 @@
+"""Constant per-task weights: the hand-tuned baselines of the paper."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from mtlscene.tasks.likelihood import Likelihood
+from mtlscene.weighting.base import LossWeighting
+
+
+class FixedWeighting(LossWeighting):
+    """``total = sum_i w_i L_i`` with constant weights; a weight of 0 switches a task off.
+
+    A task that is off has its head neither computed nor evaluated. :meth:`sigmas` reports
+    the sigma that the task's likelihood would turn into the same weight (flat lines in the
+    sigma plots), so fixed and learned runs can be compared on one chart.
+
+    Args:
+        weights: task -> weight for every task in model.tasks.
+    """
+
+    def __init__(self, weights: Mapping[str, float]) -> None:
+        super().__init__()
+        negative = {name: w for name, w in weights.items() if w < 0}
+        if negative:
+            raise ValueError(f"weighting.weights must be >= 0, got {negative}")
+        self.task_weights = {name: float(w) for name, w in weights.items()}
+
+    def bind(self, likelihoods: Mapping[str, Likelihood | str]) -> None:
+        super().bind(likelihoods)
+        missing = sorted(set(self.likelihoods) - set(self.task_weights))
+        extra = sorted(set(self.task_weights) - set(self.likelihoods))
+        if missing or extra:
+            raise ValueError(
+                f"FixedWeighting.weights must name exactly the tasks in model.tasks "
+                f"{sorted(self.likelihoods)}: missing {missing}, unknown {extra}"
+            )
+        if not any(self.task_weights.values()):
+            raise ValueError("FixedWeighting.weights are all 0: at least one task must be on")
+
+    def is_active(self, task: str) -> bool:
+        return self.task_weights.get(task, 0.0) > 0.0
+
+    def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
+        return sum(self.task_weights[name] * loss for name, loss in losses.items())
+
+    def log_variances(self) -> dict[str, float]:
+        out = {}
+        for name, weight in self.weights().items():
+            scale, exponent = self.likelihoods[name].weight_exponent()
+            out[name] = -math.log(weight / scale) / exponent
+        return out
+
+    def weights(self) -> dict[str, float]:
+        return {name: w for name, w in self.task_weights.items() if w > 0 and name in self.likelihoods}
+
+
+__all__ = ["FixedWeighting"]

@@ -1,0 +1,125 @@
+"""Result files accepted by the official CityScapes evaluation, which agrees with our metrics."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mtlscene.data.labels import label_id, label_id_lut
+from mtlscene.evaluation import (
+    evaluate_instance_level,
+    evaluate_pixel_level,
+    write_instance_result,
+    write_semantic_result,
+)
+from mtlscene.metrics import SemanticSegmentationMetrics
+
+HEIGHT, WIDTH = 64, 128
+STEMS = ("frankfurt_000000_000294", "frankfurt_000000_000576")
+
+
+def _ground_truth(index: int) -> tuple[np.ndarray, np.ndarray]:
+    """labelIds and instanceIds of one image with void, stuff, instances and a car group."""
+    labels = np.full((HEIGHT, WIDTH), label_id("road"), dtype=np.uint8)
+    labels[:16] = label_id("sky")
+    labels[16:32, :64] = label_id("building")
+    labels[16:32, 64:] = label_id("vegetation") if index else label_id("sidewalk")
+    labels[56:] = 1  # ego vehicle (void)
+    labels[:4, :8] = 0  # unlabeled (void)
+    instances = labels.astype(np.uint16)  # 16-bit PNG, as in CityScapes
+    car, person = label_id("car"), label_id("person")
+    labels[34:50, 10:40] = car  # 480 px
+    instances[34:50, 10:40] = car * 1000 + 0
+    labels[36:52, 50:62] = car  # 192 px
+    instances[36:52, 50:62] = car * 1000 + 1
+    labels[33:55, 80:88] = person  # 176 px
+    instances[33:55, 80:88] = person * 1000 + index
+    labels[40:48, 100:120] = car  # a group of cars: no single instance
+    return labels, instances
+
+
+@pytest.fixture
+def cityscapes_root(tmp_path: Path) -> Path:
+    city = tmp_path / "gtFine" / "val" / "frankfurt"
+    city.mkdir(parents=True)
+    for index, stem in enumerate(STEMS):
+        labels, instances = _ground_truth(index)
+        Image.fromarray(labels).save(city / f"{stem}_gtFine_labelIds.png")
+        Image.fromarray(instances).save(city / f"{stem}_gtFine_instanceIds.png")
+    return tmp_path
+
+
+def test_official_miou_equals_ours(cityscapes_root: Path, tmp_path: Path):
+    pred_dir = tmp_path / "results"
+    lut = label_id_lut("trainid")
+    ours = SemanticSegmentationMetrics.from_label_set("trainid")
+    for index, stem in enumerate(STEMS):
+        target = lut[_ground_truth(index)[0]]
+        prediction = np.where(target == 255, 0, target)
+        prediction[:16, :32] = 2  # sky -> building
+        prediction[34:42, 10:40] = 14  # part of a car -> truck (absent from the ground truth)
+        prediction[16:32, 64:80] = 0 if index else 9  # sidewalk/vegetation -> road/terrain
+        prediction[60:, :] = 255  # no prediction: written as "unlabeled" on a void region
+        write_semantic_result(pred_dir, stem, prediction)
+        ours.update(
+            torch.from_numpy(prediction.astype(np.int64))[None],
+            torch.from_numpy(target)[None].long(),
+        )
+    official = evaluate_pixel_level(cityscapes_root, "val", pred_dir)
+    mine = ours.compute()
+    assert 0.3 < official["miou"] < 0.95
+    assert official["miou"] == pytest.approx(mine["miou"].item(), abs=1e-3)
+    for name, iou in official["iou"].items():
+        key = f"iou/{name.replace(' ', '_')}"
+        assert (math.isnan(iou) and math.isnan(mine[key].item())) or iou == pytest.approx(
+            mine[key].item(), abs=1e-5
+        ), name
+    assert official["iou"]["truck"] == 0.0 and math.isnan(official["iou"]["bus"])
+
+
+def test_official_instance_ap_is_one_for_perfect_masks_and_drops_with_a_false_positive(
+    cityscapes_root: Path, tmp_path: Path
+):
+    pred_dir = tmp_path / "results"
+    lut = label_id_lut("trainid")
+    for index, stem in enumerate(STEMS):
+        labels, instances = _ground_truth(index)
+        ids = [i for i in np.unique(instances) if i >= 1000]
+        masks = np.stack([instances == i for i in ids])
+        train_ids = lut[np.array(ids) // 1000]
+        write_instance_result(pred_dir, stem, masks, train_ids, np.linspace(0.9, 0.5, len(ids)))
+        # Semantic results in the same folder must not confuse either evaluation.
+        write_semantic_result(pred_dir, stem, lut[labels])
+    result = evaluate_instance_level(cityscapes_root, "val", pred_dir)
+    assert result["ap"] == pytest.approx(1.0) and result["ap50"] == pytest.approx(1.0)
+    assert result["class_ap"]["car"] == pytest.approx(1.0)
+    assert math.isnan(result["class_ap"]["bus"])
+    assert evaluate_pixel_level(cityscapes_root, "val", pred_dir)["miou"] == pytest.approx(1.0)
+
+    # A confident car on the road that matches nothing lowers the car AP.
+    labels, instances = _ground_truth(0)
+    ids = [i for i in np.unique(instances) if i >= 1000]
+    false_car = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    false_car[42:54, 66:78] = True
+    masks = np.stack([instances == i for i in ids] + [false_car])
+    train_ids = np.append(lut[np.array(ids) // 1000], lut[label_id("car")])
+    write_instance_result(pred_dir, STEMS[0], masks, train_ids, [0.5] * len(ids) + [0.99])
+    worse = evaluate_instance_level(cityscapes_root, "val", pred_dir)
+    assert worse["class_ap"]["car"] < 0.9 and worse["class_ap"]["person"] == pytest.approx(1.0)
+
+
+def test_missing_prediction_is_reported_with_the_official_reason(cityscapes_root, tmp_path):
+    pred_dir = tmp_path / "results"
+    write_semantic_result(pred_dir, STEMS[0], np.zeros((HEIGHT, WIDTH), dtype=np.uint8))
+    with pytest.raises(RuntimeError, match="Found no prediction"):
+        evaluate_pixel_level(cityscapes_root, "val", pred_dir)
+
+
+def test_writers_reject_what_the_official_format_cannot_hold(tmp_path: Path):
+    with pytest.raises(ValueError, match="no spaces"):
+        write_semantic_result(tmp_path, "bad stem", np.zeros((2, 2), dtype=np.uint8))
+    with pytest.raises(ValueError, match="not instance classes"):
+        write_instance_result(tmp_path, STEMS[0], np.ones((1, 2, 2), bool), [0], [0.5])

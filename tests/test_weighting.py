@@ -1,0 +1,123 @@
+import math
+
+import pytest
+import torch
+
+from mtlscene.tasks import Likelihood
+from mtlscene.weighting import FixedWeighting, UncertaintyWeighting
+
+
+def _optimum_s(likelihood: Likelihood, loss_value: float) -> float:
+    weighting = UncertaintyWeighting()
+    weighting.bind({"task": likelihood})
+    optimizer = torch.optim.LBFGS(weighting.parameters(), lr=0.5, max_iter=200)
+    loss = torch.tensor(loss_value)
+
+    def closure():
+        optimizer.zero_grad()
+        total = weighting({"task": loss})
+        total.backward()
+        return total
+
+    optimizer.step(closure)
+    return weighting.log_variances()["task"]
+
+
+@pytest.mark.parametrize(
+    ("likelihood", "expected"),
+    [
+        (Likelihood.GAUSSIAN, lambda L: math.log(L)),
+        (Likelihood.BOLTZMANN, lambda L: math.log(2 * L)),
+        (Likelihood.LAPLACE, lambda L: 2 * math.log(L)),
+    ],
+)
+@pytest.mark.parametrize("loss_value", [0.3, 2.5])
+def test_closed_form_optimum_of_each_likelihood(likelihood, expected, loss_value):
+    assert _optimum_s(likelihood, loss_value) == pytest.approx(expected(loss_value), abs=1e-3)
+
+
+def test_terms_match_the_paper_table():
+    weighting = UncertaintyWeighting(init_log_variance=0.7)
+    weighting.bind({"g": "gaussian", "l": "laplace", "b": "boltzmann"})
+    L, s = torch.tensor(3.0), 0.7
+    assert float(weighting.task_term("g", L)) == pytest.approx(0.5 * math.exp(-s) * 3 + 0.5 * s)
+    assert float(weighting.task_term("l", L)) == pytest.approx(math.exp(-s / 2) * 3 + 0.5 * s)
+    assert float(weighting.task_term("b", L)) == pytest.approx(math.exp(-s) * 3 + 0.5 * s)
+    assert weighting.weights() == pytest.approx(
+        {"g": 0.5 * math.exp(-s), "l": math.exp(-s / 2), "b": math.exp(-s)}
+    )
+    assert weighting.sigmas()["g"] == pytest.approx(math.exp(s / 2))
+
+
+def test_toy_regression_recovers_noise_sigmas():
+    """Two outputs with noise sigma 10 and 1: the learned sigmas land within 10%."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, 4, generator=generator)
+    true_w = torch.randn(4, 2, generator=generator)
+    noise = torch.randn(4096, 2, generator=generator) * torch.tensor([10.0, 1.0])
+    y = x @ true_w + noise
+    model = torch.nn.Linear(4, 2)
+    weighting = UncertaintyWeighting()
+    weighting.bind({"noisy": "gaussian", "clean": "gaussian"})
+    optimizer = torch.optim.Adam(
+        [{"params": model.parameters()}, {"params": weighting.parameters(), "lr": 0.05}],
+        lr=0.05,
+    )
+    for _ in range(1500):
+        optimizer.zero_grad()
+        squared = (model(x) - y) ** 2
+        # Gaussian NLL with mean squared error: the optimum sigma^2 is the noise variance.
+        total = weighting({"noisy": squared[:, 0].mean(), "clean": squared[:, 1].mean()})
+        total.backward()
+        optimizer.step()
+    sigmas = weighting.sigmas()
+    assert sigmas["noisy"] == pytest.approx(10.0, rel=0.1)
+    assert sigmas["clean"] == pytest.approx(1.0, rel=0.1)
+    # The noisy task ends with the smaller weight.
+    assert weighting.weights()["noisy"] < weighting.weights()["clean"] / 50
+
+
+def test_log1p_regularizer_keeps_total_non_negative_and_clamp_bounds_s():
+    weighting = UncertaintyWeighting(init_log_variance=-8.0, regularizer="log1p")
+    weighting.bind({"a": "gaussian"})
+    assert float(weighting({"a": torch.tensor(0.0)})) >= 0.0
+    plain = UncertaintyWeighting(init_log_variance=-8.0)
+    plain.bind({"a": "gaussian"})
+    assert float(plain({"a": torch.tensor(0.0)})) < 0.0  # the paper's form can go negative
+    clamped = UncertaintyWeighting(init_log_variance=-8.0, clamp=(-2.0, 5.0))
+    clamped.bind({"a": "gaussian"})
+    assert clamped.log_variances()["a"] == -2.0
+
+
+def test_weighting_runs_in_float32_under_autocast():
+    weighting = UncertaintyWeighting(init_log_variance={"a": 0.3})
+    weighting.bind({"a": "boltzmann"})
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = torch.tensor(1.2345678, dtype=torch.bfloat16) * 1.0
+        total = weighting({"a": loss})
+    assert total.dtype == torch.float32
+
+
+def test_bad_options_name_the_problem():
+    with pytest.raises(ValueError, match="regularizer"):
+        UncertaintyWeighting(regularizer="log2")
+    with pytest.raises(ValueError, match="likelihood"):
+        UncertaintyWeighting().bind({"a": "poisson"})
+    fixed = FixedWeighting({"semantic": 1.0})
+    with pytest.raises(ValueError, match="missing \\['depth'\\]"):
+        fixed.bind({"semantic": "boltzmann", "depth": "gaussian"})
+    with pytest.raises(ValueError, match=">= 0"):
+        FixedWeighting({"semantic": -1.0})
+
+
+def test_fixed_weighting_sums_and_switches_tasks_off():
+    fixed = FixedWeighting({"semantic": 0.89, "instance": 0.0, "depth": 0.1})
+    fixed.bind({"semantic": "boltzmann", "instance": "gaussian", "depth": "gaussian"})
+    assert not fixed.is_active("instance") and fixed.is_active("depth")
+    total = fixed({"semantic": torch.tensor(2.0), "depth": torch.tensor(3.0)})
+    assert float(total) == pytest.approx(0.89 * 2 + 0.1 * 3)
+    assert fixed.weights() == {"semantic": 0.89, "depth": 0.1}
+    # The equivalent sigma turns back into the same weight through the likelihood.
+    sigma = fixed.sigmas()["depth"]
+    assert 0.5 / sigma**2 == pytest.approx(0.1)
+    assert list(fixed.parameters()) == []
