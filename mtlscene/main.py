@@ -13,11 +13,8 @@ from mtlscene.data.datamodule import CityscapesDataModule  # noqa: E402
 from mtlscene.trainers.multitask import MultiTaskModule  # noqa: E402
 
 
-def main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
-    """Run the LightningCLI; ``args=None`` reads ``sys.argv``.
-
-    Several ``--config`` files compose in order (later ones override earlier ones).
-    """
+def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
+    """Build (and by default run) the LightningCLI; ``args=None`` reads ``sys.argv``."""
     return LightningCLI(
         MultiTaskModule,
         CityscapesDataModule,
@@ -27,3 +24,8 @@ def main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
         args=args,
         run=run,
     )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point. Several ``--config`` files compose in order (later ones win)."""
+    build_cli(args)

@@ -256,12 +256,12 @@ def evaluate_pixel_level(
         predictions = [official.getPrediction(args, gt) for gt in gt_files]
         result = official.evaluateImgLists(predictions, gt_files, args)
     evaluated = {lab.name for lab in labels if not lab.ignoreInEval and lab.id >= 0}
-    class_iou = {name: v for name, v in result["classScores"].items() if name in evaluated}
-    category_iou = {name: v for name, v in result["categoryScores"].items() if not math.isnan(v)}
+    class_iou = {n: float(v) for n, v in result["classScores"].items() if n in evaluated}
+    category_iou = {n: float(v) for n, v in result["categoryScores"].items() if not math.isnan(v)}
     return {
-        "miou": result["averageScoreClasses"],
+        "miou": float(result["averageScoreClasses"]),
         "iou": class_iou,
-        "category_miou": result["averageScoreCategories"],
+        "category_miou": float(result["averageScoreCategories"]),
         "category_iou": category_iou,
         "confusion_matrix": np.asarray(result["confMatrix"], dtype=np.int64),
     }

@@ -56,6 +56,7 @@ class MultiTaskModule(LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.check_finite = check_finite
+        self.latest_losses: dict[str, Tensor] = {}
         import_task_modules(task_modules or [])
         self.configure_network(backbone or DeepLabEncoder(), dict(tasks or DEFAULT_TASKS),
                                weighting or UncertaintyWeighting())
@@ -119,17 +120,20 @@ class MultiTaskModule(LightningModule):
         if self.check_finite:
             self._check_finite(losses, "training")
         total = self.weighting(losses)
+        self.latest_losses = {name: loss.detach() for name, loss in losses.items()}
         batch_size = batch["image"].shape[0]
         self.log_dict({f"train/loss/{n}": l.detach() for n, l in losses.items()},
                       batch_size=batch_size)
         self.log("train/loss_total", total.detach(), prog_bar=True, batch_size=batch_size)
-        self.log_dict({f"train/sigma/{n}": v for n, v in self.weighting.sigmas().items()},
-                      batch_size=batch_size)
-        self.log_dict({f"train/weight/{n}": v for n, v in self.weighting.weights().items()},
-                      batch_size=batch_size)
+        # Read off the weighting, identical on every rank: no sync needed.
+        for kind, values in (("s", self.weighting.log_variances()),
+                             ("sigma", self.weighting.sigmas()),
+                             ("weight", self.weighting.weights())):
+            self.log_dict({f"uncertainty/{kind}/{n}": v for n, v in values.items()},
+                          batch_size=batch_size, on_step=True, on_epoch=True)
         return total
 
-    def _evaluation_step(self, stage: str, batch: Mapping[str, Any]) -> None:
+    def _evaluation_step(self, stage: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         outputs = self(batch["image"])
         losses = self.task_losses(outputs, batch)
         batch_size = batch["image"].shape[0]
@@ -137,12 +141,13 @@ class MultiTaskModule(LightningModule):
                       batch_size=batch_size, sync_dist=True)
         for name, head in self.heads.items():
             head.update_metrics(self.stage_metrics[stage][name], outputs[name], batch)
+        return outputs
 
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        self._evaluation_step("val", batch)
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluation_step("val", batch)
 
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        self._evaluation_step("test", batch)
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluation_step("test", batch)
 
     def _log_metrics(self, stage: str) -> None:
         for name, metric in self.stage_metrics[stage].items():
