@@ -132,6 +132,7 @@ def random_batch(seed: int, batch: int = 4, shape=(48, 64)) -> tuple[list[dict],
     """Scenes with instances, groups, void and small objects; imperfect overlapping guesses."""
     rng = np.random.default_rng(seed)
     ids = torch.full((batch, *shape), ROAD)
+    train_id = {CAR: CAR_T, PERSON: PERSON_T, RIDER: RIDER_T}
     preds = []
     for b in range(batch):
         ids[b, 40:48, 0:20] = STATIC
@@ -139,18 +140,15 @@ def random_batch(seed: int, batch: int = 4, shape=(48, 64)) -> tuple[list[dict],
         masks, labels, scores = [], [], []
         for k in range(6):
             cls = [CAR, PERSON, RIDER][k % 3]
-            h, w = rng.integers(2, 16, size=2)
+            h, w = rng.integers(3, 14, size=2)
             y0, x0 = rng.integers(0, shape[0] - h), rng.integers(0, shape[1] - w)
             ids[b, y0 : y0 + h, x0 : x0 + w] = cls * 1000 + k + 1
             for _ in range(rng.integers(0, 3)):  # 0-2 guesses per object
-                dy, dx, dh, dw = rng.integers(-3, 4, size=4)
+                dy, dx, dh, dw = rng.integers(-1, 2, size=4)
                 masks.append(box(shape, y0 + dy, y0 + h + dy + dh, x0 + dx, x0 + w + dx + dw))
-                labels.append({CAR: CAR_T, PERSON: PERSON_T, RIDER: RIDER_T}[cls])
-                if rng.random() < 0.15:
-                    labels[-1] = CAR_T  # wrong class
+                labels.append(CAR_T if rng.random() < 0.1 else train_id[cls])
                 scores.append(float(rng.random()))
-        for _ in range(2):  # pure clutter, sometimes on void or the group
-            y0, x0 = rng.integers(0, shape[0] - 6), rng.integers(0, shape[1] - 6)
+        for y0, x0 in ((41, 2), (1, 46), tuple(rng.integers(0, 40, size=2))):  # void, group, any
             masks.append(box(shape, y0, y0 + 6, x0, x0 + 8))
             labels.append(int(rng.choice([CAR_T, PERSON_T])))
             scores.append(float(rng.random()))
@@ -201,7 +199,8 @@ def official_ap(preds: list[dict], ids: torch.Tensor, min_region: int, tmp_path)
 
 
 @pytest.mark.parametrize("seed,min_region", [(0, 10), (1, 10), (2, 30)])
-def test_matches_official_cityscapes_evaluation(seed, min_region, tmp_path):
+def test_matches_official_cityscapes_evaluation(seed, min_region, tmp_path, monkeypatch):
+    monkeypatch.setattr(np, "in1d", np.isin, raising=False)  # removed in NumPy 2, used there
     preds, ids = random_batch(seed)
     ours = evaluate(preds, ids, min_region_pixels=min_region)
     theirs = official_ap(preds, ids, min_region, tmp_path)

@@ -1,6 +1,7 @@
-"""Lightning callbacks: metric tables and uncertainty tracking."""
+"""Lightning callbacks: metric tables, uncertainty tracking, prediction files."""
 
 from mtlscene.callbacks.metrics_table import MetricsTable
+from mtlscene.callbacks.prediction_writer import PredictionWriter
 from mtlscene.callbacks.uncertainty_tracker import UncertaintyTracker
 
-__all__ = ["MetricsTable", "UncertaintyTracker"]
+__all__ = ["MetricsTable", "PredictionWriter", "UncertaintyTracker"]

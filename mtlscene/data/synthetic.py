@@ -68,18 +68,49 @@ MOTORCYCLE, BICYCLE = label_id("motorcycle"), label_id("bicycle")
 MAX_DISPARITY = (65535 - 1) / 256
 
 _CAR_COLOURS = np.array(
-    [[0.85, 0.85, 0.85], [0.6, 0.62, 0.65], [0.08, 0.08, 0.09], [0.3, 0.3, 0.32],
-     [0.6, 0.08, 0.07], [0.1, 0.2, 0.5], [0.07, 0.1, 0.25], [0.15, 0.3, 0.2],
-     [0.7, 0.65, 0.5], [0.85, 0.7, 0.2]], dtype=np.float32)
+    [
+        [0.85, 0.85, 0.85],
+        [0.6, 0.62, 0.65],
+        [0.08, 0.08, 0.09],
+        [0.3, 0.3, 0.32],
+        [0.6, 0.08, 0.07],
+        [0.1, 0.2, 0.5],
+        [0.07, 0.1, 0.25],
+        [0.15, 0.3, 0.2],
+        [0.7, 0.65, 0.5],
+        [0.85, 0.7, 0.2],
+    ],
+    dtype=np.float32,
+)
 _BUILDING_COLOURS = np.array(
-    [[0.72, 0.66, 0.55], [0.6, 0.6, 0.6], [0.55, 0.3, 0.22], [0.85, 0.83, 0.78],
-     [0.8, 0.72, 0.5], [0.45, 0.42, 0.4], [0.62, 0.5, 0.42]], dtype=np.float32)
+    [
+        [0.72, 0.66, 0.55],
+        [0.6, 0.6, 0.6],
+        [0.55, 0.3, 0.22],
+        [0.85, 0.83, 0.78],
+        [0.8, 0.72, 0.5],
+        [0.45, 0.42, 0.4],
+        [0.62, 0.5, 0.42],
+    ],
+    dtype=np.float32,
+)
 _CLOTHES = np.array(
-    [[0.1, 0.1, 0.12], [0.2, 0.22, 0.35], [0.5, 0.1, 0.1], [0.75, 0.75, 0.72],
-     [0.35, 0.3, 0.25], [0.15, 0.3, 0.2], [0.6, 0.5, 0.2], [0.3, 0.3, 0.3]], dtype=np.float32)
+    [
+        [0.1, 0.1, 0.12],
+        [0.2, 0.22, 0.35],
+        [0.5, 0.1, 0.1],
+        [0.75, 0.75, 0.72],
+        [0.35, 0.3, 0.25],
+        [0.15, 0.3, 0.2],
+        [0.6, 0.5, 0.2],
+        [0.3, 0.3, 0.3],
+    ],
+    dtype=np.float32,
+)
 _VEHICLE_COLOURS = np.array(
-    [[0.9, 0.9, 0.88], [0.85, 0.75, 0.1], [0.7, 0.1, 0.1], [0.2, 0.35, 0.6],
-     [0.3, 0.5, 0.3]], dtype=np.float32)
+    [[0.9, 0.9, 0.88], [0.85, 0.75, 0.1], [0.7, 0.1, 0.1], [0.2, 0.35, 0.6], [0.3, 0.5, 0.3]],
+    dtype=np.float32,
+)
 
 
 @dataclass
@@ -127,8 +158,13 @@ class _Camera:
     def to_json(self) -> dict:
         return {
             "extrinsic": {
-                "baseline": self.baseline, "pitch": self.pitch, "roll": 0.0,
-                "x": 1.7, "y": 0.1, "yaw": 0.0, "z": self.height,
+                "baseline": self.baseline,
+                "pitch": self.pitch,
+                "roll": 0.0,
+                "x": 1.7,
+                "y": 0.1,
+                "yaw": 0.0,
+                "z": self.height,
             },
             "intrinsic": {"fx": self.fx, "fy": self.fy, "u0": self.u0, "v0": self.v0},
         }
@@ -337,8 +373,14 @@ def _two_wheeler_painter(rng, width, height, motor: bool):
             seat = (width * 0.42, height * 0.25)
             head = (width * 0.78, height * 0.2)
             crank = (width * 0.48, height - radius)
-            tubes = [(hubs[0], seat), (seat, head), (head, hubs[1]), (seat, crank),
-                     (crank, head), (hubs[0], crank)]
+            tubes = [
+                (hubs[0], seat),
+                (seat, head),
+                (head, hubs[1]),
+                (seat, crank),
+                (crank, head),
+                (hubs[0], crank),
+            ]
             parts = np.zeros(xm.shape, bool)
             for (x0, y0), (x1, y1) in tubes:
                 parts |= _segment_distance(xm, ym, x0, y0, x1, y1) < 0.035
@@ -459,6 +501,31 @@ def _edge(street: _Street, side: int) -> float:
     return street.left if side < 0 else street.right
 
 
+_FOLIAGE = np.array([0.2, 0.32, 0.12], np.float32)
+
+
+def _block(
+    rng, side: int, offset: float, start: float, end: float, top: float, foliage: bool
+) -> _Plane:
+    """A building facade (random window grid, maybe shop windows) or a row of trees."""
+    if foliage:
+        return _Plane(
+            side, offset, start, end, top, VEGETATION, "foliage", _jitter(rng, _FOLIAGE, 0.2), {}
+        )
+    params = {
+        "floor": rng.uniform(2.9, 3.6),
+        "spacing": rng.uniform(1.8, 3.8),
+        "win_w": rng.uniform(0.35, 0.6),
+        "win_h": rng.uniform(0.4, 0.6),
+        "glass": _jitter(rng, np.array([0.18, 0.22, 0.28], np.float32), 0.3),
+        "shop": bool(rng.random() < 0.4),
+        "phase": rng.uniform(0, 10),
+    }
+    return _Plane(
+        side, offset, start, end, top, BUILDING, "facade", _pick(rng, _BUILDING_COLOURS), params
+    )
+
+
 def _sample_planes(rng: np.random.Generator, street: _Street) -> list[_Plane]:
     planes: list[_Plane] = []
     horizon = street.end if math.isfinite(street.end) else 400.0
@@ -472,25 +539,30 @@ def _sample_planes(rng: np.random.Generator, street: _Street) -> list[_Plane]:
                 z += rng.uniform(3, 10)
                 continue
             setback = rng.uniform(0, 1.5) if rng.random() < 0.4 else 0.0
-            params = {
-                "floor": rng.uniform(2.9, 3.6), "spacing": rng.uniform(1.8, 3.8),
-                "win_w": rng.uniform(0.35, 0.6), "win_h": rng.uniform(0.4, 0.6),
-                "glass": _jitter(rng, np.array([0.18, 0.22, 0.28], np.float32), 0.3),
-                "shop": bool(rng.random() < 0.4), "phase": rng.uniform(0, 10),
-            }
-            planes.append(_Plane(side, front + setback, z, min(z + length, horizon),
-                                 rng.uniform(7, 26), BUILDING, "facade",
-                                 _pick(rng, _BUILDING_COLOURS), params))
+            planes.append(
+                _block(
+                    rng,
+                    side,
+                    front + setback,
+                    z,
+                    min(z + length, horizon),
+                    rng.uniform(7, 26),
+                    foliage=False,
+                )
+            )
             z += length
         # A back row (trees or taller buildings) fills the gaps.
-        back_kind = "foliage" if rng.random() < 0.5 else "facade"
-        planes.append(_Plane(
-            side, front + rng.uniform(10, 20), -5, horizon, rng.uniform(8, 20),
-            VEGETATION if back_kind == "foliage" else BUILDING, back_kind,
-            _jitter(rng, np.array([0.2, 0.32, 0.12], np.float32), 0.2)
-            if back_kind == "foliage" else _pick(rng, _BUILDING_COLOURS),
-            {"floor": 3.2, "spacing": 2.5, "win_w": 0.5, "win_h": 0.5, "shop": False,
-             "glass": np.array([0.2, 0.22, 0.27], np.float32), "phase": 0.0}))
+        planes.append(
+            _block(
+                rng,
+                side,
+                front + rng.uniform(10, 20),
+                -5,
+                horizon,
+                rng.uniform(8, 20),
+                foliage=rng.random() < 0.5,
+            )
+        )
         # Hedges, fences and walls at the back of the sidewalk.
         for _ in range(int(rng.integers(0, 3))):
             kind = str(rng.choice(["hedge", "fence", "wall"]))
@@ -498,40 +570,63 @@ def _sample_planes(rng: np.random.Generator, street: _Street) -> list[_Plane]:
             label = {"hedge": VEGETATION, "fence": FENCE, "wall": WALL}[kind]
             colour = {
                 "hedge": np.array([0.18, 0.3, 0.1], np.float32),
-                "fence": _pick(rng, np.array([[0.35, 0.35, 0.35], [0.2, 0.3, 0.22],
-                                              [0.45, 0.35, 0.25]], np.float32)),
+                "fence": _pick(
+                    rng,
+                    np.array(
+                        [[0.35, 0.35, 0.35], [0.2, 0.3, 0.22], [0.45, 0.35, 0.25]], np.float32
+                    ),
+                ),
                 "wall": np.array([0.55, 0.53, 0.5], np.float32),
             }[kind]
-            planes.append(_Plane(side, walk - 0.1, z0, z0 + rng.uniform(5, 30),
-                                 rng.uniform(0.8, 2.0), label, kind, _jitter(rng, colour), {}))
-    if math.isfinite(street.end):
+            planes.append(
+                _Plane(
+                    side,
+                    walk - 0.1,
+                    z0,
+                    z0 + rng.uniform(5, 30),
+                    rng.uniform(0.8, 2.0),
+                    label,
+                    kind,
+                    _jitter(rng, colour),
+                    {},
+                )
+            )
+    if math.isfinite(street.end):  # the buildings (and some trees) across the far end
         x = -rng.uniform(150, 200)
         while x < 200:
             width = rng.uniform(8, 30)
-            foliage = rng.random() < 0.2
-            planes.append(_Plane(
-                0, street.end, x, x + width, rng.uniform(6, 30),
-                VEGETATION if foliage else BUILDING, "foliage" if foliage else "facade",
-                _jitter(rng, np.array([0.2, 0.32, 0.12], np.float32), 0.2) if foliage
-                else _pick(rng, _BUILDING_COLOURS),
-                {"floor": rng.uniform(2.9, 3.6), "spacing": rng.uniform(1.8, 3.8),
-                 "win_w": 0.5, "win_h": 0.5, "shop": False, "phase": 0.0,
-                 "glass": np.array([0.2, 0.22, 0.27], np.float32)}))
+            planes.append(
+                _block(
+                    rng, 0, street.end, x, x + width, rng.uniform(6, 30), foliage=rng.random() < 0.2
+                )
+            )
             x += width
     return planes
 
 
-def _sample_billboards(rng: np.random.Generator, street: _Street, noise: _Noise
-                       ) -> list[_Billboard]:
+def _sample_billboards(
+    rng: np.random.Generator, street: _Street, noise: _Noise
+) -> list[_Billboard]:
     things: list[_Billboard] = []
 
     def add(label, x_centre, z, width, height, paint, bottom=0.0, individual=True):
-        things.append(_Billboard(label, x_centre - width / 2, x_centre + width / 2, z,
-                                 bottom, bottom + height, paint, individual))
+        things.append(
+            _Billboard(
+                label,
+                x_centre - width / 2,
+                x_centre + width / 2,
+                z,
+                bottom,
+                bottom + height,
+                paint,
+                individual,
+            )
+        )
 
     # Vehicles in lanes (rear views ahead, front views in oncoming lanes) and parked ones.
-    lane_centres = [-street.left + (k + 0.5) * street.lane_width
-                    for k in range(len(street.lane_lines) + 1)]
+    lane_centres = [
+        -street.left + (k + 0.5) * street.lane_width for k in range(len(street.lane_lines) + 1)
+    ]
     for centre in lane_centres:
         z = rng.uniform(4 if abs(centre) > 1.5 else 7, 18)
         while z < 80 and rng.random() < 0.75:
@@ -577,8 +672,15 @@ def _sample_billboards(rng: np.random.Generator, street: _Street, noise: _Noise
         z = rng.uniform(8, 35)
         for _ in range(int(rng.integers(3, 7))):
             w, h = rng.uniform(0.45, 0.6), rng.uniform(1.6, 1.9)
-            add(PERSON, centre + rng.uniform(-1, 1), z + rng.uniform(-1, 1), w, h,
-                _person_painter(rng, w, h), individual=False)
+            add(
+                PERSON,
+                centre + rng.uniform(-1, 1),
+                z + rng.uniform(-1, 1),
+                w,
+                h,
+                _person_painter(rng, w, h),
+                individual=False,
+            )
 
     # Cyclists and motorcyclists near the road edge, seen from the side.
     for _ in range(int(rng.integers(0, 3))):
@@ -589,8 +691,15 @@ def _sample_billboards(rng: np.random.Generator, street: _Street, noise: _Noise
         w, h = (2.0, 1.15) if motor else (1.7, 1.05)
         add(MOTORCYCLE if motor else BICYCLE, x, z, w, h, _two_wheeler_painter(rng, w, h, motor))
         rw, rh = rng.uniform(0.5, 0.6), rng.uniform(1.4, 1.55)
-        add(RIDER, x - 0.1 * w, z - 1e-3, rw, rh, _person_painter(rng, rw, rh, helmet=motor),
-            bottom=0.3)
+        add(
+            RIDER,
+            x - 0.1 * w,
+            z - 1e-3,
+            rw,
+            rh,
+            _person_painter(rng, rw, rh, helmet=motor),
+            bottom=0.3,
+        )
 
     # Street furniture: trees, poles, signs, traffic lights, bins.
     for index, side in enumerate((-1, 1)):
@@ -600,8 +709,15 @@ def _sample_billboards(rng: np.random.Generator, street: _Street, noise: _Noise
             while z < 90:
                 w, h = rng.uniform(2.5, 5.5), rng.uniform(5, 10)
                 x = side * (walk + street.terrain[index] / 2 - 0.6)
-                add(VEGETATION, x, z, w, h, _tree_painter(rng, noise, w, h, rng.uniform(1.5, 3)),
-                    individual=False)
+                add(
+                    VEGETATION,
+                    x,
+                    z,
+                    w,
+                    h,
+                    _tree_painter(rng, noise, w, h, rng.uniform(1.5, 3)),
+                    individual=False,
+                )
                 z += rng.uniform(7, 16)
         z = rng.uniform(3, 20)
         while z < 90:
@@ -613,23 +729,47 @@ def _sample_billboards(rng: np.random.Generator, street: _Street, noise: _Noise
                 add(POLE, x, z, 0.08, top, _pole_painter(grey), individual=False)
                 size = rng.uniform(0.55, 0.8)
                 shape = str(rng.choice(["disc", "triangle", "box"]))
-                colour = _pick(rng, np.array([[0.75, 0.1, 0.1], [0.1, 0.25, 0.65],
-                                              [0.9, 0.75, 0.1]], np.float32))
-                add(SIGN, x, z - 0.05, size, size, _flat_painter(colour, shape, size, size),
-                    bottom=top - 0.1, individual=False)
+                colour = _pick(
+                    rng,
+                    np.array([[0.75, 0.1, 0.1], [0.1, 0.25, 0.65], [0.9, 0.75, 0.1]], np.float32),
+                )
+                add(
+                    SIGN,
+                    x,
+                    z - 0.05,
+                    size,
+                    size,
+                    _flat_painter(colour, shape, size, size),
+                    bottom=top - 0.1,
+                    individual=False,
+                )
             elif kind < 0.5:  # a traffic light
                 top = rng.uniform(2.6, 4.2)
                 add(POLE, x, z, 0.12, top, _pole_painter(grey), individual=False)
-                add(LIGHT, x, z - 0.05, 0.35, 0.95, _traffic_light_painter(rng, 0.35, 0.95),
-                    bottom=top - 0.3, individual=False)
+                add(
+                    LIGHT,
+                    x,
+                    z - 0.05,
+                    0.35,
+                    0.95,
+                    _traffic_light_painter(rng, 0.35, 0.95),
+                    bottom=top - 0.3,
+                    individual=False,
+                )
             elif kind < 0.85:  # a street lamp with an arm over the road
                 w, h, arm = rng.uniform(0.12, 0.25), rng.uniform(5, 9), -side * 1.2
-                add(POLE, x, z, w + abs(arm) * 2, h, _lamp_painter(grey, w, arm),
-                    individual=False)
+                add(POLE, x, z, w + abs(arm) * 2, h, _lamp_painter(grey, w, arm), individual=False)
             else:  # a bin or bollard
                 w, h = rng.uniform(0.4, 1.0), rng.uniform(0.6, 1.1)
-                add(STATIC, side * (walk - 0.5), z, w, h,
-                    _flat_painter(_pick(rng, _CLOTHES, 0.2)), individual=False)
+                add(
+                    STATIC,
+                    side * (walk - 0.5),
+                    z,
+                    w,
+                    h,
+                    _flat_painter(_pick(rng, _CLOTHES, 0.2)),
+                    individual=False,
+                )
             z += rng.uniform(8, 25)
     return things
 
@@ -652,6 +792,7 @@ class _Renderer:
         self.noise = _Noise(rng)
         self.sunny = rng.random() < 0.6
         self.sun_side = -1 if rng.random() < 0.5 else 1
+        self.horizon_colour = _jitter(rng, np.array([0.85, 0.87, 0.9], np.float32), 0.05)
 
     # Background: ground, planes, sky -------------------------------------------------------
     def background(self, street: _Street, planes: list[_Plane]) -> None:
@@ -716,8 +857,11 @@ class _Renderer:
         label[(dist > walk) & (dist <= green)] = TERRAIN
         rng = self.rng
         road_c = _jitter(rng, np.array([0.34, 0.34, 0.36], np.float32), 0.15)
-        walk_c = _pick(rng, np.array([[0.58, 0.56, 0.53], [0.55, 0.45, 0.42],
-                                      [0.5, 0.5, 0.52]], np.float32), 0.1)
+        walk_c = _pick(
+            rng,
+            np.array([[0.58, 0.56, 0.53], [0.55, 0.45, 0.42], [0.5, 0.5, 0.52]], np.float32),
+            0.1,
+        )
         terrain_c = _jitter(rng, np.array([0.38, 0.4, 0.22], np.float32), 0.15)
         rgb = np.empty((x.size, 3), np.float32)
         fine = noise(x / 0.12, z / 0.12)
@@ -790,7 +934,6 @@ class _Renderer:
             zenith = _jitter(rng, np.array([0.35, 0.55, 0.85], np.float32), 0.1)
         else:
             zenith = _jitter(rng, np.array([0.7, 0.72, 0.75], np.float32), 0.08)
-        self.horizon_colour = _jitter(rng, np.array([0.85, 0.87, 0.9], np.float32), 0.05)
         horizon_row = self.cam.v0 - self.cam.fy * math.tan(self.cam.pitch)
         up = np.clip((horizon_row - rows) / max(horizon_row, 1.0), 0, 1) ** 0.6
         rgb = self.horizon_colour * (1 - up)[:, None] + zenith * up[:, None]
@@ -865,8 +1008,7 @@ class _Renderer:
         haze = (1 - np.exp(-depth / visibility)).astype(np.float32)
         haze[self.label == SKY] = 0
         haze[self.label == EGO] = 0
-        colour = getattr(self, "horizon_colour", np.array([0.85, 0.87, 0.9], np.float32))
-        rgb = self.rgb * (1 - haze[..., None]) + colour * haze[..., None]
+        rgb = self.rgb * (1 - haze[..., None]) + self.horizon_colour * haze[..., None]
         gain = rng.uniform(0.65, 1.25) * _jitter(rng, np.ones(3, np.float32), 0.08)
         rows = (np.arange(self.height) - self.height / 2) / self.height
         cols = (np.arange(self.width) - self.width / 2) / self.width
@@ -984,11 +1126,14 @@ def write_scene(root: Path, split: str, city: str, stem: str, scene: SyntheticSc
     save_png(gt / f"{stem}_gtFine_labelIds.png", scene.label_ids)
     save_png(gt / f"{stem}_gtFine_instanceIds.png", scene.instance_ids)
     colour = np.concatenate(
-        [label_id_palette()[scene.label_ids],
-         np.full(scene.label_ids.shape + (1,), 255, np.uint8)], axis=-1)
+        [label_id_palette()[scene.label_ids], np.full(scene.label_ids.shape + (1,), 255, np.uint8)],
+        axis=-1,
+    )
     save_png(gt / f"{stem}_gtFine_color.png", colour)
-    save_png(root / "disparity" / split / city / f"{stem}_disparity.png",
-             encode_disparity(scene.disparity, scene.disparity_valid))
+    save_png(
+        root / "disparity" / split / city / f"{stem}_disparity.png",
+        encode_disparity(scene.disparity, scene.disparity_valid),
+    )
     camera = root / "camera" / split / city / f"{stem}_camera.json"
     camera.parent.mkdir(parents=True, exist_ok=True)
     camera.write_text(json.dumps(scene.camera, indent=4, sort_keys=True) + "\n")

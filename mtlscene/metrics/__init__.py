@@ -2,6 +2,12 @@
 
 from mtlscene.metrics.depth import DisparityMetrics
 from mtlscene.metrics.offset import OffsetError
+from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
 
-__all__ = ["DisparityMetrics", "OffsetError", "SemanticSegmentationMetrics"]
+__all__ = [
+    "DisparityMetrics",
+    "InstanceAveragePrecision",
+    "OffsetError",
+    "SemanticSegmentationMetrics",
+]

@@ -168,7 +168,7 @@ class InstanceAveragePrecision(Metric):
         device = self.num_gt.device
         labels = _cat(self.pred_labels, device).long()
         scores = _cat(self.pred_scores, device).double()
-        outcomes = _cat(self.pred_outcomes, device).long().view(labels.numel(), -1)
+        outcomes = _cat(self.pred_outcomes, device).long().view(-1, len(IOU_THRESHOLDS))
         ap = torch.full((len(self.thing_train_ids), len(IOU_THRESHOLDS)), torch.nan)
         for c in range(len(self.thing_train_ids)):
             num_gt = int(self.num_gt[c])

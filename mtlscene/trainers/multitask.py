@@ -10,8 +10,10 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.models.encoder import DeepLabEncoder
 from mtlscene.models.network import MultiTaskNetwork
+from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.tasks import TaskHead, get_task, import_task_modules
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
 
@@ -39,6 +41,10 @@ class MultiTaskModule(LightningModule):
         task_modules: modules to import before building heads, so that external tasks
             registered with ``@register_task`` become available.
         check_finite: stop with an error naming the task and step when a loss is NaN/inf.
+        clustering: turns centroid votes and the semantic prediction into instance masks
+            (default CentroidVoteClustering when both tasks are trained on trainIds).
+        instance_ap: evaluate CityScapes-style instance AP in validate/test (needs
+            clustering); prediction always clusters.
     """
 
     def __init__(
@@ -50,9 +56,13 @@ class MultiTaskModule(LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         task_modules: list[str] | None = None,
         check_finite: bool = True,
+        clustering: CentroidVoteClustering | None = None,
+        instance_ap: bool = True,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "weighting", "optimizer", "lr_scheduler"])
+        self.save_hyperparameters(
+            ignore=["backbone", "weighting", "optimizer", "lr_scheduler", "clustering"]
+        )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.check_finite = check_finite
@@ -60,6 +70,10 @@ class MultiTaskModule(LightningModule):
         import_task_modules(task_modules or [])
         self.configure_network(backbone or DeepLabEncoder(), dict(tasks or DEFAULT_TASKS),
                                weighting or UncertaintyWeighting())
+        self.clustering = clustering
+        if clustering is None and self.can_cluster:
+            self.clustering = CentroidVoteClustering()
+        self.instance_ap = instance_ap and self.clustering is not None
         self.configure_metrics()
 
     def configure_network(
@@ -84,6 +98,12 @@ class MultiTaskModule(LightningModule):
     def heads(self) -> Mapping[str, TaskHead]:
         return self.network.heads
 
+    @property
+    def can_cluster(self) -> bool:
+        """Instances need the centroid votes and a trainId semantic prediction."""
+        semantic = self.heads["semantic"] if "semantic" in self.heads else None
+        return "instance" in self.heads and getattr(semantic, "label_set", None) == "trainid"
+
     def configure_metrics(self) -> None:
         """One metric per task and evaluation stage (states sum across DDP processes)."""
         self.stage_metrics = nn.ModuleDict(
@@ -92,6 +112,14 @@ class MultiTaskModule(LightningModule):
                 for stage in ("val", "test")
             }
         )
+        if self.instance_ap:
+            for stage in ("val", "test"):
+                self.stage_metrics[stage]["instance_ap"] = InstanceAveragePrecision()
+
+    def cluster_instances(self, outputs: Mapping[str, Tensor]) -> list[dict[str, Tensor]]:
+        """Instance masks, trainIds and scores per image from the raw network outputs."""
+        probs = outputs["semantic"].float().softmax(dim=1)
+        return self.clustering(probs.argmax(dim=1), outputs["instance"].float(), probs)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         return self.network(image)
@@ -141,6 +169,9 @@ class MultiTaskModule(LightningModule):
                       batch_size=batch_size, sync_dist=True)
         for name, head in self.heads.items():
             head.update_metrics(self.stage_metrics[stage][name], outputs[name], batch)
+        if self.instance_ap:
+            instances = self.cluster_instances(outputs)
+            self.stage_metrics[stage]["instance_ap"].update(instances, batch["instance_ids"])
         return outputs
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Tensor]:
@@ -152,8 +183,10 @@ class MultiTaskModule(LightningModule):
     def _log_metrics(self, stage: str) -> None:
         for name, metric in self.stage_metrics[stage].items():
             values = metric.compute()
+            # AP is an instance metric: log it beside the instance head's offset error.
+            group = "instance" if name == "instance_ap" else name
             for key, value in values.items():
-                self.log(f"{stage}/{name}/{key.replace(' ', '_')}", value)
+                self.log(f"{stage}/{group}/{key.replace(' ', '_')}", value)
             metric.reset()
 
     def on_validation_epoch_end(self) -> None:
@@ -165,9 +198,9 @@ class MultiTaskModule(LightningModule):
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
         outputs = self(batch["image"])
         prediction = {name: head.postprocess(outputs[name]) for name, head in self.heads.items()}
-        if "semantic" in outputs:
-            prediction["semantic_probs"] = outputs["semantic"].softmax(dim=1)
-        return {"batch": batch, "outputs": outputs, "prediction": prediction}
+        if self.clustering is not None:
+            prediction["instances"] = self.cluster_instances(outputs)
+        return {"batch": batch, "prediction": prediction}
 
     def configure_optimizers(self):
         groups: list[dict[str, Any]] = [{"params": list(self.network.parameters()),
