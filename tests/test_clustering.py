@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mtlscene.data.labels import label_id, label_id_lut
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.postprocess import CentroidVoteClustering
+from mtlscene.postprocess.clustering import _box_sum, _sliding_max
 
 CAR, PERSON, ROAD = label_id("car"), label_id("person"), label_id("road")
 TRAIN_ID = torch.from_numpy(label_id_lut("trainid").astype("int64"))
@@ -154,6 +156,23 @@ def test_min_pixels_and_max_instances():
     assert small["masks"].sum((1, 2)).min() >= 301 and len(small["labels"]) == 3
     capped = CentroidVoteClustering(max_instances=2)(semantic_of(ids), centroid_offsets(ids))[0]
     assert len(capped["labels"]) == 2
+
+
+def test_min_votes_fraction_scales_with_image_area():
+    ids = handmade_scene()  # smallest instance: 168 px in 64x128
+    loose = CentroidVoteClustering(min_votes_fraction=160 / (64 * 128))
+    strict = CentroidVoteClustering(min_votes_fraction=610 / (64 * 128))  # cars of 620, 820
+    assert len(loose(semantic_of(ids), centroid_offsets(ids))[0]["labels"]) == 6
+    assert len(strict(semantic_of(ids), centroid_offsets(ids))[0]["labels"]) == 2
+
+
+def test_fast_window_kernels_equal_torch_pooling():
+    x = torch.randint(0, 5, (3, 37, 53)).float()
+    for k in (1, 3, 7, 11):
+        box = F.avg_pool2d(x[:, None], k, 1, k // 2, count_include_pad=True)[:, 0] * k * k
+        torch.testing.assert_close(_box_sum(x, k), box)
+        peak = F.max_pool2d(x[:, None], k, 1, k // 2)[:, 0]
+        assert torch.equal(_sliding_max(_sliding_max(x, k, dim=-1), k, dim=-2), peak)
 
 
 def test_bad_shapes_are_reported():

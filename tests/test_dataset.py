@@ -26,7 +26,9 @@ def test_semantic_targets_map_void_and_ignored_classes_to_255(root):
 
 
 def test_categories_option_gives_seven_classes(root):
-    semantic = CityscapesMultiTask(root, "val", (HEIGHT, WIDTH), label_set="category")[0]["semantic"]
+    semantic = CityscapesMultiTask(root, "val", (HEIGHT, WIDTH), label_set="category")[0][
+        "semantic"
+    ]
     assert semantic[5, 5] == 0  # flat
     assert semantic[0, 0] == 4  # sky
     assert semantic[5, 1] == 6  # vehicle

@@ -240,3 +240,8 @@ def test_torchmetrics_sync_path_with_an_idle_rank(second_has_data):
     expected, synced = full.compute(), rank0.compute()
     for key in expected:
         torch.testing.assert_close(synced[key], expected[key], equal_nan=True)
+
+
+def test_mismatched_sizes_are_reported():
+    with pytest.raises(ValueError, match="instance_ids"):
+        evaluate([prediction([box((10, 10), 0, 5, 0, 5)], [CAR_T], [1.0])], one_car_scene())

@@ -1,7 +1,24 @@
-"""CityScapes data: label table, target encoding, dataset, data module, synthetic data."""
+"""CityScapes data: label table, target encoding, dataset, data module, synthetic data.
 
-from mtlscene.data.datamodule import CityscapesDataModule
-from mtlscene.data.dataset import CityscapesMultiTask
-from mtlscene.data.io import DatasetFileError
+Imports are lazy so that light tools (``mtlscene-data``) do not pay for Lightning.
+"""
 
-__all__ = ["CityscapesDataModule", "CityscapesMultiTask", "DatasetFileError"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CityscapesDataModule": "mtlscene.data.datamodule",
+    "CityscapesMultiTask": "mtlscene.data.dataset",
+    "DatasetFileError": "mtlscene.data.io",
+    "MissingDatasetError": "mtlscene.data.io",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mtlscene.data' has no attribute {name!r}")

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from cityscapesscripts.helpers.labels import labels as _OFFICIAL_LABELS
 from tqdm.auto import tqdm
 
-from mtlscene.data.encoding import INSTANCE_ID_OFFSET, invalid_label_ids
+from mtlscene.data.encoding import instance_label_mismatches, invalid_label_ids
 from mtlscene.data.io import DatasetFileError, read_camera, read_png
 from mtlscene.data.layout import IMAGE_SUFFIX, SampleFiles, find_samples
 
@@ -28,13 +27,19 @@ INVALID_LABEL_IDS = "invalid label ids"
 INSTANCE_MISMATCH = "instance/label mismatch"
 BAD_CAMERA = "unreadable camera"
 KINDS: tuple[str, ...] = (
-    MISSING_ROOT, EMPTY_SPLIT, MISSING_FILE, CORRUPT_PNG, WRONG_FORMAT, SIZE_MISMATCH,
-    INVALID_LABEL_IDS, INSTANCE_MISMATCH, BAD_CAMERA,
+    MISSING_ROOT,
+    EMPTY_SPLIT,
+    MISSING_FILE,
+    CORRUPT_PNG,
+    WRONG_FORMAT,
+    SIZE_MISMATCH,
+    INVALID_LABEL_IDS,
+    INSTANCE_MISMATCH,
+    BAD_CAMERA,
 )
 """Every problem kind, in the order the report lists them."""
 
 # hasInstances, not INSTANCE_LABEL_IDS: caravan and trailer have instances but are not evaluated.
-THING_LABEL_IDS: frozenset[int] = frozenset(lab.id for lab in _OFFICIAL_LABELS if lab.hasInstances)
 
 _PACKAGES = {
     "labelIds": "gtFine_trainvaltest.zip",
@@ -131,22 +136,28 @@ def check_dataset(
     root = Path(root)
     report = DatasetReport(root=root)
     if not root.is_dir():
-        report.problems.append(Problem(
-            root, MISSING_ROOT,
-            "the dataset root does not exist; pass the folder holding leftImg8bit/, gtFine/, "
-            "disparity/ and camera/ (or create synthetic data with `mtlscene-data generate`)",
-        ))
+        report.problems.append(
+            Problem(
+                root,
+                MISSING_ROOT,
+                "the dataset root does not exist; pass the folder holding leftImg8bit/, gtFine/, "
+                "disparity/ and camera/ (or create synthetic data with `mtlscene-data generate`)",
+            )
+        )
         return report
     for split in splits:
         try:
             samples = find_samples(root, split)
         except FileNotFoundError:
             report.frames_checked[split] = 0
-            report.problems.append(Problem(
-                root / "leftImg8bit" / split, EMPTY_SPLIT,
-                f"no images for split {split!r} (nothing matches <city>/*{IMAGE_SUFFIX}); "
-                "unpack leftImg8bit_trainvaltest.zip into the root or leave the split out",
-            ))
+            report.problems.append(
+                Problem(
+                    root / "leftImg8bit" / split,
+                    EMPTY_SPLIT,
+                    f"no images for split {split!r} (nothing matches <city>/*{IMAGE_SUFFIX}); "
+                    "unpack leftImg8bit_trainvaltest.zip into the root or leave the split out",
+                )
+            )
             continue
         for sample in tqdm(samples, desc=f"checking {split}", unit="frame", disable=not progress):
             report.problems.extend(check_frame(sample))
@@ -161,11 +172,14 @@ def check_frame(files: SampleFiles) -> list[Problem]:
     arrays: dict[str, np.ndarray | None] = {}
     for name, path in files.target_files().items():
         if not path.is_file():
-            problems.append(Problem(
-                path, MISSING_FILE,
-                f"{name} file missing for image {files.image.name}; re-extract "
-                f"{_PACKAGES[name]} (or regenerate a synthetic dataset)",
-            ))
+            problems.append(
+                Problem(
+                    path,
+                    MISSING_FILE,
+                    f"{name} file missing for image {files.image.name}; re-extract "
+                    f"{_PACKAGES[name]} (or regenerate a synthetic dataset)",
+                )
+            )
             arrays[name] = None
         elif name == "camera":
             _check_camera(path, problems)
@@ -176,12 +190,15 @@ def check_frame(files: SampleFiles) -> list[Problem]:
     instance_ids = _single_channel(files.instance_ids, arrays["instanceIds"], problems)
     disparity = arrays["disparity"]
     if disparity is not None and (disparity.ndim != 2 or disparity.dtype.itemsize < 2):
-        problems.append(Problem(
-            files.disparity, WRONG_FORMAT,
-            f"disparity PNG is {_describe(disparity)}, not 16-bit single-channel; CityScapes "
-            "disparity stores p = d * 256 + 1 in 16 bits: re-extract "
-            f"{_PACKAGES['disparity']} (an 8-bit export loses the disparity)",
-        ))
+        problems.append(
+            Problem(
+                files.disparity,
+                WRONG_FORMAT,
+                f"disparity PNG is {_describe(disparity)}, not 16-bit single-channel; CityScapes "
+                "disparity stores p = d * 256 + 1 in 16 bits: re-extract "
+                f"{_PACKAGES['disparity']} (an 8-bit export loses the disparity)",
+            )
+        )
 
     if image is not None:
         for path, array in (
@@ -190,20 +207,26 @@ def check_frame(files: SampleFiles) -> list[Problem]:
             (files.disparity, disparity),
         ):
             if array is not None and array.shape[:2] != image.shape[:2]:
-                problems.append(Problem(
-                    path, SIZE_MISMATCH,
-                    f"is {array.shape[1]}x{array.shape[0]} but its image {files.image.name} is "
-                    f"{image.shape[1]}x{image.shape[0]}; all files of a frame must have the "
-                    "image's size (do not resize the ground truth separately)",
-                ))
+                problems.append(
+                    Problem(
+                        path,
+                        SIZE_MISMATCH,
+                        f"is {array.shape[1]}x{array.shape[0]} but its image {files.image.name} is "
+                        f"{image.shape[1]}x{image.shape[0]}; all files of a frame must have the "
+                        "image's size (do not resize the ground truth separately)",
+                    )
+                )
 
     bad_ids = invalid_label_ids(label_ids) if label_ids is not None else []
     if bad_ids:
-        problems.append(Problem(
-            files.label_ids, INVALID_LABEL_IDS,
-            f"contains label ids {bad_ids} outside the official CityScapes table (0..33); use "
-            "the *_gtFine_labelIds.png files, not trainId or colour images",
-        ))
+        problems.append(
+            Problem(
+                files.label_ids,
+                INVALID_LABEL_IDS,
+                f"contains label ids {bad_ids} outside the official CityScapes table (0..33); use "
+                "the *_gtFine_labelIds.png files, not trainId or colour images",
+            )
+        )
     elif label_ids is not None and instance_ids is not None:
         # Skipped when the labelIds file is itself wrong: it would only repeat that problem.
         for message in instance_label_mismatches(instance_ids, label_ids):
@@ -211,45 +234,19 @@ def check_frame(files: SampleFiles) -> list[Problem]:
     return problems
 
 
-def instance_label_mismatches(instance_ids: np.ndarray, label_ids: np.ndarray) -> list[str]:
-    """Ways an instanceIds array disagrees with its labelIds array (empty when consistent).
-
-    An instanceId ``>= 1000`` encodes ``labelId * 1000 + k`` and must lie on pixels of that
-    labelId, of a class that has instances; a smaller instanceId is the plain labelId.
-    """
-    ids = instance_ids.astype(np.int64)
-    individual = ids >= INSTANCE_ID_OFFSET
-    label_part = np.where(individual, ids // INSTANCE_ID_OFFSET, ids)
-    messages = []
-    if label_part.shape == label_ids.shape:
-        differ = label_part != label_ids
-        if differ.any():
-            row, col = (int(v) for v in np.argwhere(differ)[0])
-            messages.append(
-                f"{int(differ.sum())} pixels disagree with the labelIds file (first at row "
-                f"{row}, column {col}: instanceId {ids[row, col]} means labelId "
-                f"{label_part[row, col]}, labelIds has {label_ids[row, col]}); the two files "
-                "must come from the same annotation: re-extract both"
-            )
-    stuff = sorted(set(np.unique(label_part[individual]).tolist()) - THING_LABEL_IDS)
-    if stuff:
-        messages.append(
-            f"has individual instances (ids >= 1000) of labelIds {stuff}, classes without "
-            "instances in CityScapes; it is not an official *_gtFine_instanceIds.png"
-        )
-    return messages
-
-
 def _decode(path: Path, problems: list[Problem], mode: str | None = None) -> np.ndarray | None:
     try:
         return read_png(path, mode=mode)
     except DatasetFileError as error:
         cause = error.__cause__ or error
-        problems.append(Problem(
-            path, CORRUPT_PNG,
-            f"cannot be decoded ({cause}); the file is corrupt or truncated: re-download or "
-            "re-extract its package (or regenerate a synthetic dataset)",
-        ))
+        problems.append(
+            Problem(
+                path,
+                CORRUPT_PNG,
+                f"cannot be decoded ({cause}); the file is corrupt or truncated: re-download or "
+                "re-extract its package (or regenerate a synthetic dataset)",
+            )
+        )
         return None
 
 
@@ -258,11 +255,14 @@ def _single_channel(
 ) -> np.ndarray | None:
     if array is None or array.ndim == 2:
         return array
-    problems.append(Problem(
-        path, WRONG_FORMAT,
-        f"is {_describe(array)}, but CityScapes id images are single-channel; this looks like "
-        "a colour visualisation (_color.png), not the ids file",
-    ))
+    problems.append(
+        Problem(
+            path,
+            WRONG_FORMAT,
+            f"is {_describe(array)}, but CityScapes id images are single-channel; this looks like "
+            "a colour visualisation (_color.png), not the ids file",
+        )
+    )
     return None
 
 
@@ -272,12 +272,15 @@ def _check_camera(path: Path, problems: list[Problem]) -> None:
     except DatasetFileError as error:
         cause = error.__cause__
         detail = f"{type(cause).__name__}: {cause}" if cause else "non-positive baseline or fx"
-        problems.append(Problem(
-            path, BAD_CAMERA,
-            f"unreadable camera file ({detail}); it must be JSON with a positive "
-            '"extrinsic": {"baseline": ...} and "intrinsic": {"fx": ...}: re-extract '
-            f"{_PACKAGES['camera']}",
-        ))
+        problems.append(
+            Problem(
+                path,
+                BAD_CAMERA,
+                f"unreadable camera file ({detail}); it must be JSON with a positive "
+                '"extrinsic": {"baseline": ...} and "intrinsic": {"fx": ...}: re-extract '
+                f"{_PACKAGES['camera']}",
+            )
+        )
 
 
 def _describe(array: np.ndarray) -> str:
@@ -287,4 +290,3 @@ def _describe(array: np.ndarray) -> str:
 
 def _kind_order(kind: str) -> tuple[int, str]:
     return (KINDS.index(kind) if kind in KINDS else len(KINDS), kind)
-

@@ -36,32 +36,65 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser(
-        "check", help="decode every file of a CityScapes root and report all problems",
+        "check",
+        help="decode every file of a CityScapes root and report all problems",
         description="Decode every file of a CityScapes root and report all problems at once "
         "(exit status 1 when there are any).",
     )
-    check.add_argument("root", type=Path, help="folder with leftImg8bit/, gtFine/, ...")
-    check.add_argument("--splits", nargs="+", default=["train", "val", "test"],
-                       metavar="SPLIT", help="splits to check (default: train val test)")
-    check.add_argument("--max-per-kind", type=_non_negative_int, default=20, metavar="N",
-                       help="list at most N problems of each kind, 0 for all (default: 20)")
+    check.add_argument(
+        "root",
+        type=Path,
+        metavar="ROOT",
+        help="folder with leftImg8bit/, gtFine/, disparity/, camera/",
+    )
+    check.add_argument(
+        "--splits",
+        nargs="+",
+        default=["train", "val", "test"],
+        metavar="SPLIT",
+        help="splits to check (default: train val test)",
+    )
+    check.add_argument(
+        "--max-per-kind",
+        type=_non_negative_int,
+        default=20,
+        metavar="N",
+        help="list at most N problems of each kind, 0 for all (default: 20)",
+    )
     check.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     check.set_defaults(handler=_run_check)
 
     generate = commands.add_parser(
-        "generate", help="write procedural street scenes in the CityScapes layout",
+        "generate",
+        help="write procedural street scenes in the CityScapes layout",
         description="Write procedural street scenes in the exact CityScapes layout; skipped "
         "when ROOT already holds a complete dataset made with the same settings.",
     )
-    generate.add_argument("root", type=Path, help="output folder (created if needed)")
+    generate.add_argument(
+        "root", type=Path, metavar="ROOT", help="output folder (created if needed)"
+    )
     for split, default in (("train", 64), ("val", 16), ("test", 16)):
-        generate.add_argument(f"--{split}", type=_non_negative_int, default=default,
-                              metavar="N", help=f"{split} images (default: {default})")
-    generate.add_argument("--height", type=_positive_int, default=128, help="image rows")
-    generate.add_argument("--width", type=_positive_int, default=256, help="image columns")
-    generate.add_argument("--seed", type=_non_negative_int, default=0, help="base seed")
-    generate.add_argument("--force", action="store_true",
-                          help="regenerate even when a complete dataset is already there")
+        generate.add_argument(
+            f"--{split}",
+            type=_non_negative_int,
+            default=default,
+            metavar="N",
+            help=f"{split} images (default: {default})",
+        )
+    generate.add_argument(
+        "--height", type=_positive_int, default=128, metavar="H", help="image rows (default: 128)"
+    )
+    generate.add_argument(
+        "--width", type=_positive_int, default=256, metavar="W", help="image columns (default: 256)"
+    )
+    generate.add_argument(
+        "--seed", type=_non_negative_int, default=0, metavar="S", help="base seed (default: 0)"
+    )
+    generate.add_argument(
+        "--force",
+        action="store_true",
+        help="regenerate even when a complete dataset is already there",
+    )
     generate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     generate.set_defaults(handler=_run_generate)
     return parser
@@ -85,8 +118,10 @@ def _run_generate(args: argparse.Namespace) -> int:
     )
     root = args.root.resolve()
     if not args.force and synthetic.is_complete(root, splits, args.height, args.width, args.seed):
-        print(f"{root} already holds synthetic CityScapes ({settings}); skipped "
-              "(--force regenerates it)")
+        print(
+            f"{root} already holds synthetic CityScapes ({settings}); skipped "
+            "(--force regenerates it)"
+        )
         return EXIT_OK
     try:
         synthetic.generate_dataset(
@@ -95,8 +130,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     except (ValueError, FileExistsError) as error:
         print(f"mtlscene-data generate: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"wrote synthetic CityScapes ({settings}) to {root}\n"
-          f"train on it with --data.root {root}")
+    print(f"wrote synthetic CityScapes ({settings}) to {root}\ntrain on it with --data.root {root}")
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from mtlscene.data.encoding import (
     decode_disparity,
     encode_semantic,
+    instance_label_mismatches,
     instance_offsets,
     invalid_label_ids,
 )
@@ -147,6 +148,15 @@ class CityscapesMultiTask(Dataset):
                 "table (0..33); it is not a *_gtFine_labelIds.png (colour or trainId files "
                 "are not accepted)"
             )
+        if raw_disparity.ndim != 2 or raw_disparity.dtype.itemsize < 2:
+            raise DatasetFileError(
+                f"{files.disparity} is not a 16-bit single-channel disparity PNG "
+                f"(decoded as {raw_disparity.dtype} {raw_disparity.shape}); CityScapes "
+                "disparity stores (d * 256 + 1) in 16 bits: re-extract disparity_trainvaltest"
+            )
+        mismatches = instance_label_mismatches(instance_ids, label_ids)
+        if mismatches:
+            raise DatasetFileError(f"{files.instance_ids}: " + "; ".join(mismatches))
         return label_ids, instance_ids, raw_disparity
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mtlscene.data.labels import VALID_LABEL_IDS, label_id_lut
+from mtlscene.data.labels import THING_LABEL_IDS, VALID_LABEL_IDS, label_id_lut
 
 INSTANCE_ID_OFFSET = 1000
 """instanceIds >= 1000 are ``labelId * 1000 + k``: one individual object instance."""
@@ -56,3 +56,32 @@ def instance_offsets(instance_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     centroids = sums / count
     offsets[:, ys, xs] = (centroids[group] - coords).T.to(torch.float32)
     return offsets, mask
+
+
+def instance_label_mismatches(instance_ids: np.ndarray, label_ids: np.ndarray) -> list[str]:
+    """Ways an instanceIds array disagrees with its labelIds array (empty when consistent).
+
+    An instanceId ``>= 1000`` encodes ``labelId * 1000 + k`` and must lie on pixels of that
+    labelId, of a class that has instances; a smaller instanceId is the plain labelId.
+    """
+    ids = instance_ids.astype(np.int64)
+    individual = ids >= INSTANCE_ID_OFFSET
+    label_part = np.where(individual, ids // INSTANCE_ID_OFFSET, ids)
+    messages = []
+    if label_part.shape == label_ids.shape:
+        differ = label_part != label_ids
+        if differ.any():
+            row, col = (int(v) for v in np.argwhere(differ)[0])
+            messages.append(
+                f"{int(differ.sum())} pixels disagree with the labelIds file (first at row "
+                f"{row}, column {col}: instanceId {ids[row, col]} means labelId "
+                f"{label_part[row, col]}, labelIds has {label_ids[row, col]}); the two files "
+                "must come from the same annotation: re-extract both"
+            )
+    stuff = sorted(set(np.unique(label_part[individual]).tolist()) - THING_LABEL_IDS)
+    if stuff:
+        messages.append(
+            f"has individual instances (ids >= 1000) of labelIds {stuff}, classes without "
+            "instances in CityScapes; it is not an official *_gtFine_instanceIds.png"
+        )
+    return messages

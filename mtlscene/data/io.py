@@ -13,6 +13,10 @@ class DatasetFileError(RuntimeError):
     """A dataset file is missing, unreadable or inconsistent; the message names it."""
 
 
+class MissingDatasetError(DatasetFileError, FileNotFoundError):
+    """The dataset root or a split's images are missing altogether."""
+
+
 def read_png(path: Path, mode: str | None = None) -> np.ndarray:
     """Decode a PNG fully (truncated files fail here, not halfway through training)."""
     if not path.is_file():

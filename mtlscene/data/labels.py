@@ -40,6 +40,11 @@ INSTANCE_TRAIN_IDS: tuple[int, ...] = tuple(
     lab.trainId for lab in _OFFICIAL_LABELS if lab.hasInstances and not lab.ignoreInEval
 )
 
+THING_LABEL_IDS: frozenset[int] = frozenset(
+    lab.id for lab in _OFFICIAL_LABELS if lab.hasInstances and 0 <= lab.id <= MAX_LABEL_ID
+)
+"""Every class that has individual instances, evaluated or not (caravan and trailer too)."""
+
 VALID_LABEL_IDS: frozenset[int] = frozenset(
     lab.id for lab in _OFFICIAL_LABELS if 0 <= lab.id <= MAX_LABEL_ID
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtlscene.data.io import MissingDatasetError
+
 IMAGE_SUFFIX = "_leftImg8bit.png"
 
 
@@ -47,14 +49,14 @@ def find_samples(root: str | Path, split: str) -> list[SampleFiles]:
     """Every frame of a split, sorted; a clear error when the root or split is empty."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingDatasetError(
             f"CityScapes root {root} does not exist; set data.root to the folder holding "
             "leftImg8bit/, gtFine/, disparity/ and camera/ (or enable data.synthetic)"
         )
     image_dir = root / "leftImg8bit" / split
     images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
     if not images:
-        raise FileNotFoundError(
+        raise MissingDatasetError(
             f"no images for split {split!r}: nothing matches "
             f"{image_dir}/<city>/*{IMAGE_SUFFIX}; check data.root and that the "
             "leftImg8bit package is unpacked there"

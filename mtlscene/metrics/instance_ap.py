@@ -111,6 +111,11 @@ class InstanceAveragePrecision(Metric):
         """Outcome of each prediction of one image at each threshold; adds its GT counts."""
         device = gt.device
         class_index = self._class_index.to(device)
+        if pred["masks"].shape[-2:] != gt.shape:
+            raise ValueError(
+                f"InstanceAveragePrecision: prediction masks {tuple(pred['masks'].shape)} must "
+                f"be NxHxW with HxW = {tuple(gt.shape)} of instance_ids"
+            )
         masks = pred["masks"].to(device).bool().flatten(1)
         pred_class = class_index[pred["labels"].to(device).long().clamp(0, 255)]
         sizes = masks.sum(dim=1)

@@ -81,7 +81,8 @@ class TaskHead(nn.Module, ABC):
 
     @abstractmethod
     def make_metrics(self) -> Metric:
-        """A fresh torchmetrics metric whose ``compute()`` returns a dict of named values."""
+        """A fresh torchmetrics metric; ``compute()`` returns a dict of named values (logged as
+        ``val/<task>/<name>``) or a single value (logged as ``val/<task>/value``)."""
 
     @abstractmethod
     def update_metrics(self, metric: Metric, prediction: Tensor, batch: Mapping[str, Tensor]):

@@ -183,6 +183,8 @@ class MultiTaskModule(LightningModule):
     def _log_metrics(self, stage: str) -> None:
         for name, metric in self.stage_metrics[stage].items():
             values = metric.compute()
+            if not isinstance(values, Mapping):  # a plain metric such as MeanMetric
+                values = {"value": values}
             # AP is an instance metric: log it beside the instance head's offset error.
             group = "instance" if name == "instance_ap" else name
             for key, value in values.items():

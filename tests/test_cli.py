@@ -1,0 +1,99 @@
+"""End-to-end tests of the LightningCLI on tiny generated CityScapes-format data."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from mtlscene.main import build_cli, main
+
+CONF = Path(__file__).parent / "conf"
+TINY = str(CONF / "tiny.yaml")
+
+
+def test_help_works_from_module_and_function(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "fit" in capsys.readouterr().out
+    result = subprocess.run(
+        [sys.executable, "-m", "mtlscene", "fit", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "--model.weighting" in result.stdout
+
+
+def test_configs_compose_in_order(capsys):
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "fit",
+                "--config",
+                TINY,
+                "--config",
+                str(CONF / "fixed_weights.yaml"),
+                "--print_config",
+            ]
+        )
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["weighting"]["class_path"].endswith("FixedWeighting")
+    assert config["data"]["size"] == [32, 64]  # from the first file, untouched by the second
+
+
+def test_shipped_configs_parse(capsys):
+    root = Path(__file__).parents[1] / "configs"
+    for extra in sorted((root / "weighting").glob("*.yaml")):
+        with pytest.raises(SystemExit):
+            main(
+                [
+                    "fit",
+                    "--config",
+                    str(root / "cityscapes_tiny.yaml"),
+                    "--config",
+                    str(extra),
+                    "--print_config",
+                ]
+            )
+        assert "class_path" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "fit",
+                "--config",
+                str(root / "cityscapes_tiny.yaml"),
+                "--config",
+                str(root / "cityscapes.yaml"),
+                "--print_config",
+            ]
+        )
+    assert "- 1024" in capsys.readouterr().out
+
+
+def test_fit_checkpoint_validate_round_trip():
+    fit = build_cli(["fit", "--config", TINY])
+    checkpoint = fit.trainer.checkpoint_callback
+    assert Path(checkpoint.best_model_path).is_file()
+    best = float(checkpoint.best_model_score)
+    validate = build_cli(["validate", "--config", TINY, "--ckpt_path", checkpoint.best_model_path])
+    metrics = validate.trainer.callback_metrics
+    assert float(metrics["val/semantic/miou"]) == pytest.approx(best, abs=1e-6)
+    for key in ("val/depth/mae", "val/depth/rmse", "val/instance/mae", "val/instance/ap"):
+        assert torch.isfinite(metrics[key])
+    # The uncertainty history and its picture are in the run directory.
+    run_dir = Path(fit.trainer.log_dir)
+    assert (run_dir / "uncertainty_history.csv").is_file()
+    assert Image.open(run_dir / "uncertainty.png").size[0] > 200
+
+
+def test_zero_weight_switches_a_task_off():
+    cli = build_cli(["--config", TINY, "--config", str(CONF / "fixed_weights.yaml")], run=False)
+    assert set(cli.model.heads) == {"semantic", "depth"}
+    assert "instance_ap" not in cli.model.stage_metrics["val"]
+
+
+def test_unknown_task_in_config_names_it():
+    with pytest.raises(KeyError, match="unknown task 'normals'"):
+        build_cli(["--config", TINY, "--model.tasks", "{semantic: {}, normals: {}}"], run=False)
