@@ -7,10 +7,21 @@ import os
 # Keep imports network-free: albumentations would otherwise check PyPI for updates.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from lightning.pytorch.cli import LightningCLI  # noqa: E402
+import yaml  # noqa: E402
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
 
 from mtlscene.data.datamodule import CityscapesDataModule  # noqa: E402
 from mtlscene.trainers.multitask import MultiTaskModule  # noqa: E402
+
+
+class SaveConfigToLoggers(SaveConfigCallback):
+    """Saves ``config.yaml`` in the run directory and attaches the resolved config to every
+    logger (the W&B run's config, TensorBoard/CSV hparams)."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
@@ -18,6 +29,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     return LightningCLI(
         MultiTaskModule,
         CityscapesDataModule,
+        save_config_callback=SaveConfigToLoggers,
         save_config_kwargs={"overwrite": True},
         # The module takes its optimizer and scheduler as injected arguments.
         auto_configure_optimizers=False,

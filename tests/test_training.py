@@ -98,7 +98,7 @@ def test_a_task_registered_outside_the_package_trains(tmp_path, monkeypatch):
     assert set(cli.model.heads) == {"semantic", "instance", "depth", "boundary"}
     metrics = cli.trainer.callback_metrics
     assert "val/boundary/value" in metrics or any(k.startswith("val/boundary") for k in metrics)
-    assert "uncertainty/sigma/boundary_epoch" in metrics
+    assert "uncertainty/sigma/boundary" in metrics
     assert cli.model.weighting.likelihoods["boundary"].value == "boltzmann"
 
 

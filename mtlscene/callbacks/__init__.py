@@ -3,5 +3,11 @@
 from mtlscene.callbacks.metrics_table import MetricsTable
 from mtlscene.callbacks.prediction_writer import PredictionWriter
 from mtlscene.callbacks.uncertainty_tracker import UncertaintyTracker
+from mtlscene.callbacks.wandb_images import WandbValidationImages
 
-__all__ = ["MetricsTable", "PredictionWriter", "UncertaintyTracker"]
+__all__ = [
+    "MetricsTable",
+    "PredictionWriter",
+    "UncertaintyTracker",
+    "WandbValidationImages",
+]

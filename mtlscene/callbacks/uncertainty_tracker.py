@@ -20,8 +20,9 @@ class UncertaintyTracker(Callback):
     per task to ``history`` (written to ``<run dir>/uncertainty_history.csv``). At the end of
     fit it draws sigma and weight against step (one line per task) to
     ``<run dir>/uncertainty.png`` and logs that picture to the logger (W&B also gets the
-    whole history as a table and a line-series chart). Scalars under ``uncertainty/...`` are
-    logged by the model each step. Works with any weighting (fixed weights give flat lines);
+    whole history as a table and a line-series chart). Scalars ``uncertainty/{s,sigma,
+    weight}/<task>`` are logged by the model every logging step; this callback adds each
+    epoch's final values to every logger. Works with any weighting (fixed weights give flat lines);
     under DDP only rank zero writes.
 
     Args:
@@ -71,6 +72,12 @@ class UncertaintyTracker(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._record(trainer, pl_module, "epoch_end")
         self.write_history(run_dir(trainer))
+        # The model logs these keys every logging step; add the epoch's final values too.
+        final = {f"uncertainty/{kind}/{row['task']}": row[kind]
+                 for row in self.history[-len(pl_module.weighting.log_variances()):]
+                 for kind in ("s", "sigma", "weight")}
+        for logger in trainer.loggers:
+            logger.log_metrics(final, step=trainer.global_step)
 
     @rank_zero_only
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -116,5 +123,8 @@ class UncertaintyTracker(Callback):
 
 
 def run_dir(trainer: Trainer) -> Path:
-    """The directory of this run's logs (the logger's version dir, else default_root_dir)."""
+    """This run's directory: the logger's versioned folder (where checkpoints go too)."""
+    logger = trainer.logger
+    if isinstance(logger, WandbLogger) and logger.save_dir:
+        return Path(logger.save_dir) / str(logger.name) / str(logger.version)
     return Path(trainer.log_dir or trainer.default_root_dir)

@@ -158,7 +158,7 @@ class MultiTaskModule(LightningModule):
                              ("sigma", self.weighting.sigmas()),
                              ("weight", self.weighting.weights())):
             self.log_dict({f"uncertainty/{kind}/{n}": v for n, v in values.items()},
-                          batch_size=batch_size, on_step=True, on_epoch=True)
+                          batch_size=batch_size, on_step=True, on_epoch=False)
         return total
 
     def _evaluation_step(self, stage: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
