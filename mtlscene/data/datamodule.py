@@ -9,6 +9,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from mtlscene.data.dataset import CityscapesMultiTask
+from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
 from mtlscene.data.transforms import JointAugmentation
 
 
@@ -30,6 +31,8 @@ class CityscapesDataModule(LightningDataModule):
         synthetic_seed: seed of the synthetic data.
         synthetic_resolution: (height, width) the synthetic files are written at; None means
             ``size``.
+        seed: seed of the training order and augmentations (per epoch and image, so runs
+            and mid-epoch resumes are reproducible).
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class CityscapesDataModule(LightningDataModule):
         synthetic_images: Mapping[str, int] | None = None,
         synthetic_seed: int = 0,
         synthetic_resolution: Sequence[int] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -60,6 +64,7 @@ class CityscapesDataModule(LightningDataModule):
         self.synthetic_images = dict(synthetic_images or {"train": 200, "val": 40, "test": 40})
         self.synthetic_seed = synthetic_seed
         self.synthetic_resolution = tuple(synthetic_resolution or self.size)
+        self.seed = seed
         self.augmentation = JointAugmentation(self.size, scale_range, hflip_prob, color_jitter)
         self.datasets: dict[str, CityscapesMultiTask] = {}
 
@@ -101,24 +106,31 @@ class CityscapesDataModule(LightningDataModule):
         elif stage == "predict":
             self.dataset(self.predict_split, with_targets=False)
 
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+    def _evaluation_loader(self, dataset) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
             num_workers=self.num_workers,
-            drop_last=shuffle and len(dataset) > self.batch_size,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train", train=True), shuffle=True)
+        dataset = self.dataset("train", train=True)
+        drop_last = len(dataset) > self.batch_size
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=ResumableSampler(dataset, shuffle=True, seed=self.seed, drop_last=False),
+            num_workers=self.num_workers,
+            drop_last=drop_last,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"), shuffle=False)
+        return self._evaluation_loader(self.dataset("val"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), shuffle=False)
+        return self._evaluation_loader(self.dataset("test"))
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset(self.predict_split, with_targets=False), shuffle=False)
+        return self._evaluation_loader(self.dataset(self.predict_split, with_targets=False))

@@ -81,7 +81,9 @@ class CityscapesMultiTask(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        # A (index, seed) key comes from ResumableSampler and fixes the augmentation.
+        index, augmentation_seed = key if isinstance(key, tuple) else (key, None)
         files = self.samples[index]
         image = read_png(files.image, mode="RGB")
         source_shape = image.shape[:2]
@@ -99,8 +101,9 @@ class CityscapesMultiTask(Dataset):
         masks = [resize_nearest(m, self.size).astype(np.float32)
                  for m in (label_ids, instance_ids, disparity, valid)]
         if self.augmentation is not None:
-            # Draw the augmentation seed from torch so seed_everything(workers=True) rules it.
-            self.augmentation.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
+            if augmentation_seed is None:  # plain index: follow torch's (seeded) RNG
+                augmentation_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+            self.augmentation.set_random_seed(augmentation_seed)
             augmented = self.augmentation(image, masks)
             image, masks, scale = augmented.image, augmented.masks, scale * augmented.scale
         label_ids, instance_ids, disparity, valid = masks

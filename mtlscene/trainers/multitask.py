@@ -161,6 +161,28 @@ class MultiTaskModule(LightningModule):
                           batch_size=batch_size, on_step=True, on_epoch=False)
         return total
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # RNG states (dropout) make a resumed run continue exactly where it stopped.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_rng_states = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Checkpoints are written only after this batch finishes (callbacks run before this
+        # module's batch-end hook), so count it as consumed already.
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "mark_consumed"):
+            loader.mark_consumed(batch_idx + 1)
+        states = getattr(self, "_pending_rng_states", None)
+        if states is not None:
+            torch.set_rng_state(states["torch"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
+            self._pending_rng_states = None
+
     def _evaluation_step(self, stage: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         outputs = self(batch["image"])
         losses = self.task_losses(outputs, batch)
