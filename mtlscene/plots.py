@@ -6,17 +6,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+# Figure objects draw without pyplot, so importing this never switches the backend of a
+# notebook or GUI session.
+from matplotlib.figure import Figure
 
 
 def plot_uncertainty_history(history: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     """Sigma and effective weight against step, one line per task, saved as PNG."""
     rows = list(history)
     tasks = sorted({row["task"] for row in rows})
-    figure, (ax_sigma, ax_weight) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    figure = Figure(figsize=(11, 4), constrained_layout=True)
+    ax_sigma, ax_weight = figure.subplots(1, 2)
     for task in tasks:
         points = sorted((row["step"], row["sigma"], row["weight"]) for row in rows
                         if row["task"] == task)
@@ -31,5 +31,4 @@ def plot_uncertainty_history(history: Iterable[Mapping[str, Any]], path: str | P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path

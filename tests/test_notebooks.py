@@ -9,10 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
-nbclient = pytest.importorskip("nbclient", reason="notebook tests need the dev extra (nbclient)")
+nbformat = pytest.importorskip("nbformat", reason="notebook tests need the dev extra")
+nbclient = pytest.importorskip("nbclient", reason="notebook tests need the dev extra")
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = {
@@ -31,8 +31,11 @@ def read_notebook(name: str) -> nbformat.NotebookNode:
 
 
 def with_fast_parameters(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    tagged = [i for i, cell in enumerate(notebook.cells)
-              if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    tagged = [
+        i
+        for i, cell in enumerate(notebook.cells)
+        if "parameters" in cell.get("metadata", {}).get("tags", [])
+    ]
     assert len(tagged) == 1, "each notebook needs exactly one cell tagged 'parameters'"
     cell = nbformat.v4.new_code_cell(FAST_PARAMETERS)
     cell.metadata["tags"] = ["injected-parameters"]
@@ -82,7 +85,9 @@ def test_notebook_runs_and_shows_the_uncertainty_history(name, kernel_dirs):
     if os.environ.get("MTLSCENE_TEST_NOTEBOOKS_AS_WRITTEN") != "1":
         notebook = with_fast_parameters(notebook)
     client = nbclient.NotebookClient(
-        notebook, timeout=600, kernel_name="python3",
+        notebook,
+        timeout=600,
+        kernel_name="python3",
         resources={"metadata": {"path": str(working_dir)}},
     )
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails

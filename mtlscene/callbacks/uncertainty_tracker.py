@@ -123,8 +123,14 @@ class UncertaintyTracker(Callback):
 
 
 def run_dir(trainer: Trainer) -> Path:
-    """This run's directory: the logger's versioned folder (where checkpoints go too)."""
+    """This run's directory: the logger's versioned folder (where checkpoints go too).
+
+    Not ``trainer.log_dir``: that broadcasts across processes, which deadlocks when called
+    from rank zero alone under DDP.
+    """
     logger = trainer.logger
     if isinstance(logger, WandbLogger) and logger.save_dir:
         return Path(logger.save_dir) / str(logger.name) / str(logger.version)
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    if logger is not None and getattr(logger, "log_dir", None):
+        return Path(logger.log_dir)
+    return Path(trainer.default_root_dir)
