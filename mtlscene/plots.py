@@ -9,6 +9,7 @@ from typing import Any
 # Figure objects draw without pyplot, so importing this never switches the backend of a
 # notebook or GUI session.
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 
 def plot_uncertainty_history(history: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
@@ -18,15 +19,19 @@ def plot_uncertainty_history(history: Iterable[Mapping[str, Any]], path: str | P
     figure = Figure(figsize=(11, 4), constrained_layout=True)
     ax_sigma, ax_weight = figure.subplots(1, 2)
     for task in tasks:
-        points = sorted((row["step"], row["sigma"], row["weight"]) for row in rows
-                        if row["task"] == task)
+        points = sorted(
+            (row["step"], row["sigma"], row["weight"]) for row in rows if row["task"] == task
+        )
         steps = [p[0] for p in points]
         ax_sigma.plot(steps, [p[1] for p in points], label=task)
         ax_weight.plot(steps, [p[2] for p in points], label=task)
     ax_sigma.set(title="Task uncertainty sigma", xlabel="step", ylabel="sigma", yscale="log")
     ax_weight.set(title="Effective loss weight", xlabel="step", ylabel="weight", yscale="log")
     for axis in (ax_sigma, ax_weight):
-        axis.grid(alpha=0.3)
+        # Plain numbers on the log axis read better than 1.2 x 10^0.
+        axis.yaxis.set_major_formatter(ScalarFormatter())
+        axis.yaxis.set_minor_formatter(NullFormatter())
+        axis.grid(alpha=0.3, which="both")
         axis.legend()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,11 @@ class DistributedProbe(Callback):
         self._dump(trainer, "sigmas", self.steps)
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if k.startswith("val/") and torch.isfinite(v)}
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("val/") and torch.isfinite(v)
+        }
         metrics["world_size"] = trainer.world_size
         self._dump(trainer, "metrics", metrics)
 

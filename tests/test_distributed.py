@@ -18,11 +18,20 @@ DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.stra
 
 
 def _run(args: list[str], out_dir: Path) -> None:
-    probe = ["--trainer.callbacks+=ddp_probe.DistributedProbe",
-             f"--trainer.callbacks.out_dir={out_dir}"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-m", "mtlscene", *args, *probe],
-                            capture_output=True, text=True, env=env, timeout=600)
+    probe = [
+        "--trainer.callbacks+=ddp_probe.DistributedProbe",
+        f"--trainer.callbacks.out_dir={out_dir}",
+    ]
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mtlscene", *args, *probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -32,8 +41,10 @@ def _load(path: Path):
 
 def test_ddp_trains_with_identical_sigmas_and_same_validation_metrics(tmp_path):
     # Two processes train; after every step both ranks hold the same s for every task.
-    _run(["fit", "--config", TINY, *DATA, *DDP, "--trainer.limit_train_batches", "null"],
-         tmp_path / "fit")
+    _run(
+        ["fit", "--config", TINY, *DATA, *DDP, "--trainer.limit_train_batches", "null"],
+        tmp_path / "fit",
+    )
     rank0 = _load(tmp_path / "fit" / "sigmas_world2_rank0.json")
     rank1 = _load(tmp_path / "fit" / "sigmas_world2_rank1.json")
     assert len(rank0) == 2  # 8 images / (2 ranks x batch 2) = 2 steps
@@ -41,10 +52,23 @@ def test_ddp_trains_with_identical_sigmas_and_same_validation_metrics(tmp_path):
     assert rank0[0] != rank0[1]  # and they do move
 
     checkpoint = next(Path("runs/tiny").rglob("last.ckpt"))
-    _run(["validate", "--config", TINY, *DATA, "--ckpt_path", str(checkpoint),
-          "--trainer.devices", "1"], tmp_path / "one")
-    _run(["validate", "--config", TINY, *DATA, "--ckpt_path", str(checkpoint), *DDP],
-         tmp_path / "two")
+    _run(
+        [
+            "validate",
+            "--config",
+            TINY,
+            *DATA,
+            "--ckpt_path",
+            str(checkpoint),
+            "--trainer.devices",
+            "1",
+        ],
+        tmp_path / "one",
+    )
+    _run(
+        ["validate", "--config", TINY, *DATA, "--ckpt_path", str(checkpoint), *DDP],
+        tmp_path / "two",
+    )
     single = _load(tmp_path / "one" / "metrics_world1_rank0.json")
     double = _load(tmp_path / "two" / "metrics_world2_rank0.json")
     assert double["world_size"] == 2
@@ -57,8 +81,10 @@ def test_ddp_trains_with_identical_sigmas_and_same_validation_metrics(tmp_path):
 def test_bf16_mixed_precision_stays_finite_and_close_to_float32():
     results = {}
     for precision in ("32-true", "bf16-mixed"):
-        cli = build_cli(["--config", TINY, "--trainer.precision", precision,
-                         "--trainer.max_epochs", "2"], run=False)
+        cli = build_cli(
+            ["--config", TINY, "--trainer.precision", precision, "--trainer.max_epochs", "2"],
+            run=False,
+        )
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         metrics = cli.trainer.callback_metrics
         results[precision] = (

@@ -11,13 +11,20 @@ from mtlscene.main import build_cli
 
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
 ARGS = [
-    "--config", TINY,
-    "--trainer.max_epochs", "2",
-    "--trainer.limit_train_batches", "null",
-    "--trainer.deterministic", "true",
-    "--data.synthetic_images", "{train: 8, val: 2, test: 2}",
-    "--data.scale_range", "[0.8, 1.2]",
-    "--model.lr_scheduler", '{"class_path": "torch.optim.lr_scheduler.StepLR", '
+    "--config",
+    TINY,
+    "--trainer.max_epochs",
+    "2",
+    "--trainer.limit_train_batches",
+    "null",
+    "--trainer.deterministic",
+    "true",
+    "--data.synthetic_images",
+    "{train: 8, val: 2, test: 2}",
+    "--data.scale_range",
+    "[0.8, 1.2]",
+    "--model.lr_scheduler",
+    '{"class_path": "torch.optim.lr_scheduler.StepLR", '
     '"init_args": {"step_size": 1, "gamma": 0.5}}',
 ]
 
@@ -53,8 +60,9 @@ def test_killed_mid_epoch_run_resumes_exactly(tmp_path):
     reference = _fit([reference_log])
     assert reference.trainer.global_step == 8  # 2 epochs of 4 batches
 
-    every_step = ModelCheckpoint(dirpath=tmp_path / "resume", every_n_train_steps=1,
-                                 save_last=True, save_top_k=0)
+    every_step = ModelCheckpoint(
+        dirpath=tmp_path / "resume", every_n_train_steps=1, save_last=True, save_top_k=0
+    )
     first_log = BatchLog()
     with pytest.raises(RuntimeError, match="simulated crash"):
         _fit([every_step, first_log, CrashAt(step=5)])  # dies inside epoch 1

@@ -56,8 +56,17 @@ def test_wandb_runs_offline_without_key_and_records_the_run(monkeypatch, tmp_pat
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     assert not wandb_api_key_available()
-    cli = build_cli(["fit", "--config", TINY, "--config", WANDB,
-                     "--trainer.logger.init_args.save_dir", "wandb_runs"])
+    cli = build_cli(
+        [
+            "fit",
+            "--config",
+            TINY,
+            "--config",
+            WANDB,
+            "--trainer.logger.init_args.save_dir",
+            "wandb_runs",
+        ]
+    )
     logger = cli.trainer.logger
     assert isinstance(logger, OfflineFirstWandbLogger)
     run_files = list(Path("wandb_runs/wandb").glob("offline-run-*/run-*.wandb"))

@@ -6,7 +6,6 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from mtlscene.evaluation.cityscapes_format import evaluate_pixel_level

@@ -42,12 +42,18 @@ def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
 
 
 def history_keys(records) -> set[str]:
-    return {item.key or "/".join(item.nested_key)
-            for record in records if record.HasField("history")
-            for item in record.history.item}
+    return {
+        item.key or "/".join(item.nested_key)
+        for record in records
+        if record.HasField("history")
+        for item in record.history.item
+    }
 
 
 def config_keys(records) -> set[str]:
-    return {item.key or "/".join(item.nested_key)
-            for record in records if record.HasField("config")
-            for item in record.config.update}
+    return {
+        item.key or "/".join(item.nested_key)
+        for record in records
+        if record.HasField("config")
+        for item in record.config.update
+    }

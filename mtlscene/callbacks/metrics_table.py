@@ -54,8 +54,11 @@ class MetricsTable(Callback):
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         rows = self._rows(trainer, "val")
         if rows:
-            self.last_table = format_table(rows, f"Final validation metrics (epoch "
-                                                 f"{trainer.current_epoch}, step {trainer.global_step})")
+            self.last_table = format_table(
+                rows,
+                f"Final validation metrics (epoch "
+                f"{trainer.current_epoch}, step {trainer.global_step})",
+            )
             print("\n" + self.last_table, flush=True)
 
     @rank_zero_only

@@ -65,7 +65,13 @@ class PredictionWriter(BasePredictionWriter):
         self.written: list[Path] = []
 
     def write_on_batch_end(
-        self, trainer, pl_module, prediction: dict[str, Any], batch_indices, batch, batch_idx,
+        self,
+        trainer,
+        pl_module,
+        prediction: dict[str, Any],
+        batch_indices,
+        batch,
+        batch_idx,
         dataloader_idx,
     ) -> None:
         outputs = prediction["prediction"]
@@ -82,8 +88,10 @@ class PredictionWriter(BasePredictionWriter):
             panels.append(("semantic", colorize_semantic(semantic, self.label_set)))
             if self.benchmark and self.label_set == "trainid":
                 write_semantic_result(
-                    self.output_dir / "cityscapes" / "semantic", stem,
-                    self._benchmark_resize(semantic), self.label_set,
+                    self.output_dir / "cityscapes" / "semantic",
+                    stem,
+                    self._benchmark_resize(semantic),
+                    self.label_set,
                 )
         if "instances" in outputs:
             instances = outputs["instances"][index]
@@ -92,10 +100,11 @@ class PredictionWriter(BasePredictionWriter):
             if self.benchmark:
                 masks = instances["masks"].cpu().numpy().astype(bool)
                 write_instance_result(
-                    self.output_dir / "cityscapes" / "instance", stem,
-                    np.stack([self._benchmark_resize(m) for m in masks]) if len(masks)
-                    else masks,
-                    instances["labels"].cpu().numpy(), instances["scores"].cpu().numpy(),
+                    self.output_dir / "cityscapes" / "instance",
+                    stem,
+                    np.stack([self._benchmark_resize(m) for m in masks]) if len(masks) else masks,
+                    instances["labels"].cpu().numpy(),
+                    instances["scores"].cpu().numpy(),
                 )
         if "depth" in outputs:
             disparity = outputs["depth"][index].float().cpu().clamp_min(0).numpy()
@@ -118,8 +127,9 @@ class PredictionWriter(BasePredictionWriter):
                 Image.fromarray(picture).save(path)
                 self.written.append(path)
             panel_path = pictures / f"{stem}_panel.png"
-            Image.fromarray(make_panel(panels, columns=len(panels) if len(panels) <= 4 else 3)
-                            ).save(panel_path)
+            Image.fromarray(
+                make_panel(panels, columns=len(panels) if len(panels) <= 4 else 3)
+            ).save(panel_path)
             self.written.append(panel_path)
 
     def _benchmark_resize(self, array: np.ndarray) -> np.ndarray:

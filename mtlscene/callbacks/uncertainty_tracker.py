@@ -52,16 +52,18 @@ class UncertaintyTracker(Callback):
         losses = getattr(pl_module, "latest_losses", {})
         for task in s:
             loss = losses.get(task)
-            self.history.append({
-                "step": trainer.global_step,
-                "epoch": trainer.current_epoch,
-                "event": event,
-                "task": task,
-                "s": s[task],
-                "sigma": sigma[task],
-                "weight": weight[task],
-                "loss": float(loss) if loss is not None else float("nan"),
-            })
+            self.history.append(
+                {
+                    "step": trainer.global_step,
+                    "epoch": trainer.current_epoch,
+                    "event": event,
+                    "task": task,
+                    "s": s[task],
+                    "sigma": sigma[task],
+                    "weight": weight[task],
+                    "loss": float(loss) if loss is not None else float("nan"),
+                }
+            )
 
     @rank_zero_only
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -73,9 +75,11 @@ class UncertaintyTracker(Callback):
         self._record(trainer, pl_module, "epoch_end")
         self.write_history(run_dir(trainer))
         # The model logs these keys every logging step; add the epoch's final values too.
-        final = {f"uncertainty/{kind}/{row['task']}": row[kind]
-                 for row in self.history[-len(pl_module.weighting.log_variances()):]
-                 for kind in ("s", "sigma", "weight")}
+        final = {
+            f"uncertainty/{kind}/{row['task']}": row[kind]
+            for row in self.history[-len(pl_module.weighting.log_variances()) :]
+            for kind in ("s", "sigma", "weight")
+        }
         for logger in trainer.loggers:
             logger.log_metrics(final, step=trainer.global_step)
 

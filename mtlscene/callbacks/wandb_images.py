@@ -25,7 +25,12 @@ class WandbValidationImages(Callback):
 
     @rank_zero_only
     def on_validation_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx,
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs,
+        batch,
+        batch_idx,
         dataloader_idx: int = 0,
     ) -> None:
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
@@ -43,11 +48,15 @@ class WandbValidationImages(Callback):
             captions.append(batch["name"][index])
             if class_labels is not None:
                 predicted = outputs["semantic"][index].argmax(0).cpu().numpy()
-                masks.append({
-                    "prediction": {"mask_data": predicted, "class_labels": class_labels},
-                    "ground_truth": {"mask_data": batch["semantic"][index].cpu().numpy(),
-                                     "class_labels": class_labels},
-                })
+                masks.append(
+                    {
+                        "prediction": {"mask_data": predicted, "class_labels": class_labels},
+                        "ground_truth": {
+                            "mask_data": batch["semantic"][index].cpu().numpy(),
+                            "class_labels": class_labels,
+                        },
+                    }
+                )
             if "depth" in outputs:
                 disparity = outputs["depth"][index, 0].float().clamp_min(0).cpu().numpy()
                 depth.append(colorize_disparity(disparity))
@@ -57,5 +66,6 @@ class WandbValidationImages(Callback):
                 kwargs["masks"] = masks
             logger.log_image("val/examples", images, step=trainer.global_step, **kwargs)
             if depth:
-                logger.log_image("val/predicted_disparity", depth, step=trainer.global_step,
-                                 caption=captions)
+                logger.log_image(
+                    "val/predicted_disparity", depth, step=trainer.global_step, caption=captions
+                )

@@ -98,8 +98,10 @@ class CityscapesMultiTask(Dataset):
 
         label_ids, instance_ids, raw_disparity = self._read_targets(files, source_shape)
         disparity, valid = decode_disparity(raw_disparity)
-        masks = [resize_nearest(m, self.size).astype(np.float32)
-                 for m in (label_ids, instance_ids, disparity, valid)]
+        masks = [
+            resize_nearest(m, self.size).astype(np.float32)
+            for m in (label_ids, instance_ids, disparity, valid)
+        ]
         if self.augmentation is not None:
             if augmentation_seed is None:  # plain index: follow torch's (seeded) RNG
                 augmentation_seed = int(torch.randint(0, 2**31 - 1, ()).item())

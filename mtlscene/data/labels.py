@@ -7,7 +7,7 @@ never drift from what the official evaluation scripts expect.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as _OFFICIAL_LABELS
@@ -61,10 +61,12 @@ def class_names(label_set: str) -> tuple[str, ...]:
         return TRAIN_CLASS_NAMES
     if label_set == "category":
         return CATEGORY_NAMES
-    raise ValueError(f"unknown label_set {label_set!r}: use 'trainid' (19 classes) or 'category' (7)")
+    raise ValueError(
+        f"unknown label_set {label_set!r}: use 'trainid' (19 classes) or 'category' (7)"
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def label_id_lut(label_set: str) -> np.ndarray:
     """A 256-entry table mapping labelId -> target index (trainId or category - 1, else 255)."""
     class_names(label_set)  # validates label_set
@@ -80,7 +82,7 @@ def label_id_lut(label_set: str) -> np.ndarray:
     return lut
 
 
-@lru_cache(maxsize=None)
+@cache
 def train_id_to_label_id(label_set: str = "trainid") -> np.ndarray:
     """Inverse table: target index -> labelId, as the official result PNGs expect."""
     inverse = np.zeros(256, dtype=np.uint8)
@@ -94,7 +96,7 @@ def train_id_to_label_id(label_set: str = "trainid") -> np.ndarray:
     return inverse
 
 
-@lru_cache(maxsize=None)
+@cache
 def palette(label_set: str = "trainid") -> np.ndarray:
     """RGB colours (N+1 x 3, uint8) of the target classes; the last row is for ignore."""
     names = class_names(label_set)

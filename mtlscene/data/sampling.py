@@ -76,8 +76,10 @@ class ResumableDataLoader(DataLoader):
         self.batches_consumed = batches_in_epoch
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": int(getattr(self.sampler, "epoch", 0)),
-                "batches_consumed": self.batches_consumed}
+        return {
+            "epoch": int(getattr(self.sampler, "epoch", 0)),
+            "batches_consumed": self.batches_consumed,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._skip_batches = int(state.get("batches_consumed", 0))

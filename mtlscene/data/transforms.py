@@ -49,25 +49,30 @@ class JointAugmentation:
     ) -> None:
         height, width = (int(v) for v in crop_size)
         self.scale_flip = A.Compose(
-            ([] if scale_range is None else [
-                A.RandomScale(
-                    scale_limit=(scale_range[0] - 1.0, scale_range[1] - 1.0),
-                    interpolation=cv2.INTER_LINEAR,
-                    mask_interpolation=cv2.INTER_NEAREST,
-                    p=1.0,
-                )
-            ])
+            (
+                []
+                if scale_range is None
+                else [
+                    A.RandomScale(
+                        scale_limit=(scale_range[0] - 1.0, scale_range[1] - 1.0),
+                        interpolation=cv2.INTER_LINEAR,
+                        mask_interpolation=cv2.INTER_NEAREST,
+                        p=1.0,
+                    )
+                ]
+            )
             + [A.HorizontalFlip(p=hflip_prob)]
         )
         self.crop = A.Compose(
             [
-                A.PadIfNeeded(
-                    height, width, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0
-                ),
+                A.PadIfNeeded(height, width, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
                 A.RandomCrop(height, width),
             ]
-            + ([A.ColorJitter(color_jitter, color_jitter, color_jitter, 0.0, p=0.8)]
-               if color_jitter > 0 else [])
+            + (
+                [A.ColorJitter(color_jitter, color_jitter, color_jitter, 0.0, p=0.8)]
+                if color_jitter > 0
+                else []
+            )
         )
 
     def set_random_seed(self, seed: int) -> None:

@@ -1,8 +1,8 @@
 """Evaluation metrics of the three tasks, as DDP-exact ``torchmetrics.Metric`` subclasses."""
 
 from mtlscene.metrics.depth import DisparityMetrics
-from mtlscene.metrics.offset import OffsetError
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
+from mtlscene.metrics.offset import OffsetError
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
 
 __all__ = [

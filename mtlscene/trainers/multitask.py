@@ -68,8 +68,11 @@ class MultiTaskModule(LightningModule):
         self.check_finite = check_finite
         self.latest_losses: dict[str, Tensor] = {}
         import_task_modules(task_modules or [])
-        self.configure_network(backbone or DeepLabEncoder(), dict(tasks or DEFAULT_TASKS),
-                               weighting or UncertaintyWeighting())
+        self.configure_network(
+            backbone or DeepLabEncoder(),
+            dict(tasks or DEFAULT_TASKS),
+            weighting or UncertaintyWeighting(),
+        )
         self.clustering = clustering
         if clustering is None and self.can_cluster:
             self.clustering = CentroidVoteClustering()
@@ -150,15 +153,23 @@ class MultiTaskModule(LightningModule):
         total = self.weighting(losses)
         self.latest_losses = {name: loss.detach() for name, loss in losses.items()}
         batch_size = batch["image"].shape[0]
-        self.log_dict({f"train/loss/{n}": l.detach() for n, l in losses.items()},
-                      batch_size=batch_size)
+        self.log_dict(
+            {f"train/loss/{n}": loss.detach() for n, loss in losses.items()},
+            batch_size=batch_size,
+        )
         self.log("train/loss_total", total.detach(), prog_bar=True, batch_size=batch_size)
         # Read off the weighting, identical on every rank: no sync needed.
-        for kind, values in (("s", self.weighting.log_variances()),
-                             ("sigma", self.weighting.sigmas()),
-                             ("weight", self.weighting.weights())):
-            self.log_dict({f"uncertainty/{kind}/{n}": v for n, v in values.items()},
-                          batch_size=batch_size, on_step=True, on_epoch=False)
+        for kind, values in (
+            ("s", self.weighting.log_variances()),
+            ("sigma", self.weighting.sigmas()),
+            ("weight", self.weighting.weights()),
+        ):
+            self.log_dict(
+                {f"uncertainty/{kind}/{n}": v for n, v in values.items()},
+                batch_size=batch_size,
+                on_step=True,
+                on_epoch=False,
+            )
         return total
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -187,8 +198,11 @@ class MultiTaskModule(LightningModule):
         outputs = self(batch["image"])
         losses = self.task_losses(outputs, batch)
         batch_size = batch["image"].shape[0]
-        self.log_dict({f"{stage}/loss/{n}": l for n, l in losses.items()},
-                      batch_size=batch_size, sync_dist=True)
+        self.log_dict(
+            {f"{stage}/loss/{n}": loss for n, loss in losses.items()},
+            batch_size=batch_size,
+            sync_dist=True,
+        )
         for name, head in self.heads.items():
             head.update_metrics(self.stage_metrics[stage][name], outputs[name], batch)
         if self.instance_ap:
@@ -227,8 +241,9 @@ class MultiTaskModule(LightningModule):
         return {"batch": batch, "prediction": prediction}
 
     def configure_optimizers(self):
-        groups: list[dict[str, Any]] = [{"params": list(self.network.parameters()),
-                                         "name": "network"}]
+        groups: list[dict[str, Any]] = [
+            {"params": list(self.network.parameters()), "name": "network"}
+        ]
         weighting_params = list(self.weighting.parameters())
         if weighting_params:
             # Weight decay would pull s = log sigma^2 toward 0, i.e. sigma toward 1.

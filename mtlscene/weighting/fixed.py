@@ -55,7 +55,9 @@ class FixedWeighting(LossWeighting):
         return out
 
     def weights(self) -> dict[str, float]:
-        return {name: w for name, w in self.task_weights.items() if w > 0 and name in self.likelihoods}
+        return {
+            name: w for name, w in self.task_weights.items() if w > 0 and name in self.likelihoods
+        }
 
 
 __all__ = ["FixedWeighting"]
