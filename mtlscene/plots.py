@@ -9,7 +9,6 @@ from typing import Any
 # Figure objects draw without pyplot, so importing this never switches the backend of a
 # notebook or GUI session.
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 
 def plot_uncertainty_history(history: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
@@ -25,13 +24,10 @@ def plot_uncertainty_history(history: Iterable[Mapping[str, Any]], path: str | P
         steps = [p[0] for p in points]
         ax_sigma.plot(steps, [p[1] for p in points], label=task)
         ax_weight.plot(steps, [p[2] for p in points], label=task)
-    ax_sigma.set(title="Task uncertainty sigma", xlabel="step", ylabel="sigma", yscale="log")
-    ax_weight.set(title="Effective loss weight", xlabel="step", ylabel="weight", yscale="log")
+    ax_sigma.set(title="Task uncertainty sigma", xlabel="step", ylabel="sigma")
+    ax_weight.set(title="Effective loss weight", xlabel="step", ylabel="weight")
     for axis in (ax_sigma, ax_weight):
-        # Plain numbers on the log axis read better than 1.2 x 10^0.
-        axis.yaxis.set_major_formatter(ScalarFormatter())
-        axis.yaxis.set_minor_formatter(NullFormatter())
-        axis.grid(alpha=0.3, which="both")
+        axis.grid(alpha=0.3)
         axis.legend()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
