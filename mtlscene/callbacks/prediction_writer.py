@@ -43,6 +43,7 @@ class PredictionWriter(BasePredictionWriter):
             (1024, 2048) for the official server; None keeps the working resolution.
         metric_depth: colour-code metric depth (baseline * fx / disparity, metres) instead of
             disparity, when the data provides the camera.
+        max_depth: depth in metres at the far end of the colour map.
         label_set: label set of the semantic head ("trainid" or "category").
     """
 
@@ -53,6 +54,7 @@ class PredictionWriter(BasePredictionWriter):
         benchmark: bool = True,
         benchmark_size: tuple[int, int] | None = None,
         metric_depth: bool = False,
+        max_depth: float = 80.0,
         label_set: str = "trainid",
     ) -> None:
         super().__init__(write_interval="batch")
@@ -61,6 +63,7 @@ class PredictionWriter(BasePredictionWriter):
         self.benchmark = benchmark
         self.benchmark_size = tuple(benchmark_size) if benchmark_size else None
         self.metric_depth = metric_depth
+        self.max_depth = max_depth
         self.label_set = label_set
         self.written: list[Path] = []
 
@@ -81,11 +84,11 @@ class PredictionWriter(BasePredictionWriter):
     def write_image(self, stem: str, batch: dict, outputs: dict, index: int) -> None:
         """Write every file of one image."""
         image = to_uint8_image(batch["image"][index].float().cpu())
-        panels: list[tuple[str, np.ndarray]] = [("input", image)]
-        pictures = self.output_dir / "pictures"
+        # (file suffix, panel title, picture) for every output of this image.
+        pictures: list[tuple[str, str, np.ndarray]] = []
         if "semantic" in outputs:
             semantic = outputs["semantic"][index].cpu().numpy().astype(np.uint8)
-            panels.append(("semantic", colorize_semantic(semantic, self.label_set)))
+            pictures.append(("semantic", "semantic", colorize_semantic(semantic, self.label_set)))
             if self.benchmark and self.label_set == "trainid":
                 write_semantic_result(
                     self.output_dir / "cityscapes" / "semantic",
@@ -96,7 +99,7 @@ class PredictionWriter(BasePredictionWriter):
         if "instances" in outputs:
             instances = outputs["instances"][index]
             instance_map = instances["instance_map"].cpu().numpy()
-            panels.append(("instances", overlay_instances(image, instance_map)))
+            pictures.append(("instances", "instances", overlay_instances(image, instance_map)))
             if self.benchmark:
                 masks = instances["masks"].cpu().numpy().astype(bool)
                 write_instance_result(
@@ -108,29 +111,28 @@ class PredictionWriter(BasePredictionWriter):
                 )
         if "depth" in outputs:
             disparity = outputs["depth"][index].float().cpu().clamp_min(0).numpy()
-            title, picture = "disparity [px]", colorize_disparity(disparity)
             if self.metric_depth and "depth_scale" in batch:
-                scale = float(batch["depth_scale"][index])
-                depth = np.where(disparity > 1e-3, scale / np.maximum(disparity, 1e-3), 0.0)
-                # Near is bright for both: invert metric depth for the colour map.
-                title = "depth [m], near = bright"
-                picture = colorize_disparity(
-                    np.where(depth > 0, 1.0 / np.maximum(depth, 1e-6), 0.0), depth > 0
+                valid = disparity > 1e-3
+                depth = np.where(
+                    valid, float(batch["depth_scale"][index]) / np.maximum(disparity, 1e-3), 0
                 )
-            panels.append((title, picture))
-        if self.pictures:
-            pictures.mkdir(parents=True, exist_ok=True)
-            names = {"semantic": "semantic", "instances": "instances"}
-            for title, picture in panels[1:]:
-                suffix = names.get(title, "depth")
-                path = pictures / f"{stem}_{suffix}.png"
-                Image.fromarray(picture).save(path)
-                self.written.append(path)
-            panel_path = pictures / f"{stem}_panel.png"
-            Image.fromarray(
-                make_panel(panels, columns=len(panels) if len(panels) <= 4 else 3)
-            ).save(panel_path)
-            self.written.append(panel_path)
+                # Reversed map so that near is bright, as in the disparity pictures.
+                picture = colorize_disparity(depth, valid, vmax=self.max_depth, cmap="magma_r")
+                pictures.append(("depth", f"depth [m], 0-{self.max_depth:g}", picture))
+            else:
+                pictures.append(("depth", "disparity [px]", colorize_disparity(disparity)))
+        if not self.pictures:
+            return
+        folder = self.output_dir / "pictures"
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix, _, picture in pictures:
+            path = folder / f"{stem}_{suffix}.png"
+            Image.fromarray(picture).save(path)
+            self.written.append(path)
+        panels = [("input", image)] + [(title, picture) for _, title, picture in pictures]
+        panel_path = folder / f"{stem}_panel.png"
+        Image.fromarray(make_panel(panels, columns=min(len(panels), 4))).save(panel_path)
+        self.written.append(panel_path)
 
     def _benchmark_resize(self, array: np.ndarray) -> np.ndarray:
         if self.benchmark_size is None:

@@ -9,7 +9,7 @@ from torchmetrics import Metric
 
 from mtlscene.data.labels import IGNORE_INDEX, class_names
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
-from mtlscene.tasks.base import TaskHead
+from mtlscene.tasks.base import TaskHead, zero_like_loss
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
 
@@ -38,7 +38,7 @@ class SemanticHead(TaskHead):
         target = batch["semantic"]
         if not (target != IGNORE_INDEX).any():
             # Cross-entropy over zero pixels is nan; an all-void crop contributes nothing.
-            return prediction.sum() * 0.0
+            return zero_like_loss(prediction)
         return self.criterion(prediction.float(), target)
 
     def make_metrics(self) -> Metric:
