@@ -24,9 +24,20 @@ class SaveConfigToLoggers(SaveConfigCallback):
             logger.log_hyperparams(config)
 
 
+class MTLSceneCLI(LightningCLI):
+    """LightningCLI whose subcommands read checkpoints with ``weights_only=True`` by default
+    (tensors and plain data only; pass ``--weights_only false`` for trusted legacy files)."""
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if "weights_only" in kwargs and kwargs["weights_only"] is None:
+            kwargs["weights_only"] = True
+        return kwargs
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     """Build (and by default run) the LightningCLI; ``args=None`` reads ``sys.argv``."""
-    return LightningCLI(
+    return MTLSceneCLI(
         MultiTaskModule,
         CityscapesDataModule,
         save_config_callback=SaveConfigToLoggers,

@@ -97,3 +97,22 @@ def test_zero_weight_switches_a_task_off():
 def test_unknown_task_in_config_names_it():
     with pytest.raises(KeyError, match="unknown task 'normals'"):
         build_cli(["--config", TINY, "--model.tasks", "{semantic: {}, normals: {}}"], run=False)
+
+
+def test_checkpoints_load_weights_only_and_test_prints_the_papers_columns(capsys, monkeypatch):
+    fit = build_cli(["fit", "--config", TINY])
+    loads = []
+    original = torch.load
+
+    def recording_load(*args, **kwargs):
+        loads.append(kwargs.get("weights_only"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    build_cli(
+        ["test", "--config", TINY, "--ckpt_path", fit.trainer.checkpoint_callback.last_model_path]
+    )
+    assert loads and all(flag is True for flag in loads)
+    out = capsys.readouterr().out
+    for column in ("IoU [%]", "Instance mean error [px]", "Inverse depth mean error [px]"):
+        assert column in out

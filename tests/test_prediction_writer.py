@@ -11,15 +11,20 @@ def _prediction(height=16, width=32):
     outputs = {
         "semantic": torch.full((1, height, width), 13),  # car everywhere
         "depth": torch.linspace(0.5, 8.0, width).expand(1, height, width).clone(),
-        "instances": [{
-            "masks": (instance_map == 1)[None],
-            "labels": torch.tensor([13]),
-            "scores": torch.tensor([0.9]),
-            "instance_map": instance_map,
-        }],
+        "instances": [
+            {
+                "masks": (instance_map == 1)[None],
+                "labels": torch.tensor([13]),
+                "scores": torch.tensor([0.9]),
+                "instance_map": instance_map,
+            }
+        ],
     }
-    batch = {"image": torch.rand(1, 3, height, width), "name": ["city_000000_000019"],
-             "depth_scale": torch.tensor([20.0])}
+    batch = {
+        "image": torch.rand(1, 3, height, width),
+        "name": ["city_000000_000019"],
+        "depth_scale": torch.tensor([20.0]),
+    }
     return batch, outputs
 
 
