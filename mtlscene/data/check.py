@@ -39,8 +39,6 @@ KINDS: tuple[str, ...] = (
 )
 """Every problem kind, in the order the report lists them."""
 
-# hasInstances, not INSTANCE_LABEL_IDS: caravan and trailer have instances but are not evaluated.
-
 _PACKAGES = {
     "labelIds": "gtFine_trainvaltest.zip",
     "instanceIds": "gtFine_trainvaltest.zip",
@@ -186,9 +184,28 @@ def check_frame(files: SampleFiles) -> list[Problem]:
         else:
             arrays[name] = _decode(path, problems)
 
-    label_ids = _single_channel(files.label_ids, arrays["labelIds"], problems)
-    instance_ids = _single_channel(files.instance_ids, arrays["instanceIds"], problems)
-    disparity = arrays["disparity"]
+    image_shape = image.shape[:2] if image is not None else None
+    problems += target_problems(
+        files, image_shape, arrays["labelIds"], arrays["instanceIds"], arrays["disparity"]
+    )
+    return problems
+
+
+def target_problems(
+    files: SampleFiles,
+    image_shape: tuple[int, int] | None,
+    label_ids: np.ndarray | None,
+    instance_ids: np.ndarray | None,
+    disparity: np.ndarray | None,
+) -> list[Problem]:
+    """Format and consistency problems of a frame's decoded targets.
+
+    Shared by this check and by the dataset, which raises on the first problem. Arrays that
+    could not be read are passed as None and skipped; ``image_shape`` is (height, width).
+    """
+    problems: list[Problem] = []
+    label_ids = _single_channel(files.label_ids, label_ids, problems)
+    instance_ids = _single_channel(files.instance_ids, instance_ids, problems)
     if disparity is not None and (disparity.ndim != 2 or disparity.dtype.itemsize < 2):
         problems.append(
             Problem(
@@ -200,20 +217,20 @@ def check_frame(files: SampleFiles) -> list[Problem]:
             )
         )
 
-    if image is not None:
+    if image_shape is not None:
         for path, array in (
             (files.label_ids, label_ids),
             (files.instance_ids, instance_ids),
             (files.disparity, disparity),
         ):
-            if array is not None and array.shape[:2] != image.shape[:2]:
+            if array is not None and array.shape[:2] != image_shape:
                 problems.append(
                     Problem(
                         path,
                         SIZE_MISMATCH,
                         f"is {array.shape[1]}x{array.shape[0]} but its image {files.image.name} is "
-                        f"{image.shape[1]}x{image.shape[0]}; all files of a frame must have the "
-                        "image's size (do not resize the ground truth separately)",
+                        f"{image_shape[1]}x{image_shape[0]}; all files of a frame must have the "
+                        "same size as the image (do not resize the ground truth separately)",
                     )
                 )
 

@@ -9,13 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mtlscene.data.encoding import (
-    decode_disparity,
-    encode_semantic,
-    instance_label_mismatches,
-    instance_offsets,
-    invalid_label_ids,
-)
+from mtlscene.data.check import target_problems
+from mtlscene.data.encoding import decode_disparity, encode_semantic, instance_offsets
 from mtlscene.data.io import DatasetFileError, read_camera, read_png
 from mtlscene.data.labels import label_id_lut
 from mtlscene.data.layout import SampleFiles, find_samples
@@ -133,36 +128,15 @@ class CityscapesMultiTask(Dataset):
         self, files: SampleFiles, source_shape: tuple[int, int]
     ) -> tuple[np.ndarray, ...]:
         label_ids = read_png(files.label_ids)
-        instance_ids = read_png(files.instance_ids).astype(np.int32)
+        instance_ids = read_png(files.instance_ids)
         raw_disparity = read_png(files.disparity)
-        for path, array in (
-            (files.label_ids, label_ids),
-            (files.instance_ids, instance_ids),
-            (files.disparity, raw_disparity),
-        ):
-            if array.shape[:2] != source_shape:
-                raise DatasetFileError(
-                    f"{path} is {array.shape[1]}x{array.shape[0]} but its image "
-                    f"{files.image} is {source_shape[1]}x{source_shape[0]}; the files of one "
-                    "frame must have the same size"
-                )
-        bad = invalid_label_ids(label_ids)
-        if bad:
+        # The same checks as `mtlscene-data check`, which lists every problem at once.
+        problems = target_problems(files, source_shape, label_ids, instance_ids, raw_disparity)
+        if problems:
             raise DatasetFileError(
-                f"{files.label_ids} contains label ids {bad} outside the official CityScapes "
-                "table (0..33); it is not a *_gtFine_labelIds.png (colour or trainId files "
-                "are not accepted)"
+                "\n".join(f"{problem.path}: {problem.message}" for problem in problems)
             )
-        if raw_disparity.ndim != 2 or raw_disparity.dtype.itemsize < 2:
-            raise DatasetFileError(
-                f"{files.disparity} is not a 16-bit single-channel disparity PNG "
-                f"(decoded as {raw_disparity.dtype} {raw_disparity.shape}); CityScapes "
-                "disparity stores (d * 256 + 1) in 16 bits: re-extract disparity_trainvaltest"
-            )
-        mismatches = instance_label_mismatches(instance_ids, label_ids)
-        if mismatches:
-            raise DatasetFileError(f"{files.instance_ids}: " + "; ".join(mismatches))
-        return label_ids, instance_ids, raw_disparity
+        return label_ids, instance_ids.astype(np.int32), raw_disparity
 
 
 def _image_tensor(image: np.ndarray) -> torch.Tensor:
