@@ -46,13 +46,15 @@ class UncertaintyTracker(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
 
-    def _record(self, trainer: Trainer, pl_module: LightningModule, event: str) -> None:
+    def _record(self, trainer: Trainer, pl_module: LightningModule, event: str) -> list[dict]:
+        """Append (and return) one history row per task."""
         weighting = pl_module.weighting
         s, sigma, weight = weighting.log_variances(), weighting.sigmas(), weighting.weights()
         losses = getattr(pl_module, "latest_losses", {})
+        rows = []
         for task in s:
             loss = losses.get(task)
-            self.history.append(
+            rows.append(
                 {
                     "step": trainer.global_step,
                     "epoch": trainer.current_epoch,
@@ -64,6 +66,8 @@ class UncertaintyTracker(Callback):
                     "loss": float(loss) if loss is not None else float("nan"),
                 }
             )
+        self.history.extend(rows)
+        return rows
 
     @rank_zero_only
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -72,12 +76,12 @@ class UncertaintyTracker(Callback):
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._record(trainer, pl_module, "epoch_end")
+        rows = self._record(trainer, pl_module, "epoch_end")
         self.write_history(run_dir(trainer))
         # The model logs these keys every logging step; add the epoch's final values too.
         final = {
             f"uncertainty/{kind}/{row['task']}": row[kind]
-            for row in self.history[-len(pl_module.weighting.log_variances()) :]
+            for row in rows
             for kind in ("s", "sigma", "weight")
         }
         for logger in trainer.loggers:
