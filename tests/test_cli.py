@@ -43,33 +43,23 @@ def test_configs_compose_in_order(capsys):
     assert config["data"]["size"] == [32, 64]  # from the first file, untouched by the second
 
 
+def _print_config(capsys, *configs: Path) -> str:
+    args = ["fit"]
+    for config in configs:
+        args += ["--config", str(config)]
+    with pytest.raises(SystemExit):
+        main([*args, "--print_config"])
+    return capsys.readouterr().out
+
+
 def test_shipped_configs_parse(capsys):
     root = Path(__file__).parents[1] / "configs"
-    for extra in sorted((root / "weighting").glob("*.yaml")):
-        with pytest.raises(SystemExit):
-            main(
-                [
-                    "fit",
-                    "--config",
-                    str(root / "cityscapes_tiny.yaml"),
-                    "--config",
-                    str(extra),
-                    "--print_config",
-                ]
-            )
-        assert "class_path" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(
-            [
-                "fit",
-                "--config",
-                str(root / "cityscapes_tiny.yaml"),
-                "--config",
-                str(root / "cityscapes.yaml"),
-                "--print_config",
-            ]
-        )
-    assert "- 1024" in capsys.readouterr().out
+    presets = sorted(root.glob("*/*.yaml"))  # weighting, trainer and logger presets
+    assert len(presets) >= 10
+    for extra in presets:
+        assert "class_path" in _print_config(capsys, root / "cityscapes_tiny.yaml", extra)
+    full = _print_config(capsys, root / "cityscapes_tiny.yaml", root / "cityscapes.yaml")
+    assert "- 1024" in full
 
 
 def test_fit_checkpoint_validate_round_trip():
