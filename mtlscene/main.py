@@ -49,6 +49,24 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     )
 
 
+class _ParseOnlyCLI(MTLSceneCLI):
+    def instantiate_classes(self) -> None:
+        """Resolve the config without building the model, data or trainer."""
+
+
+def parse_config(args: list[str]):
+    """The fully resolved config (a jsonargparse Namespace) of ``args`` without a
+    subcommand, e.g. ``["--config", "a.yaml", "--config", "b.yaml"]``; nothing is built."""
+    return _ParseOnlyCLI(
+        MultiTaskModule,
+        CityscapesDataModule,
+        save_config_callback=None,
+        auto_configure_optimizers=False,
+        args=args,
+        run=False,
+    ).config
+
+
 def main(args: list[str] | None = None) -> None:
     """Console entry point. Several ``--config`` files compose in order (later ones win)."""
     build_cli(args)

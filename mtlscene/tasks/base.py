@@ -46,6 +46,11 @@ class TaskHead(nn.Module, ABC):
     default_likelihood: ClassVar[Likelihood]
     batch_keys: ClassVar[tuple[str, ...]]
     out_channels: int
+    #: The validation metric that says how good this task is (a key of the dict returned by
+    #: the metric's ``compute()``, or "value") and whether higher is better. Checkpointing
+    #: follows the first active task's metric, so presets that switch tasks off need no edits.
+    monitor_metric: ClassVar[str] = "value"
+    monitor_mode: ClassVar[str] = "min"
 
     def __init__(
         self,

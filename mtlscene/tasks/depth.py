@@ -24,6 +24,8 @@ class DepthHead(TaskHead):
 
     default_likelihood = Likelihood.GAUSSIAN
     batch_keys = ("disparity", "disparity_mask")
+    monitor_metric = "mae"
+    monitor_mode = "min"
     out_channels = 1
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:

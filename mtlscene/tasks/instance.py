@@ -23,6 +23,8 @@ class InstanceHead(TaskHead):
 
     default_likelihood = Likelihood.GAUSSIAN
     batch_keys = ("instance_offset", "instance_mask")
+    monitor_metric = "mae"
+    monitor_mode = "min"
     out_channels = 2
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:

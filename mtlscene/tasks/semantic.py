@@ -26,6 +26,8 @@ class SemanticHead(TaskHead):
 
     default_likelihood = Likelihood.BOLTZMANN
     batch_keys = ("semantic",)
+    monitor_metric = "miou"
+    monitor_mode = "max"
 
     def __init__(self, in_channels: int, label_set: str = "trainid", **kwargs) -> None:
         self.label_set = label_set

@@ -24,6 +24,23 @@ def _default_optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
 
 
+def select_tasks(
+    tasks: dict[str, Mapping[str, Any]], active: list[str] | None
+) -> dict[str, Mapping[str, Any]]:
+    """The entries of ``tasks`` named in ``active`` (all when None), in ``tasks``' order."""
+    if active is None:
+        return tasks
+    unknown = sorted(set(active) - set(tasks))
+    if unknown:
+        raise ValueError(
+            f"model.active_tasks names {unknown}, which model.tasks does not define "
+            f"(it defines {sorted(tasks)}); add them to model.tasks or fix the task set"
+        )
+    if not active:
+        raise ValueError("model.active_tasks is empty: name at least one task of model.tasks")
+    return {name: kwargs for name, kwargs in tasks.items() if name in active}
+
+
 class MultiTaskModule(LightningModule):
     """Trains a shared encoder and per-task heads with a pluggable loss weighting.
 
@@ -45,6 +62,8 @@ class MultiTaskModule(LightningModule):
             (default CentroidVoteClustering when both tasks are trained on trainIds).
         instance_ap: evaluate CityScapes-style instance AP in validate/test (needs
             clustering); prediction always clusters.
+        active_tasks: the subset of ``tasks`` to train (None: all). Task-set presets set only
+            this key, so they compose with any weighting preset and keep each head's settings.
     """
 
     def __init__(
@@ -58,6 +77,7 @@ class MultiTaskModule(LightningModule):
         check_finite: bool = True,
         clustering: CentroidVoteClustering | None = None,
         instance_ap: bool = True,
+        active_tasks: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -70,7 +90,7 @@ class MultiTaskModule(LightningModule):
         import_task_modules(task_modules or [])
         self.configure_network(
             backbone or DeepLabEncoder(),
-            dict(tasks or DEFAULT_TASKS),
+            select_tasks(dict(tasks or DEFAULT_TASKS), active_tasks),
             weighting or UncertaintyWeighting(),
         )
         self.clustering = clustering
@@ -100,6 +120,13 @@ class MultiTaskModule(LightningModule):
     @property
     def heads(self) -> Mapping[str, TaskHead]:
         return self.network.heads
+
+    @property
+    def monitored_metric(self) -> tuple[str, str]:
+        """``(validation metric key, "min"|"max")`` of the first active task: what a checkpoint
+        callback with ``monitor: auto`` tracks."""
+        name, head = next(iter(self.heads.items()))
+        return f"val/{name}/{head.monitor_metric}", head.monitor_mode
 
     @property
     def can_cluster(self) -> bool:

@@ -32,11 +32,17 @@ class FixedWeighting(LossWeighting):
     def bind(self, likelihoods: Mapping[str, Likelihood | str]) -> None:
         super().bind(likelihoods)
         missing = sorted(set(self.likelihoods) - set(self.task_weights))
-        extra = sorted(set(self.task_weights) - set(self.likelihoods))
+        # A zero weight for a task that a task-set preset left out says the same thing twice.
+        extra = sorted(
+            name
+            for name, weight in self.task_weights.items()
+            if name not in self.likelihoods and weight > 0
+        )
         if missing or extra:
             raise ValueError(
-                f"FixedWeighting.weights must name exactly the tasks in model.tasks "
-                f"{sorted(self.likelihoods)}: missing {missing}, unknown {extra}"
+                f"FixedWeighting.weights must give a weight to every active task "
+                f"{sorted(self.likelihoods)} and no positive weight to another: missing "
+                f"{missing}, not active {extra} (see model.tasks and model.active_tasks)"
             )
         if not any(self.task_weights.values()):
             raise ValueError("FixedWeighting.weights are all 0: at least one task must be on")
