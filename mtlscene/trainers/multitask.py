@@ -281,4 +281,12 @@ class MultiTaskModule(LightningModule):
         optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+        scheduler = self.scheduler_factory(optimizer)
+        if hasattr(scheduler, "bind_total_steps"):  # e.g. PolynomialDecay without a budget
+            scheduler.bind_total_steps(int(self.trainer.estimated_stepping_batches))
+        # Schedules declare their own interval (PolynomialDecay: every step); default epoch.
+        interval = getattr(scheduler, "interval", "epoch")
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
+        }

@@ -1,0 +1,108 @@
+"""``mtlscene-experiment``: run a named experiment over seeds and summarise it.
+
+mtlscene-experiment list
+mtlscene-experiment run table1 --seeds 3 [--out runs/experiments/table1]
+mtlscene-experiment run sweeps --override trainer.max_steps=2000 --wandb
+mtlscene-experiment summarize runs/experiments/table1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from pathlib import Path
+
+from mtlscene.experiments.definition import available_experiments, load_experiment, resolve_config
+from mtlscene.experiments.runner import run_experiment
+from mtlscene.experiments.summary import EXPERIMENT_COPY, summarize
+
+
+def _override(text: str) -> str:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(
+            f"--override takes KEY=VALUE (e.g. trainer.max_steps=2000), got {text!r}"
+        )
+    return f"--{key.lstrip('-')}={value}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtlscene-experiment",
+        description="Run a named experiment (rows of composed configs over seeds: a real fit "
+        "then test per run) and write results.csv, table.md and figures.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the shipped experiments")
+    run = commands.add_parser("run", help="run (or resume) an experiment")
+    run.add_argument("experiment", help="a shipped name (see `list`) or an experiment YAML")
+    run.add_argument("--seeds", type=int, help="number of seeds (default: the experiment's)")
+    run.add_argument("--out", help="output folder (default runs/experiments/<name>)")
+    run.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="extra config file for every run, after the experiment's base (repeatable)",
+    )
+    run.add_argument(
+        "--override",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every run, applied last, e.g. trainer.max_steps=2000",
+    )
+    run.add_argument("--rows", nargs="+", help="run only these rows (by name)")
+    run.add_argument("--wandb", action="store_true", help="log every run to W&B, grouped")
+    run.add_argument("--timeout", type=float, help="seconds before a run counts as failed")
+    summary = commands.add_parser("summarize", help="rewrite the summary of an output folder")
+    summary.add_argument("out", help="an experiment's output folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        for name in available_experiments():
+            experiment = load_experiment(name)
+            print(f"{name:<12} {len(experiment.rows):>3} rows  {experiment.description}")
+        return 0
+    if args.command == "summarize":
+        for path in summarize(Path(args.out)):
+            print(f"wrote {path}")
+        return 0
+    experiment = load_experiment(args.experiment)
+    if args.rows:
+        from dataclasses import replace
+
+        unknown = sorted(set(args.rows) - {row.name for row in experiment.rows})
+        if unknown:
+            raise SystemExit(
+                f"--rows names {unknown}, not rows of {experiment.name}: "
+                f"{[row.name for row in experiment.rows]}"
+            )
+        experiment = replace(
+            experiment, rows=tuple(r for r in experiment.rows if r.name in args.rows)
+        )
+    out = Path(args.out or Path("runs") / "experiments" / experiment.name)
+    out.mkdir(parents=True, exist_ok=True)
+    if experiment.source is not None:
+        shutil.copyfile(experiment.source, out / EXPERIMENT_COPY)
+    extra = []
+    for config in args.config:
+        extra += ["--config", str(resolve_config(config))]
+    outcome = run_experiment(
+        experiment,
+        out,
+        seeds=args.seeds,
+        extra_args=extra + args.override,
+        wandb=args.wandb,
+        timeout=args.timeout,
+    )
+    return 1 if outcome["failed"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

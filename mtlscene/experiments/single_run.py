@@ -1,0 +1,79 @@
+"""One run of an experiment: a real ``fit`` then ``test`` in its own directory.
+
+The runner starts each run as ``python -m mtlscene.experiments.single_run SPEC.json`` in a
+fresh process, so a crash, a leak or a hung data loader of one run cannot touch the next
+one, and the run's whole output lands in its ``run.log``. The run writes ``result.json``
+when, and only when, both stages finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.json"
+
+
+def _scalars(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    """Summary metrics (not per-class ones) of one stage as plain floats."""
+    out = {}
+    for key, value in metrics.items():
+        if key.startswith(f"{prefix}/") and key.count("/") <= 2 and "/loss/" not in key:
+            out[key] = float(value)
+    return out
+
+
+def _tensor_values(values: Mapping[str, Any]) -> dict[str, float]:
+    return {name: float(value) for name, value in values.items()}
+
+
+def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Fit and test one configuration; returns (and writes) the run's result."""
+    from mtlscene.main import build_cli
+
+    run_dir = Path(spec["run_dir"])
+    args = list(spec["args"])
+    start = time.perf_counter()
+    fit = build_cli(["fit", *args])
+    checkpoint = fit.trainer.checkpoint_callback
+    last = checkpoint.last_model_path if checkpoint is not None else ""
+    if not last or not Path(last).is_file():
+        raise RuntimeError(
+            f"fit wrote no last checkpoint in {run_dir}: the run's config needs a checkpoint "
+            "callback with save_last: true"
+        )
+    weighting = fit.model.weighting
+    result: dict[str, Any] = {
+        "experiment": spec["experiment"],
+        "row": spec["row"],
+        "seed": spec["seed"],
+        "tasks": list(fit.model.heads),
+        "val": _scalars(fit.trainer.callback_metrics, "val"),
+        "sigma": _tensor_values(weighting.sigmas()),
+        "weight": _tensor_values(weighting.weights()),
+        "global_step": int(fit.trainer.global_step),
+        "log_dir": str(fit.trainer.log_dir),
+    }
+    test = build_cli(["test", *args, "--ckpt_path", last])
+    result["test"] = _scalars(test.trainer.callback_metrics, "test")
+    result["wall_time_s"] = time.perf_counter() - start
+    if not all(math.isfinite(v) for v in result["sigma"].values()):
+        raise FloatingPointError(f"non-finite final sigma {result['sigma']}")
+    (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        raise SystemExit("usage: python -m mtlscene.experiments.single_run SPEC.json")
+    execute(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
+
+
+if __name__ == "__main__":
+    main()
