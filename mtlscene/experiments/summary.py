@@ -122,8 +122,10 @@ def _row_weights(experiment: Experiment, row_name: str, results) -> str:
         label = row.weighting
     else:
         label = "learned"
-    means = [statistics.fmean(w[t] for w in weights) for t in tasks]
-    return f"{label} ({' / '.join(f'{SHORT.get(t, t)} {m:.2f}' for t, m in zip(tasks, means))})"
+    means = " / ".join(
+        f"{SHORT.get(t, t)} {statistics.fmean(w[t] for w in weights):.2f}" for t in tasks
+    )
+    return f"{label} ({means})"
 
 
 def write_table(

@@ -1,0 +1,116 @@
+"""The experiment runner end to end at the tests' tiny size."""
+
+from __future__ import annotations
+
+import csv
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from mtlscene.experiments import load_experiment, run_experiment
+from mtlscene.experiments.cli import main as experiment_main
+from mtlscene.experiments.definition import available_experiments
+from mtlscene.experiments.summary import delta_m
+
+CONF = Path(__file__).parent / "conf"
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path):
+    text = (CONF / "experiment_tiny.yaml").read_text().replace("TINY", str(CONF / "tiny.yaml"))
+    path = tmp_path / "tiny_experiment.yaml"
+    path.write_text(text)
+    return path
+
+
+def _table_cells(table: str, row: str) -> list[str]:
+    line = next(line for line in table.splitlines() if line.startswith(f"| {row} |"))
+    return [cell.strip().strip("*") for cell in line.strip("|").split("|")]
+
+
+def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert experiment_main(["run", str(tiny_experiment), "--out", str(out)]) == 1  # one row fails
+    printed = capsys.readouterr().out
+    assert "[1/6] Uncertainty | seed 0" in printed and "left" in printed  # progress and ETA
+    assert "failed 2" in printed
+    for seed in (0, 1):
+        log = out / "runs" / "broken" / f"seed{seed}" / "run.log"
+        assert f"failed: Broken seed {seed}: see {log}" in printed
+        assert "no_such_task" in log.read_text()
+
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((r["row"], r["seed"]) for r in rows) == [
+        ("Uncertainty", "0"),
+        ("Uncertainty", "1"),
+        ("sem/depth 0.9/0.1", "0"),
+        ("sem/depth 0.9/0.1", "1"),
+    ]
+    learned = [r for r in rows if r["row"] == "Uncertainty"]
+    for row in learned:
+        assert float(row["wall_time_s"]) > 0
+        assert all(float(row[f"sigma/{t}"]) > 0 for t in ("semantic", "instance", "depth"))
+        assert 0 <= float(row["test/semantic/miou"]) <= 1
+    fixed = [r for r in rows if r["row"] != "Uncertainty"]
+    assert {r["tasks"] for r in fixed} == {"semantic+depth"}
+    assert {r["weight/depth"] for r in fixed} == {"0.1"}
+
+    # The table's mean ± std are those of the CSV.
+    table = (out / "table.md").read_text()
+    cells = _table_cells(table, "Uncertainty")
+    ious = [100 * float(r["test/semantic/miou"]) for r in learned]
+    assert cells[2] == f"{statistics.fmean(ious):.2f} ± {statistics.stdev(ious):.2f}"
+    depth = [float(r["test/depth/mae"]) for r in learned]
+    assert cells[4] == f"{statistics.fmean(depth):.3f} ± {statistics.stdev(depth):.3f}"
+    assert _table_cells(table, "Broken")[-1] == "0/2"
+    for name in ("tradeoff_semantic_depth.png", "sigma_evolution.png"):
+        assert (out / name).stat().st_size > 10_000
+
+    # A second invocation skips the finished runs and retries only the failed ones.
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/result.json")}
+    experiment = load_experiment(tiny_experiment)
+    outcome = run_experiment(experiment, out, echo=lambda *_: None)
+    assert len(outcome["skipped"]) == 4 and not outcome["done"]
+    assert len(outcome["failed"]) == 2
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_delta_m_by_hand():
+    baselines = {"test/semantic/miou": 0.5, "test/instance/mae": 4.0, "test/depth/mae": 0.5}
+    run = {"test/semantic/miou": 0.55, "test/instance/mae": 3.0, "test/depth/mae": 0.6}
+    # IoU +10 % (better: -10), instance -25 % (better: -25), depth +20 % (worse: +20).
+    assert delta_m(run, baselines) == pytest.approx((-10 - 25 + 20) / 3)
+    assert delta_m({"test/depth/mae": 0.5}, baselines) == pytest.approx(0.0)
+
+
+def test_shipped_experiments_load_with_the_papers_rows():
+    assert {"table1", "sweeps"} <= set(available_experiments())
+    table1 = load_experiment("table1")
+    assert len(table1.rows) == 9 and table1.seeds >= 3
+    sweeps = load_experiment("sweeps")
+    class_weights = [
+        r.weights["semantic"] for r in sweeps.rows if r.weights and "semantic" in r.weights
+    ]
+    assert class_weights == [1.0, 0.975, 0.95, 0.9, 0.85, 0.8, 0.7, 0.5, 0.2, 0.1, 0.0]
+    instance_weights = [
+        r.weights["instance"] for r in sweeps.rows if r.weights and "instance" in r.weights
+    ]
+    assert instance_weights == [1.0, 0.75, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.025, 0.0]
+    assert sum(not r.is_fixed for r in sweeps.rows) == 2
+
+
+def test_bad_experiment_files_fail_naming_the_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nrows:\n  - {name: a, weighting: no_such_preset}\n")
+    with pytest.raises(FileNotFoundError, match=re.escape("weighting/no_such_preset.yaml")):
+        load_experiment(bad)
+    bad.write_text("name: x\nrows:\n  - {name: a, wieghts: {semantic: 1}}\n")
+    with pytest.raises(ValueError, match="unknown keys \\['wieghts'\\]"):
+        load_experiment(bad)
+    with pytest.raises(FileNotFoundError, match="table1"):
+        load_experiment("no_such_experiment")
+    with pytest.raises(SystemExit):
+        experiment_main(["run", "table1", "--override", "no-equals-sign"])
