@@ -33,7 +33,8 @@ class TaskHead(nn.Module, ABC):
     """A pluggable task: decodes shared features and scores its output against the batch.
 
     Subclasses set ``out_channels`` and ``batch_keys`` (the target keys their loss reads),
-    choose a default ``likelihood`` and implement :meth:`loss` and :meth:`make_metrics`.
+    optionally ``output_kind`` (a :class:`~mtlscene.tasks.kinds.HeadKind` that post-processing
+    looks for), choose a default ``likelihood`` and implement :meth:`loss` and :meth:`make_metrics`.
     Register them with :func:`mtlscene.tasks.register_task` so a config can name them.
 
     Args:
@@ -46,6 +47,8 @@ class TaskHead(nn.Module, ABC):
     default_likelihood: ClassVar[Likelihood]
     batch_keys: ClassVar[tuple[str, ...]]
     out_channels: int
+    # What the raw output is (a HeadKind), so post-processing finds its inputs by kind.
+    output_kind: str | None = None
 
     def __init__(
         self,

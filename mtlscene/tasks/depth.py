@@ -9,6 +9,7 @@ from torchmetrics import Metric
 
 from mtlscene.metrics.depth import DisparityMetrics
 from mtlscene.tasks.base import TaskHead, masked_l1
+from mtlscene.tasks.kinds import HeadKind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
 
@@ -25,6 +26,7 @@ class DepthHead(TaskHead):
     default_likelihood = Likelihood.GAUSSIAN
     batch_keys = ("disparity", "disparity_mask")
     out_channels = 1
+    output_kind = HeadKind.DISPARITY
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         target = batch["disparity"].unsqueeze(1)
