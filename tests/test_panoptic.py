@@ -1,7 +1,6 @@
 """Panoptic fusion, panoptic quality (our metric vs. the official evaluator) and its files."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
