@@ -26,12 +26,17 @@ class SaveConfigToLoggers(SaveConfigCallback):
 
 class MTLSceneCLI(LightningCLI):
     """LightningCLI whose subcommands read checkpoints with ``weights_only=True`` by default
-    (tensors and plain data only; pass ``--weights_only false`` for trusted legacy files)."""
+    (tensors and plain data only; pass ``--weights_only false`` for trusted legacy files), and
+    whose ``predict`` streams: results go to the writer callbacks batch by batch and are not
+    kept (``return_predictions=False`` unless ``--return_predictions true`` is given)."""
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
         if "weights_only" in kwargs and kwargs["weights_only"] is None:
             kwargs["weights_only"] = True
+        if subcommand == "predict" and kwargs.get("return_predictions") is None:
+            # Lightning would otherwise keep every batch and prediction until the end.
+            kwargs["return_predictions"] = False
         return kwargs
 
 

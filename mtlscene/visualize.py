@@ -14,7 +14,7 @@ from matplotlib import colormaps
 from matplotlib.colors import hsv_to_rgb
 from PIL import Image, ImageDraw, ImageFont
 
-from mtlscene.data.labels import palette
+from mtlscene.data.labels import IGNORE_INDEX, palette
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
 
@@ -114,6 +114,36 @@ def instance_boundaries(instance_map: np.ndarray) -> np.ndarray:
         | (padded[1:-1, 2:] != centre)
     )
     return differs & (ids != 0)
+
+
+def colorize_panoptic(category: Any, instance: Any, label_set: str = "trainid") -> np.ndarray:
+    """Colour a panoptic segmentation: class colours, instance shades, segment boundaries.
+
+    Each pixel gets its class's official CityScapes colour; each instance of a class is a
+    different shade of it (darker or lighter, stable per instance id), and the border pixels
+    of every segment are drawn white, so touching instances of one class stay apart. Void
+    (category 255) is black.
+
+    Args:
+        category: HxW class indices (255: void).
+        instance: HxW instance ids (0 for stuff and void).
+        label_set: "trainid" or "category".
+
+    Returns:
+        HxWx3 uint8 RGB image.
+    """
+    classes = _as_numpy(category).astype(np.int64)
+    ids = _as_numpy(instance).astype(np.int64)
+    if classes.shape != ids.shape:
+        raise ValueError(f"category {classes.shape} and instance {ids.shape} differ in size")
+    rgb = colorize_semantic(classes, label_set).astype(np.float64)
+    # Shades from 0.55x to 1.45x of the class colour (clipped), spread by the golden ratio.
+    shade = 0.55 + 0.9 * ((ids * _GOLDEN_RATIO_CONJUGATE) % 1.0)
+    rgb = np.where((ids > 0)[..., None], np.clip(rgb * shade[..., None], 0, 255), rgb)
+    segment = classes * (int(ids.max(initial=0)) + 1) + ids
+    border = instance_boundaries(segment + 1) & (classes != IGNORE_INDEX)
+    rgb[border] = 255.0
+    return rgb.round().astype(np.uint8)
 
 
 def overlay_instances(

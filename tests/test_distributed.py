@@ -74,6 +74,7 @@ def test_ddp_trains_with_identical_sigmas_and_same_validation_metrics(tmp_path):
     assert double["world_size"] == 2
     keys = [k for k in single if "/loss/" not in k and k != "world_size"]
     assert {"val/semantic/miou", "val/depth/mae", "val/instance/mae"} <= set(keys)
+    assert {"val/panoptic/pq", "val/panoptic/rq_stuff"} <= set(keys)  # PQ states sum
     for key in keys:
         assert double[key] == pytest.approx(single[key], abs=1e-5), key
 

@@ -11,8 +11,16 @@ from PIL import Image
 
 from mtlscene.data.transforms import resize_nearest
 from mtlscene.evaluation.cityscapes_format import write_instance_result, write_semantic_result
+from mtlscene.evaluation.cityscapes_panoptic import (
+    ANNOTATION_SUFFIX,
+    merge_panoptic_results,
+    panoptic_name,
+    write_panoptic_result,
+)
+from mtlscene.tasks.kinds import HeadKind
 from mtlscene.visualize import (
     colorize_disparity,
+    colorize_panoptic,
     colorize_semantic,
     make_panel,
     overlay_instances,
@@ -23,17 +31,27 @@ from mtlscene.visualize import (
 class PredictionWriter(BasePredictionWriter):
     """Saves, for every input image, pictures a person can look at and benchmark files.
 
+    Files are written as each batch ends and nothing is kept: ``mtlscene predict`` runs
+    with ``return_predictions=False``, so memory stays flat over any number of images.
+
     Layout under ``output_dir``:
 
     - ``pictures/{stem}_semantic.png``: semantic map in the official CityScapes palette;
     - ``pictures/{stem}_instances.png``: recovered instances overlaid on the image;
+    - ``pictures/{stem}_panoptic.png``: panoptic map (class colours, instance shades, borders);
     - ``pictures/{stem}_depth.png``: disparity (or metric depth) as a colour map;
     - ``pictures/{stem}_panel.png``: input and all outputs side by side;
     - ``cityscapes/semantic/{stem}_pred_labelIds.png``: pixel-level results (labelIds);
-    - ``cityscapes/instance/{stem}_pred_instances.txt`` + masks: instance-level results.
+    - ``cityscapes/instance/{stem}_pred_instances.txt`` + masks: instance-level results;
+    - ``cityscapes/panoptic/cityscapes_panoptic_{split}/{stem}_panoptic.png`` and, at the end
+      of ``predict``, ``cityscapes/panoptic/cityscapes_panoptic_{split}.json``: panoptic
+      results (COCO panoptic format; ``{stem}_panoptic.json`` per image beside the PNGs).
 
-    The ``cityscapes/`` folders are what ``csEvalPixelLevelSemanticLabeling`` and
-    ``csEvalInstanceLevelSemanticLabeling`` read (``CITYSCAPES_RESULTS=.../semantic``).
+    The ``cityscapes/`` folders are what ``csEvalPixelLevelSemanticLabeling``,
+    ``csEvalInstanceLevelSemanticLabeling`` and ``csEvalPanopticSemanticLabeling`` read
+    (``CITYSCAPES_RESULTS=.../semantic``; panoptic: ``--prediction-json-file``).
+
+    Outputs are found by head kind (class logits, disparity), not by task name.
 
     Args:
         output_dir: where to write.
@@ -44,7 +62,10 @@ class PredictionWriter(BasePredictionWriter):
         metric_depth: colour-code metric depth (baseline * fx / disparity, metres) instead of
             disparity, when the data provides the camera.
         max_depth: depth in metres at the far end of the colour map.
-        label_set: label set of the semantic head ("trainid" or "category").
+        label_set: label set of the semantic output when written without a module (inside
+            ``predict`` it follows the semantic head).
+        split: split name in the panoptic file names (default: the data module's
+            ``predict_split``, else "val").
     """
 
     def __init__(
@@ -56,6 +77,7 @@ class PredictionWriter(BasePredictionWriter):
         metric_depth: bool = False,
         max_depth: float = 80.0,
         label_set: str = "trainid",
+        split: str | None = None,
     ) -> None:
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
@@ -65,7 +87,35 @@ class PredictionWriter(BasePredictionWriter):
         self.metric_depth = metric_depth
         self.max_depth = max_depth
         self.label_set = label_set
-        self.written: list[Path] = []
+        self.split = split or "val"
+        self._split_option = split
+        self._sources = {"semantic": "semantic", "depth": "depth"}
+        self.num_written = 0  # files written (a count: the writer keeps no paths or arrays)
+
+    @property
+    def panoptic_dir(self) -> Path:
+        """The folder of per-image panoptic PNGs (its JSON is this path + ``.json``)."""
+        return self.output_dir / "cityscapes" / "panoptic" / panoptic_name(self.split)
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        heads = getattr(pl_module, "heads", {})
+        by_kind = {getattr(head, "output_kind", None): name for name, head in heads.items()}
+        semantic = by_kind.get(HeadKind.CLASS_LOGITS_TRAINID)
+        if semantic is None and HeadKind.CLASS_LOGITS_CATEGORY in by_kind:
+            semantic, self.label_set = by_kind[HeadKind.CLASS_LOGITS_CATEGORY], "category"
+        self._sources = {"semantic": semantic, "depth": by_kind.get(HeadKind.DISPARITY)}
+        if self._split_option is None:
+            self.split = getattr(trainer.datamodule, "predict_split", None) or "val"
+        if trainer.is_global_zero and self.panoptic_dir.is_dir():
+            # Annotations of an earlier run would otherwise be merged into this run's JSON.
+            for stale in self.panoptic_dir.glob(f"*{ANNOTATION_SUFFIX}"):
+                stale.unlink()
+        trainer.strategy.barrier()
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        trainer.strategy.barrier()  # every rank has written its images
+        if trainer.is_global_zero and self.benchmark and self.panoptic_dir.is_dir():
+            merge_panoptic_results(self.panoptic_dir)
 
     def write_on_batch_end(
         self,
@@ -86,8 +136,9 @@ class PredictionWriter(BasePredictionWriter):
         image = to_uint8_image(batch["image"][index].float().cpu())
         # (file suffix, panel title, picture) for every output of this image.
         pictures: list[tuple[str, str, np.ndarray]] = []
-        if "semantic" in outputs:
-            semantic = outputs["semantic"][index].cpu().numpy().astype(np.uint8)
+        semantic_name, depth_name = self._sources["semantic"], self._sources["depth"]
+        if semantic_name in outputs:
+            semantic = outputs[semantic_name][index].cpu().numpy().astype(np.uint8)
             pictures.append(("semantic", "semantic", colorize_semantic(semantic, self.label_set)))
             if self.benchmark and self.label_set == "trainid":
                 write_semantic_result(
@@ -109,8 +160,19 @@ class PredictionWriter(BasePredictionWriter):
                     instances["labels"].cpu().numpy(),
                     instances["scores"].cpu().numpy(),
                 )
-        if "depth" in outputs:
-            disparity = outputs["depth"][index].float().cpu().clamp_min(0).numpy()
+        if "panoptic" in outputs:
+            category = outputs["panoptic"]["category"][index].cpu().numpy()
+            instance = outputs["panoptic"]["instance"][index].cpu().numpy()
+            pictures.append(("panoptic", "panoptic", colorize_panoptic(category, instance)))
+            if self.benchmark:
+                write_panoptic_result(
+                    self.panoptic_dir,
+                    stem,
+                    self._benchmark_resize(category),
+                    self._benchmark_resize(instance),
+                )
+        if depth_name in outputs:
+            disparity = outputs[depth_name][index].float().cpu().clamp_min(0).numpy()
             if self.metric_depth and "depth_scale" in batch:
                 valid = disparity > 1e-3
                 depth = np.where(
@@ -128,11 +190,11 @@ class PredictionWriter(BasePredictionWriter):
         for suffix, _, picture in pictures:
             path = folder / f"{stem}_{suffix}.png"
             Image.fromarray(picture).save(path)
-            self.written.append(path)
+            self.num_written += 1
         panels = [("input", image)] + [(title, picture) for _, title, picture in pictures]
         panel_path = folder / f"{stem}_panel.png"
         Image.fromarray(make_panel(panels, columns=min(len(panels), 4))).save(panel_path)
-        self.written.append(panel_path)
+        self.num_written += 1
 
     def _benchmark_resize(self, array: np.ndarray) -> np.ndarray:
         if self.benchmark_size is None:

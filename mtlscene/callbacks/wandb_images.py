@@ -6,6 +6,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from mtlscene.tasks.kinds import HeadKind
 from mtlscene.visualize import colorize_disparity, to_uint8_image
 
 
@@ -38,16 +39,21 @@ class WandbValidationImages(Callback):
             return
         count = min(self.num_images, batch["image"].shape[0])
         images, masks, captions, depth = [], [], [], []
-        heads = pl_module.heads
+        # Outputs are found by what the heads produce, not by task name.
+        by_kind = {getattr(h, "output_kind", None): n for n, h in pl_module.heads.items()}
+        semantic = by_kind.get(HeadKind.CLASS_LOGITS_TRAINID) or by_kind.get(
+            HeadKind.CLASS_LOGITS_CATEGORY
+        )
+        disparity_name = by_kind.get(HeadKind.DISPARITY)
         class_labels = None
-        if "semantic" in outputs:
-            names = heads["semantic"].class_names
+        if semantic in outputs:
+            names = pl_module.heads[semantic].class_names
             class_labels = {i: name for i, name in enumerate(names)} | {255: "ignore"}
         for index in range(count):
             images.append(to_uint8_image(batch["image"][index].float().cpu()))
             captions.append(batch["name"][index])
             if class_labels is not None:
-                predicted = outputs["semantic"][index].argmax(0).cpu().numpy()
+                predicted = outputs[semantic][index].argmax(0).cpu().numpy()
                 masks.append(
                     {
                         "prediction": {"mask_data": predicted, "class_labels": class_labels},
@@ -57,8 +63,8 @@ class WandbValidationImages(Callback):
                         },
                     }
                 )
-            if "depth" in outputs:
-                disparity = outputs["depth"][index, 0].float().clamp_min(0).cpu().numpy()
+            if disparity_name in outputs:
+                disparity = outputs[disparity_name][index, 0].float().clamp_min(0).cpu().numpy()
                 depth.append(colorize_disparity(disparity))
         for logger in loggers:
             kwargs = {"caption": captions}

@@ -1,4 +1,5 @@
-"""``mtlscene-data``: check a CityScapes root, or generate synthetic CityScapes-format data.
+"""``mtlscene-data``: check a CityScapes root, generate synthetic CityScapes-format data, or
+prepare the panoptic ground truth.
 
 Exit status: 0 fine, 1 problems found in the data, 2 bad command line or arguments.
 """
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with the ``check`` and ``generate`` subcommands."""
+    """The argument parser with the ``check``, ``generate`` and ``panoptic`` subcommands."""
     parser = argparse.ArgumentParser(
         prog="mtlscene-data",
         description="Check a CityScapes dataset root or generate synthetic CityScapes data.",
@@ -97,6 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     generate.set_defaults(handler=_run_generate)
+
+    panoptic = commands.add_parser(
+        "panoptic",
+        help="write the panoptic ground truth (COCO panoptic format) from the instanceIds",
+        description="Convert gtFine/SPLIT/*/*_instanceIds.png into the official panoptic "
+        "ground truth, gtFine/cityscapes_panoptic_SPLIT.json and its PNG folder, with "
+        "cityscapesscripts' createPanopticImgs (works for real and synthetic roots).",
+    )
+    panoptic.add_argument(
+        "root", type=Path, metavar="ROOT", help="folder with gtFine/ (CityScapes or synthetic)"
+    )
+    panoptic.add_argument(
+        "--splits",
+        nargs="+",
+        default=["val"],
+        metavar="SPLIT",
+        help="splits to convert (default: val)",
+    )
+    panoptic.set_defaults(handler=_run_panoptic)
     return parser
 
 
@@ -131,6 +151,19 @@ def _run_generate(args: argparse.Namespace) -> int:
         print(f"mtlscene-data generate: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote synthetic CityScapes ({settings}) to {root}\ntrain on it with --data.root {root}")
+    return EXIT_OK
+
+
+def _run_panoptic(args: argparse.Namespace) -> int:
+    from mtlscene.evaluation.cityscapes_panoptic import prepare_panoptic_ground_truth
+
+    try:
+        written = prepare_panoptic_ground_truth(args.root, args.splits)
+    except FileNotFoundError as error:
+        print(f"mtlscene-data panoptic: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    for path in written:
+        print(f"wrote {path} and its segments in {path.with_suffix('')}/")
     return EXIT_OK
 
 

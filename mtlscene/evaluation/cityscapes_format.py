@@ -167,7 +167,9 @@ def _write_json(data: Any, file_name: str) -> None:
 
 
 @contextlib.contextmanager
-def _official_run(module: ModuleType, work_dir: Path) -> Iterator[io.StringIO]:
+def _official_run(
+    module: ModuleType, work_dir: Path, extra_patches: dict[str, Any] | None = None
+) -> Iterator[io.StringIO]:
     """Run official evaluation code quietly inside ``work_dir`` and turn its exits into errors.
 
     The scripts print progress to stdout and end with ``sys.exit(-1)`` on any error (after
@@ -175,13 +177,17 @@ def _official_run(module: ModuleType, work_dir: Path) -> Iterator[io.StringIO]:
     directory. Under numpy 2 they also fail by themselves: ``np.in1d`` is gone (numpy 2.4) and
     ``writeDict2JSON`` cannot encode the numpy integers that ``np.count_nonzero`` now returns.
     This captures the output, raises a RuntimeError with the printed reason, changes into
-    ``work_dir``, and for the duration gives the module an ``np`` with ``in1d`` and a
-    numpy-aware ``writeDict2JSON``.
+    ``work_dir``, and for the duration gives the module an ``np`` with ``in1d``, a
+    numpy-aware ``writeDict2JSON`` (where it has one) and the module attributes given in
+    ``extra_patches``.
     """
     output = io.StringIO()
-    patches = {"writeDict2JSON": _write_json}
+    patches: dict[str, Any] = {}
+    if hasattr(module, "writeDict2JSON"):
+        patches["writeDict2JSON"] = _write_json
     if not hasattr(np, "in1d"):
         patches["np"] = _NumpyWithIn1d()
+    patches.update(extra_patches or {})
     originals = {name: getattr(module, name) for name in patches}
     for name, value in patches.items():
         setattr(module, name, value)

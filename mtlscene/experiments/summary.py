@@ -35,6 +35,7 @@ COLUMNS = (
     Column("test/instance/mae", "Instance err px", 1.0, False, "instance", 3),
     Column("test/depth/mae", "Inv. depth err px", 1.0, False, "depth", 3),
     Column("test/instance/ap", "AP %", 100.0, True, "instance"),
+    Column("test/panoptic/pq", "PQ %", 100.0, True, "semantic"),
 )
 # Δm% compares the paper's three task metrics with the single-task rows.
 DELTA_COLUMNS = COLUMNS[:3]

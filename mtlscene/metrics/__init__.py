@@ -3,9 +3,11 @@
 from mtlscene.metrics.depth import DisparityMetrics
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.metrics.offset import OffsetError
+from mtlscene.metrics.panoptic_quality import CityscapesPanopticQuality
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
 
 __all__ = [
+    "CityscapesPanopticQuality",
     "DisparityMetrics",
     "InstanceAveragePrecision",
     "OffsetError",

@@ -9,19 +9,21 @@ that run batched on CPU or GPU (``benchmarks/bench_clustering.py`` compares the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from mtlscene.data.labels import INSTANCE_TRAIN_IDS
+from mtlscene.postprocess.base import PostProcessor
+from mtlscene.tasks.kinds import HeadKind
 
 # Pixel x centre pairs evaluated at once when assigning pixels; bounds memory at full resolution.
 _ASSIGN_CHUNK = 1 << 22
 
 
-class CentroidVoteClustering(torch.nn.Module):
+class CentroidVoteClustering(PostProcessor):
     """Cluster centroid votes of thing pixels into scored instance masks.
 
     Clustering is done per predicted class when ``group_by_class`` is true (the default): each
@@ -53,7 +55,14 @@ class CentroidVoteClustering(torch.nn.Module):
         group_by_class: cluster each class separately (see above).
         max_candidates: local maxima examined per image before tie-breaking; bounds memory when
             a flat, noisy heat map has many equal maxima.
+        heads: role -> task name for the two inputs, ``semantic`` (trainId class logits) and
+            ``offsets`` (centroid vectors); by default the active heads of those kinds.
     """
+
+    requires = {
+        "semantic": HeadKind.CLASS_LOGITS_TRAINID,
+        "offsets": HeadKind.CENTROID_VECTORS,
+    }
 
     def __init__(
         self,
@@ -67,8 +76,9 @@ class CentroidVoteClustering(torch.nn.Module):
         min_pixels: int = 10,
         group_by_class: bool = True,
         max_candidates: int = 4096,
+        heads: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(heads)
         for name, kernel in (("vote_kernel", vote_kernel), ("nms_kernel", nms_kernel)):
             if kernel < 1 or kernel % 2 == 0:
                 raise ValueError(f"CentroidVoteClustering: {name}={kernel} must be odd and >= 1")
@@ -88,6 +98,13 @@ class CentroidVoteClustering(torch.nn.Module):
         slot = torch.full((256,), -1, dtype=torch.long)
         slot[torch.tensor(ids)] = torch.arange(len(ids)) if group_by_class else 0
         self.register_buffer("_slot_of_class", slot, persistent=False)
+
+    @torch.no_grad()
+    def from_outputs(self, outputs: Mapping[str, Tensor]) -> list[dict[str, Tensor]]:
+        """Cluster a batch from the raw network outputs (task name -> tensor) of bound heads."""
+        inputs = self.inputs(outputs)
+        probs = inputs["semantic"].float().softmax(dim=1)
+        return self(probs.argmax(dim=1), inputs["offsets"].float(), probs)
 
     @torch.no_grad()
     def forward(

@@ -6,6 +6,7 @@ Importing this package registers the built-in tasks ``semantic``, ``instance`` a
 from mtlscene.tasks.base import ConvDecoder, TaskHead, masked_l1
 from mtlscene.tasks.depth import DepthHead  # noqa: E402  (registration side effect)
 from mtlscene.tasks.instance import InstanceHead  # noqa: E402
+from mtlscene.tasks.kinds import HeadKind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import available_tasks, get_task, import_task_modules, register_task
 from mtlscene.tasks.semantic import SemanticHead  # noqa: E402
@@ -13,6 +14,7 @@ from mtlscene.tasks.semantic import SemanticHead  # noqa: E402
 __all__ = [
     "ConvDecoder",
     "DepthHead",
+    "HeadKind",
     "InstanceHead",
     "Likelihood",
     "SemanticHead",

@@ -33,7 +33,8 @@ class TaskHead(nn.Module, ABC):
     """A pluggable task: decodes shared features and scores its output against the batch.
 
     Subclasses set ``out_channels`` and ``batch_keys`` (the target keys their loss reads),
-    choose a default ``likelihood`` and implement :meth:`loss` and :meth:`make_metrics`.
+    optionally ``output_kind`` (a :class:`~mtlscene.tasks.kinds.HeadKind` that post-processing
+    looks for), choose a default ``likelihood`` and implement :meth:`loss` and :meth:`make_metrics`.
     Register them with :func:`mtlscene.tasks.register_task` so a config can name them.
 
     Args:
@@ -46,11 +47,16 @@ class TaskHead(nn.Module, ABC):
     default_likelihood: ClassVar[Likelihood]
     batch_keys: ClassVar[tuple[str, ...]]
     out_channels: int
+<<<<<<< HEAD
     #: The validation metric that says how good this task is (a key of the dict returned by
     #: the metric's ``compute()``, or "value") and whether higher is better. Checkpointing
     #: follows the first active task's metric, so presets that switch tasks off need no edits.
     monitor_metric: ClassVar[str] = "value"
     monitor_mode: ClassVar[str] = "min"
+=======
+    # What the raw output is (a HeadKind), so post-processing finds its inputs by kind.
+    output_kind: str | None = None
+>>>>>>> panoptic
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from torchmetrics import Metric
 
 from mtlscene.metrics.depth import DisparityMetrics
 from mtlscene.tasks.base import TaskHead, masked_l1
+from mtlscene.tasks.kinds import HeadKind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
 
@@ -27,6 +28,7 @@ class DepthHead(TaskHead):
     monitor_metric = "mae"
     monitor_mode = "min"
     out_channels = 1
+    output_kind = HeadKind.DISPARITY
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         target = batch["disparity"].unsqueeze(1)

@@ -9,6 +9,7 @@ from torchmetrics import Metric
 
 from mtlscene.metrics.offset import OffsetError
 from mtlscene.tasks.base import TaskHead, masked_l1
+from mtlscene.tasks.kinds import HeadKind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
 
@@ -26,6 +27,7 @@ class InstanceHead(TaskHead):
     monitor_metric = "mae"
     monitor_mode = "min"
     out_channels = 2
+    output_kind = HeadKind.CENTROID_VECTORS
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         return masked_l1(prediction.float(), batch["instance_offset"], batch["instance_mask"])

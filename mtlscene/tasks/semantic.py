@@ -10,6 +10,7 @@ from torchmetrics import Metric
 from mtlscene.data.labels import IGNORE_INDEX, class_names
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
 from mtlscene.tasks.base import TaskHead, zero_like_loss
+from mtlscene.tasks.kinds import class_logits_kind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
 
@@ -31,6 +32,7 @@ class SemanticHead(TaskHead):
 
     def __init__(self, in_channels: int, label_set: str = "trainid", **kwargs) -> None:
         self.label_set = label_set
+        self.output_kind = class_logits_kind(label_set)
         self.class_names = class_names(label_set)
         self.out_channels = len(self.class_names)
         super().__init__(in_channels, **kwargs)

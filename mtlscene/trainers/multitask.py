@@ -8,12 +8,16 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
+from mtlscene.metrics.panoptic_quality import CityscapesPanopticQuality
 from mtlscene.models.encoder import DeepLabEncoder
 from mtlscene.models.network import MultiTaskNetwork
+from mtlscene.postprocess.base import bind_or_disable
 from mtlscene.postprocess.clustering import CentroidVoteClustering
+from mtlscene.postprocess.panoptic import PanopticFusion
 from mtlscene.tasks import TaskHead, get_task, import_task_modules
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
 
@@ -59,11 +63,16 @@ class MultiTaskModule(LightningModule):
             registered with ``@register_task`` become available.
         check_finite: stop with an error naming the task and step when a loss is NaN/inf.
         clustering: turns centroid votes and the semantic prediction into instance masks
-            (default CentroidVoteClustering when both tasks are trained on trainIds).
+            (default CentroidVoteClustering). Off, with an info message, unless the active
+            heads include trainId class logits and centroid vectors (found by head kind).
         instance_ap: evaluate CityScapes-style instance AP in validate/test (needs
             clustering); prediction always clusters.
         active_tasks: the subset of ``tasks`` to train (None: all). Task-set presets set only
             this key, so they compose with any weighting preset and keep each head's settings.
+        panoptic: fuses the semantic prediction and the instances into a panoptic map
+            (default PanopticFusion); off when clustering is off or its heads are missing.
+        panoptic_quality: evaluate panoptic quality (``{stage}/panoptic/pq`` ...) in
+            validate/test (needs panoptic fusion); prediction always fuses.
     """
 
     def __init__(
@@ -78,10 +87,19 @@ class MultiTaskModule(LightningModule):
         clustering: CentroidVoteClustering | None = None,
         instance_ap: bool = True,
         active_tasks: list[str] | None = None,
+        panoptic: PanopticFusion | None = None,
+        panoptic_quality: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
-            ignore=["backbone", "weighting", "optimizer", "lr_scheduler", "clustering"]
+            ignore=[
+                "backbone",
+                "weighting",
+                "optimizer",
+                "lr_scheduler",
+                "clustering",
+                "panoptic",
+            ]
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
@@ -93,10 +111,9 @@ class MultiTaskModule(LightningModule):
             select_tasks(dict(tasks or DEFAULT_TASKS), active_tasks),
             weighting or UncertaintyWeighting(),
         )
-        self.clustering = clustering
-        if clustering is None and self.can_cluster:
-            self.clustering = CentroidVoteClustering()
+        self.configure_postprocessing(clustering, panoptic)
         self.instance_ap = instance_ap and self.clustering is not None
+        self.panoptic_quality = panoptic_quality and self.panoptic is not None
         self.configure_metrics()
 
     def configure_network(
@@ -128,11 +145,23 @@ class MultiTaskModule(LightningModule):
         name, head = next(iter(self.heads.items()))
         return f"val/{name}/{head.monitor_metric}", head.monitor_mode
 
-    @property
-    def can_cluster(self) -> bool:
-        """Instances need the centroid votes and a trainId semantic prediction."""
-        semantic = self.heads["semantic"] if "semantic" in self.heads else None
-        return "instance" in self.heads and getattr(semantic, "label_set", None) == "trainid"
+    def configure_postprocessing(
+        self, clustering: CentroidVoteClustering | None, panoptic: PanopticFusion | None
+    ) -> None:
+        """Bind clustering and panoptic fusion to the heads they declare; off when missing."""
+        self.clustering, message = bind_or_disable(
+            "model.clustering", clustering or CentroidVoteClustering(), self.heads
+        )
+        self.panoptic: PanopticFusion | None = None
+        if self.clustering is None:
+            if message:
+                rank_zero_info(f"{message}; instance AP and panoptic fusion are off too")
+            return
+        self.panoptic, message = bind_or_disable(
+            "model.panoptic", panoptic or PanopticFusion(), self.heads
+        )
+        if message:
+            rank_zero_info(message)
 
     def configure_metrics(self) -> None:
         """One metric per task and evaluation stage (states sum across DDP processes)."""
@@ -142,14 +171,21 @@ class MultiTaskModule(LightningModule):
                 for stage in ("val", "test")
             }
         )
-        if self.instance_ap:
-            for stage in ("val", "test"):
+        for stage in ("val", "test"):
+            if self.instance_ap:
                 self.stage_metrics[stage]["instance_ap"] = InstanceAveragePrecision()
+            if self.panoptic_quality:
+                self.stage_metrics[stage]["panoptic"] = CityscapesPanopticQuality()
 
     def cluster_instances(self, outputs: Mapping[str, Tensor]) -> list[dict[str, Tensor]]:
         """Instance masks, trainIds and scores per image from the raw network outputs."""
-        probs = outputs["semantic"].float().softmax(dim=1)
-        return self.clustering(probs.argmax(dim=1), outputs["instance"].float(), probs)
+        return self.clustering.from_outputs(outputs)
+
+    def panoptic_segmentation(
+        self, outputs: Mapping[str, Tensor], instances: list[dict[str, Tensor]]
+    ) -> dict[str, Tensor]:
+        """Panoptic ``category`` and ``instance`` maps (BxHxW) from outputs and instances."""
+        return self.panoptic.from_outputs(outputs, instances)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         return self.network(image)
@@ -232,9 +268,16 @@ class MultiTaskModule(LightningModule):
         )
         for name, head in self.heads.items():
             head.update_metrics(self.stage_metrics[stage][name], outputs[name], batch)
-        if self.instance_ap:
+        if self.instance_ap or self.panoptic_quality:
             instances = self.cluster_instances(outputs)
-            self.stage_metrics[stage]["instance_ap"].update(instances, batch["instance_ids"])
+            metrics = self.stage_metrics[stage]
+            if self.instance_ap:
+                metrics["instance_ap"].update(instances, batch["instance_ids"])
+            if self.panoptic_quality:
+                panoptic = self.panoptic_segmentation(outputs, instances)
+                metrics["panoptic"].update(
+                    panoptic["category"], panoptic["instance"], batch["instance_ids"]
+                )
         return outputs
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Tensor]:
@@ -261,10 +304,19 @@ class MultiTaskModule(LightningModule):
         self._log_metrics("test")
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
+        """One batch's results, for a writer callback to save at batch end.
+
+        The CLI runs ``predict`` with ``return_predictions=False``, so Lightning drops each
+        result once the callbacks have seen it; nothing accumulates over the dataset.
+        """
         outputs = self(batch["image"])
         prediction = {name: head.postprocess(outputs[name]) for name, head in self.heads.items()}
         if self.clustering is not None:
             prediction["instances"] = self.cluster_instances(outputs)
+            if self.panoptic is not None:
+                prediction["panoptic"] = self.panoptic_segmentation(
+                    outputs, prediction["instances"]
+                )
         return {"batch": batch, "prediction": prediction}
 
     def configure_optimizers(self):
