@@ -47,16 +47,13 @@ class TaskHead(nn.Module, ABC):
     default_likelihood: ClassVar[Likelihood]
     batch_keys: ClassVar[tuple[str, ...]]
     out_channels: int
-<<<<<<< HEAD
     #: The validation metric that says how good this task is (a key of the dict returned by
     #: the metric's ``compute()``, or "value") and whether higher is better. Checkpointing
     #: follows the first active task's metric, so presets that switch tasks off need no edits.
     monitor_metric: ClassVar[str] = "value"
     monitor_mode: ClassVar[str] = "min"
-=======
     # What the raw output is (a HeadKind), so post-processing finds its inputs by kind.
     output_kind: str | None = None
->>>>>>> panoptic
 
     def __init__(
         self,
