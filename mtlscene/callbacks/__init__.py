@@ -1,11 +1,15 @@
-"""Lightning callbacks: metric tables, uncertainty tracking, prediction files."""
+"""Lightning callbacks: metric tables, uncertainty tracking, prediction files, GPU speed."""
 
+from mtlscene.callbacks.channels_last import ChannelsLast
+from mtlscene.callbacks.compile_model import CompileModel
 from mtlscene.callbacks.metrics_table import MetricsTable
 from mtlscene.callbacks.prediction_writer import PredictionWriter
 from mtlscene.callbacks.uncertainty_tracker import UncertaintyTracker
 from mtlscene.callbacks.wandb_images import WandbValidationImages
 
 __all__ = [
+    "ChannelsLast",
+    "CompileModel",
     "MetricsTable",
     "PredictionWriter",
     "UncertaintyTracker",
