@@ -3,6 +3,7 @@
 from mtlscene.callbacks.channels_last import ChannelsLast
 from mtlscene.callbacks.compile_model import CompileModel
 from mtlscene.callbacks.metrics_table import MetricsTable
+from mtlscene.callbacks.official_evaluation import OfficialEvaluation
 from mtlscene.callbacks.prediction_writer import PredictionWriter
 from mtlscene.callbacks.uncertainty_tracker import UncertaintyTracker
 from mtlscene.callbacks.wandb_images import WandbValidationImages
@@ -11,6 +12,7 @@ __all__ = [
     "ChannelsLast",
     "CompileModel",
     "MetricsTable",
+    "OfficialEvaluation",
     "PredictionWriter",
     "UncertaintyTracker",
     "WandbValidationImages",
