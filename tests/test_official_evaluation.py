@@ -1,5 +1,9 @@
 """`test` scored by the official CityScapes evaluators at the source files' resolution."""
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -9,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from mtlscene.callbacks import OfficialEvaluation
+from mtlscene.callbacks.official_evaluation import OFFICIAL_COLUMNS
 from mtlscene.data import synthetic
 from mtlscene.data.datamodule import CityscapesDataModule
 from mtlscene.data.encoding import INSTANCE_ID_OFFSET, decode_disparity, encode_semantic
@@ -144,3 +149,32 @@ def test_official_evaluation_refuses_other_data():
     trainer = pl.Trainer(accelerator="cpu", logger=False, callbacks=[OfficialEvaluation()])
     with pytest.raises(TypeError, match="reads CityScapes files"):
         trainer.test(Oracle(), Plain())
+
+
+def test_ddp_gives_the_single_process_scores(tmp_path):
+    # Two processes write their frames; rank zero evaluates, the disparity sums add up.
+    args = [
+        "test",
+        "--config",
+        TINY,
+        "--trainer.callbacks+=mtlscene.callbacks.OfficialEvaluation",
+        "--data.synthetic_resolution=[64, 128]",
+        "--data.synthetic_images={train: 4, val: 2, test: 4}",  # 2 ranks x batch 2: no padding
+    ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+    result = subprocess.run(
+        [sys.executable, "-m", "mtlscene", *args, *ddp],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = re.split(r"\n-+\n", result.stdout.split("at the original resolution")[1])[1]
+    printed = {title: float(value) for title, value in re.findall(r"(.+?)\s{2,}([\d.]+)", table)}
+    cli = build_cli(args)
+    (official,) = [c for c in cli.trainer.callbacks if isinstance(c, OfficialEvaluation)]
+    assert len(printed) == 10
+    for key, title, scale in OFFICIAL_COLUMNS:
+        assert printed[title] == pytest.approx(official.results[key] * scale, abs=1e-4), key
