@@ -118,6 +118,26 @@ def test_missing_prediction_is_reported_with_the_official_reason(cityscapes_root
         evaluate_pixel_level(cityscapes_root, "val", pred_dir)
 
 
+def test_evaluations_can_be_restricted_to_the_predicted_frames(cityscapes_root, tmp_path):
+    pred_dir = tmp_path / "results"
+    labels, instances = _ground_truth(0)
+    lut = label_id_lut("trainid")
+    write_semantic_result(pred_dir, STEMS[0], lut[labels])
+    ids = [i for i in np.unique(instances) if i >= 1000]
+    masks = np.stack([instances == i for i in ids])
+    write_instance_result(pred_dir, STEMS[0], masks, lut[np.array(ids) // 1000], [0.9] * 3)
+    pixel = evaluate_pixel_level(cityscapes_root, "val", pred_dir, True, stems=[STEMS[0]])
+    assert pixel["miou"] == pytest.approx(1.0)
+    # Instance-weighted IoU: perfect on the predicted frame, for classes and categories.
+    assert pixel["imiou"] == pytest.approx(1.0) and pixel["category_imiou"] == pytest.approx(1.0)
+    assert set(pixel["iiou"]) == {"car", "person"}
+    assert set(pixel["category_iiou"]) == {"human", "vehicle"}
+    instance = evaluate_instance_level(cityscapes_root, "val", pred_dir, stems=[STEMS[0]])
+    assert instance["ap"] == pytest.approx(1.0)
+    with pytest.raises(FileNotFoundError, match="frankfurt_000000_999999"):
+        evaluate_pixel_level(cityscapes_root, "val", pred_dir, stems=["frankfurt_000000_999999"])
+
+
 def test_writers_reject_what_the_official_format_cannot_hold(tmp_path: Path):
     with pytest.raises(ValueError, match="no spaces"):
         write_semantic_result(tmp_path, "bad stem", np.zeros((2, 2), dtype=np.uint8))
