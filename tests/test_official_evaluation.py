@@ -79,6 +79,10 @@ def _test_with(root: Path, source: tuple[int, int], size: tuple[int, int]) -> Of
 
 
 def test_perfect_predictions_score_perfectly(tmp_path):
+    official = tmp_path / "official"
+    (official / "semantic").mkdir(parents=True)
+    (official / "semantic" / "aachen_000000_000000_pred_labelIds.png").write_bytes(b"stale")
+    (official / "notes.txt").write_text("not ours")
     # Working size = source size: the oracle is exact at the evaluated resolution.
     results = _test_with(tmp_path / "data", (128, 256), (128, 256)).results
     for key in ("iou_class", "iiou_class", "iou_category", "iiou_category", "ap", "ap50"):
@@ -88,8 +92,9 @@ def test_perfect_predictions_score_perfectly(tmp_path):
     # none (nan), but never a wrong one.
     assert results["ap100m"] == pytest.approx(1.0)
     assert np.isnan(results["ap50m"]) or results["ap50m"] == pytest.approx(1.0)
-    official = tmp_path / "official"
+    # Stale results of an earlier test are gone, other files in the folder are kept.
     assert len(list((official / "semantic").glob("*_pred_labelIds.png"))) == 2
+    assert (official / "notes.txt").read_text() == "not ours"
     assert len(list((official / "instance").glob("*_pred_instances.txt"))) == 2
 
 

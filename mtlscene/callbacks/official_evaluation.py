@@ -58,7 +58,8 @@ class OfficialEvaluation(Callback):
 
     Args:
         output_dir: where the official-format results go; default ``official_<split>`` in
-            the run's log directory. Emptied when a test starts.
+            the run's log directory. Its ``semantic/`` and ``instance/`` folders are
+            emptied when a test starts.
         keep_files: keep the result files after the evaluation (e.g. to inspect them);
             False deletes them.
         distances: compute AP 100m and AP 50m (needs ``disparity/`` and ``camera/``, see
@@ -95,9 +96,14 @@ class OfficialEvaluation(Callback):
         self.instances = self.semantic and getattr(pl_module, "clustering", None) is not None
         self.depth = "depth" in heads
         self.disparity = DisparityMetrics().to(pl_module.device)
-        if trainer.is_global_zero and self.folder.exists():
-            shutil.rmtree(self.folder)  # stale results would count as extra predictions
+        if trainer.is_global_zero:
+            self._remove_results()  # stale results would count as extra predictions
         trainer.strategy.barrier()
+
+    def _remove_results(self) -> None:
+        # Only the folders this callback writes: output_dir may hold other files.
+        for name in ("semantic", "instance"):
+            shutil.rmtree(self.folder / name, ignore_errors=True)
 
     def on_test_batch_end(
         self,
@@ -170,7 +176,7 @@ class OfficialEvaluation(Callback):
         if trainer.is_global_zero:
             results.update(self._official_scores())
             if not self.keep_files:
-                shutil.rmtree(self.folder, ignore_errors=True)
+                self._remove_results()
         results = trainer.strategy.broadcast(results)
         self.results = results
         for key, value in results.items():
