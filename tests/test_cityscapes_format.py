@@ -118,8 +118,59 @@ def test_missing_prediction_is_reported_with_the_official_reason(cityscapes_root
         evaluate_pixel_level(cityscapes_root, "val", pred_dir)
 
 
+def test_evaluations_can_be_restricted_to_the_predicted_frames(cityscapes_root, tmp_path):
+    pred_dir = tmp_path / "results"
+    labels, instances = _ground_truth(0)
+    lut = label_id_lut("trainid")
+    write_semantic_result(pred_dir, STEMS[0], lut[labels])
+    ids = [i for i in np.unique(instances) if i >= 1000]
+    masks = np.stack([instances == i for i in ids])
+    write_instance_result(pred_dir, STEMS[0], masks, lut[np.array(ids) // 1000], [0.9] * 3)
+    pixel = evaluate_pixel_level(cityscapes_root, "val", pred_dir, True, stems=[STEMS[0]])
+    assert pixel["miou"] == pytest.approx(1.0)
+    # Instance-weighted IoU: perfect on the predicted frame, for classes and categories.
+    assert pixel["imiou"] == pytest.approx(1.0) and pixel["category_imiou"] == pytest.approx(1.0)
+    assert set(pixel["iiou"]) == {"car", "person"}
+    assert set(pixel["category_iiou"]) == {"human", "vehicle"}
+    instance = evaluate_instance_level(cityscapes_root, "val", pred_dir, stems=[STEMS[0]])
+    assert instance["ap"] == pytest.approx(1.0)
+    with pytest.raises(FileNotFoundError, match="frankfurt_000000_999999"):
+        evaluate_pixel_level(cityscapes_root, "val", pred_dir, stems=["frankfurt_000000_999999"])
+
+
 def test_writers_reject_what_the_official_format_cannot_hold(tmp_path: Path):
     with pytest.raises(ValueError, match="no spaces"):
         write_semantic_result(tmp_path, "bad stem", np.zeros((2, 2), dtype=np.uint8))
     with pytest.raises(ValueError, match="not instance classes"):
         write_instance_result(tmp_path, STEMS[0], np.ones((1, 2, 2), bool), [0], [0.5])
+
+
+def test_distance_limited_ap_uses_the_disparity_and_camera(tmp_path: Path):
+    # Two cars of 1600 px (the distance APs ignore instances under 1000 px): one at 30 m,
+    # found; one at 80 m, missed. Depth = baseline * fx / disparity = 400 / d.
+    stem, split = STEMS[0], "val"
+    labels = np.full((HEIGHT, WIDTH), label_id("road"), dtype=np.uint8)
+    instances = labels.astype(np.uint16)
+    disparity = np.full((HEIGHT, WIDTH), 20.0)
+    car = label_id("car")
+    for k, (columns, metres) in enumerate(((slice(0, 40), 30.0), (slice(60, 100), 80.0))):
+        labels[10:50, columns] = car
+        instances[10:50, columns] = car * 1000 + k
+        disparity[10:50, columns] = 400.0 / metres
+    for folder, name, array in (
+        ("gtFine", f"{stem}_gtFine_labelIds.png", labels),
+        ("gtFine", f"{stem}_gtFine_instanceIds.png", instances),
+        ("disparity", f"{stem}_disparity.png", (disparity * 256 + 1).astype(np.uint16)),
+    ):
+        (tmp_path / folder / split / "frankfurt").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(tmp_path / folder / split / "frankfurt" / name)
+    camera = tmp_path / "camera" / split / "frankfurt" / f"{stem}_camera.json"
+    camera.parent.mkdir(parents=True)
+    camera.write_text('{"extrinsic": {"baseline": 0.2}, "intrinsic": {"fx": 2000.0}}')
+    pred_dir = tmp_path / "results"
+    lut = label_id_lut("trainid")
+    write_instance_result(pred_dir, stem, (instances == car * 1000)[None], lut[[car]], [0.9])
+    result = evaluate_instance_level(tmp_path, split, pred_dir, distances=True)
+    assert result["ap50m"] == pytest.approx(1.0)  # only the near car counts within 50 m
+    assert result["ap100m"] == pytest.approx(result["ap"]) and result["ap100m"] < 0.9
+    assert result["ap50_50m"] == pytest.approx(1.0)

@@ -45,3 +45,71 @@ def test_bad_backbone_options_fail_clearly(tmp_path):
     torch.save(DilatedResNet("resnet50", 32).state_dict(), wrong)
     with pytest.raises(ValueError, match="do not match"):
         DilatedResNet("resnet18", 8, weights_path=wrong)
+
+
+def _no_download(*args, **kwargs):
+    raise AssertionError("a test tried to download weights")
+
+
+def test_imagenet_weights_load_offline_from_torch_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_download)
+    reference = resnet18(weights=None)
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), cached)
+    encoder = DeepLabEncoder("resnet18", 8, aspp_channels=8, weights="IMAGENET1K_V1")
+    net = encoder.resnet
+    assert torch.equal(net.stem[0].weight, reference.conv1.weight)
+    assert torch.equal(net.stem[1].running_mean, reference.bn1.running_mean)
+    assert torch.equal(net.layers[3][1].conv2.weight, reference.layer4[1].conv2.weight)
+    # The full enum name and DEFAULT resolve to the same cached file.
+    for name in ("ResNet18_Weights.IMAGENET1K_V1", "DEFAULT"):
+        other = DilatedResNet("resnet18", 8, weights=name)
+        assert torch.equal(other.stem[0].weight, reference.conv1.weight)
+
+
+def test_missing_imagenet_weights_name_the_file_and_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    expected = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    url = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    # Not allowed to download: fails before any network access.
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_download)
+    with pytest.raises(FileNotFoundError) as error:
+        DilatedResNet("resnet18", 8, weights="IMAGENET1K_V1", download_weights=False)
+    assert str(expected) in str(error.value) and url in str(error.value)
+    # Allowed but offline: the failed download is reported with the same fix.
+    attempts = []
+
+    def offline(source, destination, **kwargs):
+        attempts.append((source, destination))
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(FileNotFoundError, match="network is unreachable") as error:
+        DilatedResNet("resnet18", 8, weights="IMAGENET1K_V1")
+    assert str(expected) in str(error.value) and url in str(error.value)
+    assert attempts == [(url, str(expected))]
+
+
+def test_online_imagenet_weights_download_into_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    reference = resnet18(weights=None)
+
+    def fake_download(source, destination, hash_prefix=None, **kwargs):
+        assert hash_prefix == "f37072fd"  # the file's checksum is verified
+        torch.save(reference.state_dict(), destination)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    net = DilatedResNet("resnet18", 8, weights="IMAGENET1K_V1")
+    assert torch.equal(net.stem[0].weight, reference.conv1.weight)
+    assert (tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").is_file()
+
+
+def test_bad_imagenet_weights_options_fail_clearly(tmp_path):
+    with pytest.raises(ValueError, match="IMAGENET1K_V1"):
+        DilatedResNet("resnet18", 8, weights="IMAGENET21K")
+    with pytest.raises(ValueError, match="not ImageNet weights of resnet18"):
+        DilatedResNet("resnet18", 8, weights="ResNet50_Weights.IMAGENET1K_V2")
+    with pytest.raises(ValueError, match="only one of"):
+        DilatedResNet("resnet18", 8, weights_path=tmp_path / "x.pth", weights="DEFAULT")

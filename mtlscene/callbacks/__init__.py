@@ -1,13 +1,19 @@
-"""Lightning callbacks: metric tables, uncertainty tracking, prediction files."""
+"""Lightning callbacks: metric tables, uncertainty tracking, prediction files, GPU speed."""
 
+from mtlscene.callbacks.channels_last import ChannelsLast
+from mtlscene.callbacks.compile_model import CompileModel
 from mtlscene.callbacks.metrics_table import MetricsTable
+from mtlscene.callbacks.official_evaluation import OfficialEvaluation
 from mtlscene.callbacks.prediction_writer import PredictionWriter
 from mtlscene.callbacks.task_checkpoint import TaskCheckpoint
 from mtlscene.callbacks.uncertainty_tracker import UncertaintyTracker
 from mtlscene.callbacks.wandb_images import WandbValidationImages
 
 __all__ = [
+    "ChannelsLast",
+    "CompileModel",
     "MetricsTable",
+    "OfficialEvaluation",
     "PredictionWriter",
     "TaskCheckpoint",
     "UncertaintyTracker",

@@ -25,7 +25,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,7 +33,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mtlscene.data.encoding import decode_disparity
+from mtlscene.data.io import read_camera, read_png
 from mtlscene.data.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS, train_id_to_label_id
+from mtlscene.data.layout import IMAGE_SUFFIX, sample_files
 
 SEMANTIC_SUFFIX = "_pred_labelIds.png"
 INSTANCE_SUFFIX = "_pred_instances.txt"
@@ -217,7 +220,9 @@ def _fresh_args(module: ModuleType, prediction_dir: Path, search: str) -> Any:
     return args
 
 
-def _ground_truth_files(gt_root: str | os.PathLike, split: str, suffix: str) -> list[str]:
+def _ground_truth_files(
+    gt_root: str | os.PathLike, split: str, suffix: str, stems: Collection[str] | None = None
+) -> list[str]:
     root = Path(gt_root).resolve()
     files = sorted(str(path) for path in (root / "gtFine" / split).glob(f"*/*{suffix}"))
     if not files:
@@ -225,6 +230,15 @@ def _ground_truth_files(gt_root: str | os.PathLike, split: str, suffix: str) -> 
             f"no ground truth {root}/gtFine/{split}/*/*{suffix}: pass the CityScapes root "
             "(the folder that holds gtFine/) and an existing split"
         )
+    if stems is not None:
+        wanted = set(stems)
+        files = [file for file in files if Path(file).name[: -len(suffix)] in wanted]
+        found = {Path(file).name[: -len(suffix)] for file in files}
+        if wanted - found:
+            raise FileNotFoundError(
+                f"no ground truth {root}/gtFine/{split}/<city>/<stem>{suffix} for the stems "
+                f"{sorted(wanted - found)[:5]}"
+            )
     return files
 
 
@@ -232,31 +246,38 @@ def evaluate_pixel_level(
     gt_root: str | os.PathLike,
     split: str,
     pred_dir: str | os.PathLike,
+    instance_level: bool = False,
+    stems: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Run cityscapesscripts' official pixel-level evaluation on a folder of labelIds PNGs.
 
-    Every ``{gt_root}/gtFine/{split}/*/*_gtFine_labelIds.png`` must have exactly one prediction
-    under ``pred_dir`` (recursively, by the official file-name pattern) of the same size. The
-    instance-weighted nIoU is not computed: its class-size weights are fixed for 2048x1024 images
-    and it needs ``*_gtFine_instanceIds.png``; pixel accuracy is not taken from the script either
-    (its ``evalPixelAccuracy`` counts are inverted), use ``SemanticSegmentationMetrics`` for it.
+    Every ``{gt_root}/gtFine/{split}/*/*_gtFine_labelIds.png`` (or those of ``stems``) must have
+    exactly one prediction under ``pred_dir`` (recursively, by the official file-name pattern)
+    of the same size. Pixel accuracy is not taken from the script (its ``evalPixelAccuracy``
+    counts are inverted), use ``SemanticSegmentationMetrics`` for it.
 
     Args:
         gt_root: CityScapes root folder holding ``gtFine/``.
         split: "train", "val" or "test".
         pred_dir: Folder of ``write_semantic_result`` files.
+        instance_level: also compute the instance-weighted iIoU, which reads
+            ``*_gtFine_instanceIds.png``. Its class-size weights are fixed for 2048x1024
+            images, so it is comparable to published numbers only at that resolution.
+        stems: evaluate only these frames (default: every frame of the split).
 
     Returns:
         ``miou`` (mean class IoU over the 19 evaluated classes with a defined IoU), ``iou``
         (class name -> IoU, nan where undefined), ``category_miou``, ``category_iou`` and
-        ``confusion_matrix`` (34x34 over labelIds, rows ground truth).
+        ``confusion_matrix`` (34x34 over labelIds, rows ground truth); with
+        ``instance_level`` also ``imiou`` and ``iiou`` (the 8 instance classes) and
+        ``category_imiou`` and ``category_iiou`` (human and vehicle).
     """
     from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
     from cityscapesscripts.helpers.labels import labels
 
-    gt_files = _ground_truth_files(gt_root, split, "_gtFine_labelIds.png")
+    gt_files = _ground_truth_files(gt_root, split, "_gtFine_labelIds.png", stems)
     args = _fresh_args(official, Path(pred_dir), str(Path(gt_root) / "gtFine" / split))
-    args.evalInstLevelScore = False
+    args.evalInstLevelScore = instance_level
     args.evalPixelAccuracy = False
     with tempfile.TemporaryDirectory() as work_dir, _official_run(official, Path(work_dir)):
         predictions = [official.getPrediction(args, gt) for gt in gt_files]
@@ -264,19 +285,30 @@ def evaluate_pixel_level(
     evaluated = {lab.name for lab in labels if not lab.ignoreInEval and lab.id >= 0}
     class_iou = {n: float(v) for n, v in result["classScores"].items() if n in evaluated}
     category_iou = {n: float(v) for n, v in result["categoryScores"].items() if not math.isnan(v)}
-    return {
+    scores = {
         "miou": float(result["averageScoreClasses"]),
         "iou": class_iou,
         "category_miou": float(result["averageScoreCategories"]),
         "category_iou": category_iou,
         "confusion_matrix": np.asarray(result["confMatrix"], dtype=np.int64),
     }
+    if instance_level:
+        # Only classes and categories that have instances get an iIoU (others are nan).
+        inst = {n: float(v) for n, v in result["classInstScores"].items() if n in evaluated}
+        scores["iiou"] = {n: v for n, v in inst.items() if not math.isnan(v)}
+        scores["imiou"] = float(result["averageScoreInstClasses"])
+        categories = result["categoryInstScores"].items()
+        scores["category_iiou"] = {n: float(v) for n, v in categories if not math.isnan(v)}
+        scores["category_imiou"] = float(result["averageScoreInstCategories"])
+    return scores
 
 
 def evaluate_instance_level(
     gt_root: str | os.PathLike,
     split: str,
     pred_dir: str | os.PathLike,
+    distances: bool = False,
+    stems: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Run cityscapesscripts' official instance-level evaluation (mask AP) on a result folder.
 
@@ -286,25 +318,80 @@ def evaluate_instance_level(
     false positives), which at reduced resolutions removes many small objects. The ground-truth
     cache that the script keeps (``gtInstances.json``) is built afresh in a temporary folder.
 
+    With ``distances`` the script's distance-limited APs are computed too (AP 100m, AP 50m:
+    only ground-truth instances within that distance and of at least 1000 pixels count).
+    The public script has the thresholds but no distances (its server adds them), so each
+    ground-truth instance gets them here from the CityScapes files: its median metric depth
+    ``baseline * fx / disparity`` over its pixels with a valid disparity
+    (``{gt_root}/disparity/{split}/...``, ``{gt_root}/camera/{split}/...``) and, as the
+    "stereo density" the script requires to be at least 0.5, the share of its pixels that
+    have one.
+
+    Args:
+        gt_root: CityScapes root folder holding ``gtFine/`` (and with ``distances`` also
+            ``disparity/`` and ``camera/``).
+        split: "train", "val" or "test".
+        pred_dir: Folder of ``write_instance_result`` files.
+        distances: also compute ``ap100m``, ``ap50m`` and ``ap50_50m``.
+        stems: evaluate only these frames (default: every frame of the split).
+
     Returns:
         ``ap`` (AP averaged over IoU thresholds 0.5:0.95 and classes), ``ap50`` (at IoU 0.5),
         ``class_ap`` and ``class_ap50`` (class name -> value, nan for classes with no ground
-        truth and no prediction).
+        truth and no prediction); with ``distances`` also ``ap100m``, ``ap50m`` and
+        ``ap50_50m`` (AP at IoU 0.5 within 50 m).
     """
     from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as official
+    from cityscapesscripts.evaluation.instances2dict import instances2dict
 
-    gt_files = _ground_truth_files(gt_root, split, "_gtFine_instanceIds.png")
+    gt_files = _ground_truth_files(gt_root, split, "_gtFine_instanceIds.png", stems)
     args = _fresh_args(official, Path(pred_dir), str(Path(gt_root) / "gtFine" / split))
-    args.distanceAvailable = False
+    args.distanceAvailable = distances
     args.csv = False
     with tempfile.TemporaryDirectory() as work_dir, _official_run(official, Path(work_dir)):
         args.gtInstancesFile = str(Path(work_dir) / "gtInstances.json")
+        if distances:
+            # The script reads this cache instead of building one without distances.
+            instances = instances2dict(gt_files)
+            for gt_file in gt_files:
+                _add_distances(instances[os.path.abspath(gt_file)], Path(gt_file), split)
+            _write_json(instances, args.gtInstancesFile)
         predictions = [official.getPrediction(gt, args) for gt in gt_files]
         result = official.evaluateImgLists(predictions, gt_files, args)
     averages = result["averages"]
-    return {
+    scores = {
         "ap": float(averages["allAp"]),
         "ap50": float(averages["allAp50%"]),
         "class_ap": {name: float(v["ap"]) for name, v in averages["classes"].items()},
         "class_ap50": {name: float(v["ap50%"]) for name, v in averages["classes"].items()},
     }
+    if distances:
+        scores["ap100m"] = float(averages["allAp100m"])
+        scores["ap50m"] = float(averages["allAp50m"])
+        scores["ap50_50m"] = float(averages["allAp50%50m"])
+    return scores
+
+
+def _add_distances(instances: dict[str, list[dict]], gt_file: Path, split: str) -> None:
+    """Set ``medDist`` (metres) and ``distConf`` of every ground-truth instance of one frame."""
+    stem = gt_file.name[: -len("_gtFine_instanceIds.png")]
+    root = gt_file.parents[3]
+    city = gt_file.parent.name
+    files = sample_files(root, split, root / "leftImg8bit" / split / city / f"{stem}{IMAGE_SUFFIX}")
+    instance_ids = read_png(gt_file).astype(np.int64)
+    disparity, valid = decode_disparity(read_png(files.disparity))
+    if disparity.shape != instance_ids.shape:
+        raise ValueError(
+            f"{files.disparity} is {disparity.shape}, but {gt_file} is {instance_ids.shape}: "
+            "distances need both at the original resolution"
+        )
+    camera = read_camera(files.camera)
+    focal_baseline = float(camera["extrinsic"]["baseline"]) * float(camera["intrinsic"]["fx"])
+    for per_label in instances.values():
+        for instance in per_label:
+            mask = instance_ids == instance["instID"]
+            measured = valid & mask & (disparity > 0)
+            count = int(mask.sum())
+            instance["distConf"] = float(measured.sum()) / count if count else 0.0
+            if measured.any():
+                instance["medDist"] = float(np.median(focal_baseline / disparity[measured]))

@@ -28,6 +28,9 @@ class DeepLabEncoder(nn.Module):
         aspp_channels: width of the ASPP branches and of the shared feature map.
         aspp_rates: dilation rates; default (6, 12, 18) scaled by 16 / output_stride.
         weights_path: optional local ResNet weights file.
+        weights: optional torchvision ImageNet weights name, e.g. "IMAGENET1K_V2", loaded
+            from torch's hub cache (downloaded there once when online).
+        download_weights: allow that download; False fails naming the file to place.
     """
 
     def __init__(
@@ -37,9 +40,11 @@ class DeepLabEncoder(nn.Module):
         aspp_channels: int = 256,
         aspp_rates: Sequence[int] | None = None,
         weights_path: str | Path | None = None,
+        weights: str | None = None,
+        download_weights: bool = True,
     ) -> None:
         super().__init__()
-        self.resnet = DilatedResNet(name, output_stride, weights_path)
+        self.resnet = DilatedResNet(name, output_stride, weights_path, weights, download_weights)
         if aspp_rates is None:
             aspp_rates = [rate * 16 // output_stride for rate in (6, 12, 18)]
         self.aspp = ASPP(self.resnet.out_channels, aspp_channels, aspp_rates)

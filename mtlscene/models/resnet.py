@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet
 
+from mtlscene.models.pretrained import fetch_weights_file, resolve_weights
+
 RESNETS = {
     "resnet18": resnet.resnet18,
     "resnet34": resnet.resnet34,
@@ -43,15 +45,33 @@ class DilatedResNet(nn.Module):
         output_stride: 8, 16 or 32: input size / feature size.
         weights_path: optional local file with a torchvision ResNet state dict (e.g.
             ``resnet101-63fe2227.pth``); nothing is downloaded.
+        weights: optional torchvision ImageNet weights of ``name`` ("IMAGENET1K_V2",
+            "IMAGENET1K_V1", "DEFAULT"), read from torch's hub cache and downloaded there
+            first when missing (see :mod:`mtlscene.models.pretrained`).
+        download_weights: allow that download; False fails with the file to place instead.
     """
 
-    def __init__(self, name: str = "resnet101", output_stride: int = 8, weights_path=None):
+    def __init__(
+        self,
+        name: str = "resnet101",
+        output_stride: int = 8,
+        weights_path: str | Path | None = None,
+        weights: str | None = None,
+        download_weights: bool = True,
+    ) -> None:
         super().__init__()
         if name not in RESNETS:
             raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(RESNETS)}")
         if output_stride not in _DILATIONS:
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        if weights is not None and weights_path is not None:
+            raise ValueError(
+                "set only one of model.backbone weights (torchvision ImageNet weights) and "
+                "weights_path (a local file)"
+            )
         net = RESNETS[name](weights=None)
+        if weights is not None:
+            weights_path = fetch_weights_file(resolve_weights(name, weights), download_weights)
         if weights_path is not None:
             load_resnet_weights(net, weights_path)
         d3, d4 = _DILATIONS[output_stride]
