@@ -88,7 +88,8 @@ def test_resizing_raw_targets_equals_decoding_then_resizing(root):
     got_disparity, got_valid = decode_disparity(frame.raw_disparity)
     got = [m.astype(np.float32) for m in (frame.label_ids, frame.instance_ids)]
     got += [got_disparity.astype(np.float32), got_valid.astype(np.float32)]
-    for name, want, have in zip(("labelIds", "instanceIds", "disparity", "valid"), expected, got):
+    names = ("labelIds", "instanceIds", "disparity", "valid")
+    for name, want, have in zip(names, expected, got, strict=True):
         assert np.array_equal(want, have), name
     assert (frame.instance_ids >= 1000).any()  # the frame really has instances
 
