@@ -153,12 +153,25 @@ def test_truncated_cache_file_is_named_with_the_fix(root):
     assert f"mtlscene-data prepare {root.resolve()} --size 32 64" in message
     assert f"delete {folder}" in message
 
-    (folder / "manifest.json").write_text("{not json")
-    with pytest.raises(prepared.CacheError, match="manifest.json is corrupt"):
-        prepared.stale_reason(folder, root, "train", SIZE)
     # `prepare` is the fix: it rebuilds what it cannot read.
     assert data_cli(["prepare", str(root), "--size", "32", "64", "--no-progress"]) == 0
     assert prepared.SplitCache(folder).frame(0).image.shape == (32, 64, 3)
+
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(prepared.CacheError, match="manifest.json is corrupt"):
+        prepared.stale_reason(folder, root, "train", SIZE)
+    assert data_cli(["prepare", str(root), "--size", "32", "64", "--no-progress"]) == 0
+    assert prepared.stale_reason(folder, root, "train", SIZE) is None
+
+
+def test_loader_workers_read_the_cache_like_the_main_process(root):
+    from torch.utils.data import DataLoader
+
+    dataset = _cached(root, augmentation=JointAugmentation(SIZE, (0.8, 1.2), 0.5, 0.2))
+    keys = [(index, 100 + index) for index in range(len(dataset))]
+    in_workers = list(DataLoader(dataset, sampler=keys, batch_size=None, num_workers=2))
+    for key, item in zip(keys, in_workers, strict=True):
+        _assert_items_equal(item, dataset[key])
 
 
 def test_cache_pickles_without_its_arrays(root):

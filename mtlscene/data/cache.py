@@ -229,10 +229,12 @@ def _publish(tmp: Path, folder: Path) -> None:
         except OSError:
             if not folder.exists():
                 continue
-        # A cache is already there: stale (move it aside, readers keep their mappings), or
-        # one that a concurrent builder published with the same settings (keep it).
+        # A cache is already there: one a concurrent builder just published from the same
+        # sources (keep it), or a stale or corrupt one (move it aside; readers that mapped
+        # its files keep valid data until they let go).
         try:
             if _read_manifest(folder) == _read_manifest(tmp):
+                SplitCache(folder)  # checks every array file
                 return
         except CacheError:
             pass
