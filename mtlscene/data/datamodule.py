@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,8 +15,6 @@ from mtlscene.data.io import DatasetFileError
 from mtlscene.data.layout import has_images
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
 from mtlscene.data.transforms import JointAugmentation
-
-log = logging.getLogger(__name__)
 
 
 class CityscapesDataModule(LightningDataModule):
@@ -148,7 +145,8 @@ class CityscapesDataModule(LightningDataModule):
         folder = prepared.split_cache_folder(self.cache_dir, split, self.size)
         reason = prepared.stale_reason(folder, self.root, split, self.size)
         if reason is not None and self.cache:
-            log.info("building the prepared cache of split %r (%s)", split, reason)
+            # Printed, not logged: a build takes minutes on real data, and says where it goes.
+            print(f"building the prepared cache of split {split!r}: {reason}", flush=True)
             prepared.build_split_cache(self.root, split, self.size, self.cache_dir)
             reason = prepared.stale_reason(folder, self.root, split, self.size)
             if reason is not None:  # the source files changed during the build
