@@ -222,3 +222,10 @@ def test_ddp_ranks_share_one_cache_built_once(tmp_path):
         "train-32x64",
         "val-32x64",
     ]
+
+
+def test_parallel_prepare_writes_the_same_cache(root):
+    serial = prepared.build_split_cache(root, "train", SIZE, root / "a", progress=False)
+    parallel = prepared.build_split_cache(root, "train", SIZE, root / "b", False, workers=2)
+    for name in prepared.array_layout(3, SIZE):
+        assert (serial / f"{name}.npy").read_bytes() == (parallel / f"{name}.npy").read_bytes()

@@ -36,10 +36,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import uuid
 from collections.abc import Sequence
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +167,7 @@ def build_split_cache(
     size: Sequence[int],
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    workers: int = 0,
 ) -> Path:
     """Decode, check and resize every frame of a split once, and publish the cache atomically.
 
@@ -173,6 +177,7 @@ def build_split_cache(
         size: working (height, width).
         cache_dir: where caches live (default ``{root}/mtlscene_cache``).
         progress: show a tqdm progress bar.
+        workers: processes decoding frames in parallel (0 or 1: this process only).
 
     Returns:
         The split's cache folder.
@@ -196,16 +201,16 @@ def build_split_cache(
             name: np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", np.dtype(dtype), shape)
             for name, (shape, dtype) in layout.items()
         }
-        for index, files in enumerate(
-            tqdm(samples, desc=f"preparing {split}", unit="frame", disable=not progress)
-        ):
-            frame = decode_frame(files, size, with_targets=True)
-            arrays["image"][index] = frame.image
-            arrays["label_ids"][index] = frame.label_ids
-            arrays["instance_ids"][index] = frame.instance_ids
-            arrays["disparity"][index] = frame.raw_disparity
-            arrays["source_shape"][index] = frame.source_shape
-            arrays["camera_scale"][index] = frame.camera_scale
+        with _frames(samples, size, workers) as frames:
+            bar = tqdm(
+                frames,
+                total=len(samples),
+                desc=f"preparing {split}",
+                unit="frame",
+                disable=not progress,
+            )
+            for index, frame in enumerate(bar):
+                _store(arrays, index, frame)
         for array in arrays.values():
             array.flush()
         del arrays
@@ -218,6 +223,26 @@ def build_split_cache(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+@contextmanager
+def _frames(samples: Sequence[SampleFiles], size: Sequence[int], workers: int):
+    """The decoded frames in order, decoded by a pool of ``workers`` processes if > 1."""
+    decode = partial(decode_frame, size=tuple(size), with_targets=True)
+    if workers <= 1:
+        yield map(decode, samples)
+        return
+    with multiprocessing.Pool(workers) as pool:
+        yield pool.imap(decode, samples, chunksize=4)
+
+
+def _store(arrays: dict[str, np.ndarray], index: int, frame: Frame) -> None:
+    arrays["image"][index] = frame.image
+    arrays["label_ids"][index] = frame.label_ids
+    arrays["instance_ids"][index] = frame.instance_ids
+    arrays["disparity"][index] = frame.raw_disparity
+    arrays["source_shape"][index] = frame.source_shape
+    arrays["camera_scale"][index] = frame.camera_scale
 
 
 def _publish(tmp: Path, folder: Path) -> None:

@@ -6,6 +6,7 @@ Exit status: 0 fine, 1 problems found in the data, 2 bad command line or argumen
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where caches live, as data.cache_dir (default: ROOT/mtlscene_cache)",
     )
     prepare.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=min(8, os.cpu_count() or 1),
+        metavar="N",
+        help="processes decoding frames in parallel (default: the CPU count, at most 8)",
+    )
+    prepare.add_argument(
         "--force", action="store_true", help="rebuild even caches that are up to date"
     )
     prepare.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -174,7 +182,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
                 print(f"{split}: {folder} is up to date")
                 continue
             cache.build_split_cache(
-                root, split, args.size, cache_dir, progress=not args.no_progress
+                root, split, args.size, cache_dir, not args.no_progress, args.workers
             )
         except DatasetFileError as error:
             print(f"mtlscene-data prepare: error: {error}", file=sys.stderr)

@@ -147,7 +147,9 @@ class CityscapesDataModule(LightningDataModule):
         if reason is not None and self.cache:
             # Printed, not logged: a build takes minutes on real data, and says where it goes.
             print(f"building the prepared cache of split {split!r}: {reason}", flush=True)
-            prepared.build_split_cache(self.root, split, self.size, self.cache_dir)
+            prepared.build_split_cache(
+                self.root, split, self.size, self.cache_dir, workers=self.num_workers
+            )
             reason = prepared.stale_reason(folder, self.root, split, self.size)
             if reason is not None:  # the source files changed during the build
                 raise prepared.CacheError(f"{reason}: rebuild it once they no longer change")
