@@ -288,9 +288,17 @@ def _corrupt_message(path: Path, folder: Path, detail: str, manifest: dict | Non
     size = (manifest or {}).get("size", ["H", "W"])
     return (
         f"prepared cache file {path} is corrupt ({detail}); rebuild the cache with "
-        f"`mtlscene-data prepare {root} --size {size[0]} {size[1]} --force` or delete "
-        f"{folder} (the PNG files are then read directly)"
+        f"`{prepare_command(root, size, folder.parent)} --force` or delete {folder} (the PNG "
+        "files are then read directly)"
     )
+
+
+def prepare_command(root: str | Path, size: Sequence, cache_dir: str | Path) -> str:
+    """The ``mtlscene-data prepare`` command line that (re)builds caches in ``cache_dir``."""
+    command = f"mtlscene-data prepare {root} --size {size[0]} {size[1]}"
+    if Path(cache_dir) != default_cache_dir(root):
+        command += f" --cache-dir {cache_dir}"
+    return command
 
 
 class SplitCache:

@@ -157,8 +157,9 @@ class CityscapesDataModule(LightningDataModule):
             if folder.exists():
                 warnings.warn(
                     f"not using the prepared cache: {reason}; reading the PNG files instead "
-                    f"(slow). Rebuild it with `mtlscene-data prepare {self.root} --size "
-                    f"{self.size[0]} {self.size[1]}` or set data.cache true",
+                    "(slow). Rebuild it with "
+                    f"`{prepared.prepare_command(self.root, self.size, self.cache_dir)}` or "
+                    "set data.cache true",
                     stacklevel=2,
                 )
             self._caches[split] = None

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mtlscene.data.cache import SplitCache
+from mtlscene.data.cache import SplitCache, prepare_command
 from mtlscene.data.encoding import decode_disparity, encode_semantic, instance_offsets
 from mtlscene.data.frame import Frame, decode_frame, require_target_files
 from mtlscene.data.io import DatasetFileError, read_png
@@ -64,8 +64,8 @@ class CityscapesMultiTask(Dataset):
             if cache.size != self.size or cache.stems != [s.stem for s in self.samples]:
                 raise DatasetFileError(
                     f"the prepared cache in {cache.folder} does not match split {split!r} of "
-                    f"{self.root} at size {self.size}; rebuild it with `mtlscene-data prepare "
-                    f"{self.root} --size {self.size[0]} {self.size[1]} --force`"
+                    f"{self.root} at size {self.size}; rebuild it with "
+                    f"`{prepare_command(self.root, self.size, cache.folder.parent)} --force`"
                 )
         elif with_targets:
             require_target_files(self.root, split, self.samples)
