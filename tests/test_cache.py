@@ -114,7 +114,8 @@ def test_stale_cache_is_ignored_or_rebuilt(root):
     label_file = next((root / "gtFine" / "train").glob("*/*_labelIds.png"))
     stat = label_file.stat()
     os.utime(label_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))  # touch
-    assert "older than the source files" in prepared.stale_reason(folder, root, "train", SIZE)
+    reason = prepared.stale_reason(folder, root, "train", SIZE)
+    assert "no longer matches the source files" in reason
 
     module = CityscapesDataModule(root, size=SIZE, num_workers=0)
     with pytest.warns(UserWarning, match="mtlscene-data prepare"):

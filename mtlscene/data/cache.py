@@ -123,7 +123,11 @@ def _settings(root: Path, split: str, size: Sequence[int], samples: Sequence[Sam
 
 
 def stale_reason(
-    folder: str | Path, root: str | Path, split: str, size: Sequence[int], samples=None
+    folder: str | Path,
+    root: str | Path,
+    split: str,
+    size: Sequence[int],
+    samples: Sequence[SampleFiles] | None = None,
 ) -> str | None:
     """Why the cache in ``folder`` cannot serve this split and size (None: it can).
 
@@ -154,7 +158,7 @@ def stale_reason(
                 "split": "was made for another split",
                 "size": f"was made at size {manifest.get('size')}, not {expected['size']}",
                 "stems": "lists other frames than the source folders now hold",
-                "source_fingerprint": "is older than the source files (their names, sizes or "
+                "source_fingerprint": "no longer matches the source files (their sizes or "
                 "modification times changed)",
             }[key]
             return f"the cache in {folder} {what}"
