@@ -94,3 +94,17 @@ def test_decode_disparity_and_offsets_units():
     offsets, mask = instance_offsets(torch.tensor([[0, 26000, 26000, 26001]]))
     assert mask.tolist() == [[False, True, True, True]]
     assert offsets[1].tolist() == [[0.0, 0.5, -0.5, 0.0]]
+
+
+def test_instance_offsets_match_per_instance_centroids_exactly():
+    rng = np.random.default_rng(0)
+    ids = rng.choice([0, 7, 24000, 24001, 26000, 33002, 2**40], size=(23, 37))
+    offsets, mask = instance_offsets(torch.from_numpy(ids))
+    expected = np.zeros((2, 23, 37), np.float32)
+    for value in np.unique(ids[ids >= 1000]):
+        ys, xs = np.nonzero(ids == value)
+        coords = np.stack([ys, xs]).astype(np.float64)
+        centroid = coords.sum(axis=1, keepdims=True) / ys.size
+        expected[:, ys, xs] = (centroid - coords).astype(np.float32)
+    assert np.array_equal(offsets.numpy(), expected)
+    assert np.array_equal(mask.numpy(), ids >= 1000)

@@ -1,5 +1,5 @@
-"""``mtlscene-data``: check a CityScapes root, generate synthetic CityScapes-format data, or
-prepare the panoptic ground truth.
+"""``mtlscene-data``: check a CityScapes root, prepare its cache, generate synthetic
+CityScapes-format data, or prepare the panoptic ground truth.
 
 Exit status: 0 fine, 1 problems found in the data, 2 bad command line or arguments.
 """
@@ -7,6 +7,7 @@ Exit status: 0 fine, 1 problems found in the data, 2 bad command line or argumen
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,10 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with the ``check``, ``generate`` and ``panoptic`` subcommands."""
+    """The argument parser with the ``check``, ``prepare``, ``generate`` and ``panoptic``
+    subcommands."""
     parser = argparse.ArgumentParser(
         prog="mtlscene-data",
-        description="Check a CityScapes dataset root or generate synthetic CityScapes data.",
+        description="Check a CityScapes dataset root, prepare its cache, or generate synthetic "
+        "CityScapes data.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -64,6 +67,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     check.set_defaults(handler=_run_check)
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="decode, check and resize each split once into a cache the loaders read",
+        description="Decode, check and resize every frame of each split once into a "
+        "memory-mapped cache at the working size (data.cache_dir, default "
+        "ROOT/mtlscene_cache). Training, validation and test then read it instead of the "
+        "PNGs, with identical samples. A cache that is up to date is skipped; one whose "
+        "source files or settings changed is rebuilt.",
+    )
+    prepare.add_argument(
+        "root",
+        type=Path,
+        metavar="ROOT",
+        help="folder with leftImg8bit/, gtFine/, disparity/, camera/",
+    )
+    prepare.add_argument(
+        "--size",
+        nargs=2,
+        type=_positive_int,
+        default=[128, 256],
+        metavar=("H", "W"),
+        help="working size, as data.size (default: 128 256)",
+    )
+    prepare.add_argument(
+        "--splits",
+        nargs="+",
+        default=None,
+        metavar="SPLIT",
+        help="splits to prepare (default: those of train, val, test that have images)",
+    )
+    prepare.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where caches live, as data.cache_dir (default: ROOT/mtlscene_cache)",
+    )
+    prepare.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=min(8, os.cpu_count() or 1),
+        metavar="N",
+        help="processes decoding frames in parallel (default: the CPU count, at most 8)",
+    )
+    prepare.add_argument(
+        "--force", action="store_true", help="rebuild even caches that are up to date"
+    )
+    prepare.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    prepare.set_defaults(handler=_run_prepare)
 
     generate = commands.add_parser(
         "generate",
@@ -126,6 +179,53 @@ def _run_check(args: argparse.Namespace) -> int:
     report = check_dataset(args.root, args.splits, progress=not args.no_progress)
     print(report.format(max_per_kind=args.max_per_kind or None))
     return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from mtlscene.data import cache
+    from mtlscene.data.io import DatasetFileError
+    from mtlscene.data.layout import has_images
+
+    root = args.root.resolve()
+    cache_dir = args.cache_dir or cache.default_cache_dir(root)
+    splits = args.splits or [s for s in ("train", "val", "test") if has_images(root, s)]
+    if not splits:
+        print(
+            f"mtlscene-data prepare: error: no split of {root} has images; pass the folder "
+            "holding leftImg8bit/, gtFine/, disparity/ and camera/",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
+    for split in splits:
+        folder = cache.split_cache_folder(cache_dir, split, args.size)
+        try:
+            if not args.force and _cache_is_usable(folder, root, split, args.size):
+                print(f"{split}: {folder} is up to date")
+                continue
+            cache.build_split_cache(
+                root, split, args.size, cache_dir, not args.no_progress, args.workers
+            )
+        except DatasetFileError as error:
+            print(f"mtlscene-data prepare: error: {error}", file=sys.stderr)
+            return EXIT_PROBLEMS
+        megabytes = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+        print(f"{split}: wrote {folder} ({megabytes:.1f} MiB)")
+    where = f" --data.cache_dir {cache_dir}" if args.cache_dir else ""
+    print(f"training reads it with --data.root {root} --data.size '{list(args.size)}'{where}")
+    return EXIT_OK
+
+
+def _cache_is_usable(folder: Path, root: Path, split: str, size: Sequence[int]) -> bool:
+    from mtlscene.data import cache
+
+    try:
+        if cache.stale_reason(folder, root, split, size) is not None:
+            return False
+        cache.SplitCache(folder)  # checks every array file
+    except cache.CacheError as error:
+        print(f"{split}: rebuilding a corrupt cache ({error})")
+        return False
+    return True
 
 
 def _run_generate(args: argparse.Namespace) -> int:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from mtlscene.data import cache as prepared
 from mtlscene.data.dataset import CityscapesMultiTask
+from mtlscene.data.io import DatasetFileError
+from mtlscene.data.layout import has_images
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
 from mtlscene.data.transforms import JointAugmentation
 
@@ -25,7 +29,19 @@ class CityscapesDataModule(LightningDataModule):
         scale_range: training random scale (min, max), or None.
         hflip_prob: training horizontal flip probability.
         color_jitter: training brightness/contrast/saturation jitter strength.
+        crop_size: (height, width) of the random training crop taken after the random
+            scale; None crops the working ``size`` (full-resolution training crops less).
+            Validation, test and predict always see whole frames at ``size``.
+        test_split: split that ``test`` evaluates. None picks ``val`` on a CityScapes root
+            (its test labels are withheld: the files are all-void placeholders) and ``test``
+            on synthetic data (generated with real test labels). A split whose labels are
+            all void stops with an error instead of printing meaningless numbers.
         predict_split: split that ``predict`` runs on (labels are not needed there).
+        cache: build the prepared cache (``mtlscene-data prepare``) of every split used, when
+            it is missing or stale. Whether set or not, a fresh cache found in ``cache_dir``
+            is read instead of the PNG files (identical samples, far faster); a stale one is
+            ignored with a warning unless ``cache`` rebuilds it.
+        cache_dir: where prepared caches live; None means ``{root}/mtlscene_cache``.
         synthetic: generate procedural CityScapes-format data at ``root`` when missing.
         synthetic_images: images per split for the synthetic data.
         synthetic_seed: seed of the synthetic data.
@@ -47,7 +63,11 @@ class CityscapesDataModule(LightningDataModule):
         scale_range: Sequence[float] | None = (0.75, 1.25),
         hflip_prob: float = 0.5,
         color_jitter: float = 0.2,
+        crop_size: Sequence[int] | None = None,
+        test_split: str | None = None,
         predict_split: str = "val",
+        cache: bool = False,
+        cache_dir: str | None = None,
         synthetic: bool = False,
         synthetic_images: Mapping[str, int] | None = None,
         synthetic_seed: int = 0,
@@ -62,29 +82,94 @@ class CityscapesDataModule(LightningDataModule):
         self.label_set = label_set
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.crop_size = (int(crop_size[0]), int(crop_size[1])) if crop_size else self.size
+        self._test_split = test_split
         self.predict_split = predict_split
+        self.cache = cache
+        self.cache_dir = Path(cache_dir) if cache_dir else prepared.default_cache_dir(self.root)
         self.synthetic = synthetic
         self.synthetic_images = dict(synthetic_images or {"train": 200, "val": 40, "test": 40})
         self.synthetic_seed = synthetic_seed
         self.synthetic_resolution = tuple(synthetic_resolution or self.size)
         self.seed = seed
         self.pin_memory = pin_memory
-        self.augmentation = JointAugmentation(self.size, scale_range, hflip_prob, color_jitter)
+        self.augmentation = JointAugmentation(self.crop_size, scale_range, hflip_prob, color_jitter)
         self.datasets: dict[str, CityscapesMultiTask] = {}
+        self._caches: dict[str, prepared.SplitCache | None] = {}
+        self._labels_checked: set[str] = set()
 
-    def prepare_data(self) -> None:
-        """Generate the synthetic dataset once (rank zero only) when configured and missing."""
-        if not self.synthetic:
-            return
+    @property
+    def test_split(self) -> str:
+        """The split ``test`` evaluates (see the ``test_split`` argument)."""
+        if self._test_split is not None:
+            return self._test_split
         from mtlscene.data import synthetic
 
-        height, width = self.synthetic_resolution
-        if not synthetic.is_complete(
-            self.root, self.synthetic_images, height, width, self.synthetic_seed
-        ):
-            synthetic.generate_dataset(
+        is_synthetic = self.synthetic or (self.root / synthetic.MARKER_NAME).is_file()
+        return "test" if is_synthetic else "val"
+
+    def prepare_data(self) -> None:
+        """Once per node (rank zero): generate synthetic data and build prepared caches."""
+        if self.synthetic:
+            from mtlscene.data import synthetic
+
+            height, width = self.synthetic_resolution
+            if not synthetic.is_complete(
                 self.root, self.synthetic_images, height, width, self.synthetic_seed
+            ):
+                synthetic.generate_dataset(
+                    self.root, self.synthetic_images, height, width, self.synthetic_seed
+                )
+        if self.cache:
+            for split in self._splits_of(self._trainer_stage()):
+                self.split_cache(split)
+
+    def _trainer_stage(self) -> str | None:
+        trainer = getattr(self, "trainer", None)
+        stage = getattr(getattr(trainer, "state", None), "fn", None)
+        return None if stage is None else str(getattr(stage, "value", stage))
+
+    def _splits_of(self, stage: str | None) -> list[str]:
+        splits = {
+            "fit": ["train", "val"],
+            "validate": ["val"],
+            "test": [self.test_split],
+            "predict": [self.predict_split],
+        }
+        if stage in splits:
+            return splits[stage]
+        # No trainer (a script calling prepare_data): every split it may serve that exists.
+        candidates = dict.fromkeys(["train", "val", self.test_split, self.predict_split])
+        return [split for split in candidates if has_images(self.root, split)]
+
+    def split_cache(self, split: str) -> prepared.SplitCache | None:
+        """The fresh prepared cache of a split, built first when ``cache`` is set; else None."""
+        if split in self._caches:
+            return self._caches[split]
+        folder = prepared.split_cache_folder(self.cache_dir, split, self.size)
+        reason = prepared.stale_reason(folder, self.root, split, self.size)
+        if reason is not None and self.cache:
+            # Printed, not logged: a build takes minutes on real data, and says where it goes.
+            print(f"building the prepared cache of split {split!r}: {reason}", flush=True)
+            prepared.build_split_cache(
+                self.root, split, self.size, self.cache_dir, workers=self.num_workers
             )
+            reason = prepared.stale_reason(folder, self.root, split, self.size)
+            if reason is not None:  # the source files changed during the build
+                raise prepared.CacheError(f"{reason}: rebuild it once they no longer change")
+        if reason is not None:
+            if folder.exists():
+                warnings.warn(
+                    f"not using the prepared cache: {reason}; reading the PNG files instead "
+                    "(slow). Rebuild it with "
+                    f"`{prepared.prepare_command(self.root, self.size, self.cache_dir)}` or "
+                    "set data.cache true",
+                    stacklevel=2,
+                )
+            self._caches[split] = None
+        else:
+            self._caches[split] = prepared.SplitCache(folder)
+        return self._caches[split]
 
     def dataset(self, split: str, train: bool = False, with_targets: bool = True):
         """The dataset of one split (cached)."""
@@ -97,16 +182,36 @@ class CityscapesDataModule(LightningDataModule):
                 self.label_set,
                 augmentation=self.augmentation if train else None,
                 with_targets=with_targets,
+                cache=self.split_cache(split),
             )
         return self.datasets[key]
+
+    def evaluation_dataset(self, split: str) -> CityscapesMultiTask:
+        """The dataset of a split that is scored; refuses one whose labels are all void."""
+        dataset = self.dataset(split)
+        if split not in self._labels_checked:
+            if dataset.first_labelled_frame() is None:
+                raise DatasetFileError(
+                    f"every labelIds file of split {split!r} under {self.root} is void at "
+                    f"{self.size[0]}x{self.size[1]}: these are placeholders, not labels "
+                    "(CityScapes withholds its test labels), and scores on them would be "
+                    "meaningless. Evaluate a labelled split (--data.test_split val, the "
+                    "default on CityScapes roots); for test-set scores, write predictions "
+                    "with `mtlscene predict --data.predict_split test` and submit them to "
+                    "the CityScapes benchmark server"
+                )
+            self._labels_checked.add(split)
+        return dataset
 
     def setup(self, stage: str) -> None:
         # Building the datasets here scans the files, so bad roots fail before training.
         if stage == "fit":
             self.dataset("train", train=True)
-            self.dataset("val")
-        elif stage in ("validate", "test"):
-            self.dataset("val" if stage == "validate" else "test")
+            self.evaluation_dataset("val")
+        elif stage == "validate":
+            self.evaluation_dataset("val")
+        elif stage == "test":
+            self.evaluation_dataset(self.test_split)
         elif stage == "predict":
             self.dataset(self.predict_split, with_targets=False)
 
@@ -133,10 +238,10 @@ class CityscapesDataModule(LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._evaluation_loader(self.dataset("val"))
+        return self._evaluation_loader(self.evaluation_dataset("val"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._evaluation_loader(self.dataset("test"))
+        return self._evaluation_loader(self.evaluation_dataset(self.test_split))
 
     def predict_dataloader(self) -> DataLoader:
         return self._evaluation_loader(self.dataset(self.predict_split, with_targets=False))

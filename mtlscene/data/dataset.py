@@ -9,12 +9,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mtlscene.data.check import target_problems
+from mtlscene.data.cache import SplitCache, prepare_command
 from mtlscene.data.encoding import decode_disparity, encode_semantic, instance_offsets
-from mtlscene.data.io import DatasetFileError, read_camera, read_png
-from mtlscene.data.labels import label_id_lut
+from mtlscene.data.frame import Frame, decode_frame, require_target_files
+from mtlscene.data.io import DatasetFileError, read_png
+from mtlscene.data.labels import IGNORE_INDEX, label_id_lut
 from mtlscene.data.layout import SampleFiles, find_samples
-from mtlscene.data.transforms import JointAugmentation, resize_image, resize_nearest
+from mtlscene.data.transforms import JointAugmentation, resize_nearest
 
 
 class CityscapesMultiTask(Dataset):
@@ -34,6 +35,10 @@ class CityscapesMultiTask(Dataset):
         label_set: "trainid" (19 classes) or "category" (7).
         augmentation: joint random transform for training, or None.
         with_targets: False reads only images (prediction on unlabelled data).
+        cache: the split's prepared cache at ``size`` (see :mod:`mtlscene.data.cache`; the
+            caller makes sure it is fresh), read instead of the PNG files; None reads the
+            files. Both give identical items: the cache holds exactly the resized frames
+            that decoding the files gives, and everything after that is shared.
     """
 
     def __init__(
@@ -44,6 +49,7 @@ class CityscapesMultiTask(Dataset):
         label_set: str = "trainid",
         augmentation: JointAugmentation | None = None,
         with_targets: bool = True,
+        cache: SplitCache | None = None,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -53,49 +59,41 @@ class CityscapesMultiTask(Dataset):
         self.augmentation = augmentation
         self.with_targets = with_targets
         self.samples: list[SampleFiles] = find_samples(self.root, split)
-        if with_targets:
-            self._check_files_exist()
-
-    def _check_files_exist(self) -> None:
-        # Listing every missing file up front beats failing hours into an epoch.
-        missing = [
-            str(path)
-            for sample in self.samples
-            for path in sample.target_files().values()
-            if not path.is_file()
-        ]
-        if missing:
-            shown = "\n  ".join(missing[:10])
-            more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise DatasetFileError(
-                f"{len(missing)} target files missing under {self.root} for split "
-                f"{self.split!r}:\n  {shown}{more}\nrun `mtlscene-data check {self.root}` "
-                "for a full report"
-            )
+        self.cache = cache
+        if cache is not None:
+            if cache.size != self.size or cache.stems != [s.stem for s in self.samples]:
+                raise DatasetFileError(
+                    f"the prepared cache in {cache.folder} does not match split {split!r} of "
+                    f"{self.root} at size {self.size}; rebuild it with "
+                    f"`{prepare_command(self.root, self.size, cache.folder.parent)} --force`"
+                )
+        elif with_targets:
+            require_target_files(self.root, split, self.samples)
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def frame(self, index: int) -> Frame:
+        """Frame ``index`` at the working size, from the cache or decoded from its files."""
+        if self.cache is not None:
+            return self.cache.frame(index, self.with_targets)
+        return decode_frame(self.samples[index], self.size, self.with_targets)
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         # A (index, seed) key comes from ResumableSampler and fixes the augmentation.
         index, augmentation_seed = key if isinstance(key, tuple) else (key, None)
-        files = self.samples[index]
-        image = read_png(files.image, mode="RGB")
-        source_shape = image.shape[:2]
-        scale = self.size[1] / image.shape[1]
-        image = resize_image(image, self.size)
-        camera = read_camera(files.camera) if files.camera.is_file() else None
+        frame = self.frame(index)
+        image = frame.image
+        scale = self.size[1] / frame.source_shape[1]
         if not self.with_targets:
-            item = {"image": _image_tensor(image), "name": files.stem}
-            if camera is not None:
-                item["depth_scale"] = torch.tensor(_depth_scale(camera, scale))
+            item = {"image": _image_tensor(image), "name": frame.stem}
+            if frame.camera_scale is not None:
+                item["depth_scale"] = torch.tensor(frame.camera_scale * scale)
             return item
 
-        label_ids, instance_ids, raw_disparity = self._read_targets(files, source_shape)
-        disparity, valid = decode_disparity(raw_disparity)
+        disparity, valid = decode_disparity(frame.raw_disparity)
         masks = [
-            resize_nearest(m, self.size).astype(np.float32)
-            for m in (label_ids, instance_ids, disparity, valid)
+            m.astype(np.float32) for m in (frame.label_ids, frame.instance_ids, disparity, valid)
         ]
         if self.augmentation is not None:
             if augmentation_seed is None:  # plain index: follow torch's (seeded) RNG
@@ -118,30 +116,28 @@ class CityscapesMultiTask(Dataset):
             # A resize by f divides disparity (in pixels) by 1/f, i.e. multiplies by f.
             "disparity": torch.from_numpy(disparity * scale).float() * valid_t,
             "disparity_mask": valid_t,
-            "name": files.stem,
+            "name": frame.stem,
         }
-        if camera is not None:
-            item["depth_scale"] = torch.tensor(_depth_scale(camera, scale))
+        if frame.camera_scale is not None:
+            item["depth_scale"] = torch.tensor(frame.camera_scale * scale)
         return item
 
-    def _read_targets(
-        self, files: SampleFiles, source_shape: tuple[int, int]
-    ) -> tuple[np.ndarray, ...]:
-        label_ids = read_png(files.label_ids)
-        instance_ids = read_png(files.instance_ids)
-        raw_disparity = read_png(files.disparity)
-        # The same checks as `mtlscene-data check`, which lists every problem at once.
-        problems = target_problems(files, source_shape, label_ids, instance_ids, raw_disparity)
-        if problems:
-            raise DatasetFileError(
-                "\n".join(f"{problem.path}: {problem.message}" for problem in problems)
-            )
-        return label_ids, instance_ids.astype(np.int32), raw_disparity
+    def first_labelled_frame(self) -> int | None:
+        """Index of the first frame with a non-void semantic label at the working size.
+
+        None means every label of the split is void: the placeholder files CityScapes ships
+        for its withheld test labels, on which evaluation would print meaningless numbers.
+        Stops at the first labelled frame, so a labelled split costs one labelIds read.
+        """
+        for index in range(len(self)):
+            if self.cache is not None:
+                label_ids = self.cache.label_ids(index)
+            else:
+                label_ids = resize_nearest(read_png(self.samples[index].label_ids), self.size)
+            if (encode_semantic(label_ids, self.label_set) != IGNORE_INDEX).any():
+                return index
+        return None
 
 
 def _image_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
-
-
-def _depth_scale(camera: dict, scale: float) -> float:
-    return float(camera["extrinsic"]["baseline"]) * float(camera["intrinsic"]["fx"]) * scale

@@ -36,26 +36,28 @@ def instance_offsets(instance_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     """Per-pixel (dy, dx) vectors to the centroid of the pixel's instance, and the mask.
 
     Args:
-        instance_ids: HxW CityScapes instanceIds at the working resolution, after every
+        instance_ids: HxW CityScapes instanceIds (CPU) at the working resolution, after every
             geometric transform (so a flip negates dx and a scale rescales the vectors).
 
     Returns:
         offsets (float 2xHxW, zero outside instances) and mask (bool HxW, instanceId >= 1000).
     """
-    height, width = instance_ids.shape
-    mask = instance_ids >= INSTANCE_ID_OFFSET
-    offsets = torch.zeros(2, height, width, dtype=torch.float32)
-    if not mask.any():
-        return offsets, mask
-    ids = instance_ids[mask]
-    _, group = torch.unique(ids, return_inverse=True)
-    ys, xs = torch.nonzero(mask, as_tuple=True)
-    coords = torch.stack([ys, xs], dim=1).to(torch.float64)
-    count = torch.bincount(group).to(torch.float64).unsqueeze(1)
-    sums = torch.zeros(count.shape[0], 2, dtype=torch.float64).index_add_(0, group, coords)
-    centroids = sums / count
-    offsets[:, ys, xs] = (centroids[group] - coords).T.to(torch.float32)
-    return offsets, mask
+    # numpy, not torch: on one small CPU frame per call, torch's per-op overhead dominated
+    # the loader's time. Sums of integer pixel coordinates are exact in float64, so the
+    # centroids (and hence the vectors) do not depend on the summation order.
+    ids = instance_ids.numpy()
+    mask = ids >= INSTANCE_ID_OFFSET
+    offsets = np.zeros((2, *ids.shape), dtype=np.float32)
+    ys, xs = np.nonzero(mask)
+    if ys.size:
+        group = ids[ys, xs] - INSTANCE_ID_OFFSET
+        if group.max() >= 1 << 16:  # not CityScapes ids (< 34000): renumber them densely
+            _, group = np.unique(group, return_inverse=True)
+        count = np.bincount(group)[group]
+        for axis, coords in enumerate((ys, xs)):
+            centroid = np.bincount(group, weights=coords.astype(np.float64))[group] / count
+            offsets[axis, ys, xs] = (centroid - coords).astype(np.float32)
+    return torch.from_numpy(offsets), torch.from_numpy(mask)
 
 
 def instance_label_mismatches(instance_ids: np.ndarray, label_ids: np.ndarray) -> list[str]:

@@ -45,6 +45,11 @@ def sample_files(root: Path, split: str, image: Path) -> SampleFiles:
     )
 
 
+def has_images(root: str | Path, split: str) -> bool:
+    """True when the split has at least one left image under ``root``."""
+    return any((Path(root) / "leftImg8bit" / split).glob(f"*/*{IMAGE_SUFFIX}"))
+
+
 def find_samples(root: str | Path, split: str) -> list[SampleFiles]:
     """Every frame of a split, sorted; a clear error when the root or split is empty."""
     root = Path(root)
