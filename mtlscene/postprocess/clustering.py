@@ -16,12 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mtlscene.data.labels import INSTANCE_TRAIN_IDS
+from mtlscene.describe import RecordsInitArgs
 
 # Pixel x centre pairs evaluated at once when assigning pixels; bounds memory at full resolution.
 _ASSIGN_CHUNK = 1 << 22
 
 
-class CentroidVoteClustering(torch.nn.Module):
+class CentroidVoteClustering(RecordsInitArgs, torch.nn.Module):
     """Cluster centroid votes of thing pixels into scored instance masks.
 
     Clustering is done per predicted class when ``group_by_class`` is true (the default): each

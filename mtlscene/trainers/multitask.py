@@ -15,6 +15,7 @@ from mtlscene.models.encoder import DeepLabEncoder
 from mtlscene.models.network import MultiTaskNetwork
 from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.tasks import TaskHead, get_task, import_task_modules
+from mtlscene.trainers.checkpoint import record_parts
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
 
 DEFAULT_TASKS: dict[str, dict[str, Any]] = {"semantic": {}, "instance": {}, "depth": {}}
@@ -78,6 +79,13 @@ class MultiTaskModule(LightningModule):
             self.clustering = CentroidVoteClustering()
         self.instance_ap = instance_ap and self.clustering is not None
         self.configure_metrics()
+        # As plain data, so load_from_checkpoint rebuilds the same parts (weights_only=True).
+        record_parts(
+            self.hparams,
+            backbone=self.network.encoder,
+            weighting=self.weighting,
+            clustering=self.clustering,
+        )
 
     def configure_network(
         self, backbone: nn.Module, tasks: dict[str, Mapping[str, Any]], weighting: LossWeighting

@@ -9,10 +9,11 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from mtlscene.describe import RecordsInitArgs
 from mtlscene.tasks.likelihood import Likelihood
 
 
-class LossWeighting(nn.Module, ABC):
+class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     """Combines per-task losses into one training objective.
 
     The model calls :meth:`bind` once with every task's likelihood, then calls the
