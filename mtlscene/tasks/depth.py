@@ -24,6 +24,7 @@ class DepthHead(TaskHead):
 
     default_likelihood = Likelihood.GAUSSIAN
     batch_keys = ("disparity", "disparity_mask")
+    target_mask_key = "disparity_mask"
     out_channels = 1
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:

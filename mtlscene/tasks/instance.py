@@ -23,6 +23,7 @@ class InstanceHead(TaskHead):
 
     default_likelihood = Likelihood.GAUSSIAN
     batch_keys = ("instance_offset", "instance_mask")
+    target_mask_key = "instance_mask"
     out_channels = 2
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:

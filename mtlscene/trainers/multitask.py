@@ -158,7 +158,8 @@ class MultiTaskModule(LightningModule):
         losses = self.task_losses(outputs, batch)
         if self.check_finite:
             self._check_finite(losses, "training")
-        total = self.weighting(losses)
+        present = {n: h.target_present(batch) for n, h in self.heads.items()}
+        total = self.weighting(losses, {n: p for n, p in present.items() if p is not None})
         self.latest_losses = {name: loss.detach() for name, loss in losses.items()}
         batch_size = batch["image"].shape[0]
         self.log_dict(
