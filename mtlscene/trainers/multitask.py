@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from mtlscene.callbacks.exact_resume import ExactResume
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.models.encoder import DeepLabEncoder
 from mtlscene.models.network import MultiTaskNetwork
@@ -181,27 +182,9 @@ class MultiTaskModule(LightningModule):
             )
         return total
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # RNG states (dropout) make a resumed run continue exactly where it stopped.
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._pending_rng_states = checkpoint.get("rng_states")
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        # Checkpoints are written only after this batch finishes (callbacks run before this
-        # module's batch-end hook), so count it as consumed already.
-        loader = self.trainer.train_dataloader
-        if hasattr(loader, "mark_consumed"):
-            loader.mark_consumed(batch_idx + 1)
-        states = getattr(self, "_pending_rng_states", None)
-        if states is not None:
-            torch.set_rng_state(states["torch"])
-            if "cuda" in states and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(states["cuda"])
-            self._pending_rng_states = None
+    def configure_callbacks(self) -> list[Callback]:
+        # Exact mid-epoch resume (RNG states, the loader's position) lives in a callback.
+        return [ExactResume()]
 
     def _evaluation_step(self, stage: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         outputs = self(batch["image"])
