@@ -105,6 +105,8 @@ def test_checkpoint_naming_unimported_code_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match="model.backbone: 'not_imported_pkg.Backbone'"):
         MultiTaskModule.load_from_checkpoint(path, weights_only=True)
+    with pytest.raises(ValueError, match="not_imported_pkg.Backbone"):
+        build_cli(["validate", "--config", TINY, "--ckpt_path", str(path)])
     assert "not_imported_pkg" not in sys.modules
     # Passing the part explicitly replaces the stored description.
     loaded = MultiTaskModule.load_from_checkpoint(
