@@ -7,11 +7,42 @@ import os
 # Keep imports network-free: albumentations would otherwise check PyPI for updates.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
 import yaml  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
 from mtlscene.data.datamodule import CityscapesDataModule  # noqa: E402
+from mtlscene.outputs import evaluation_logger_args, output_summary  # noqa: E402
+from mtlscene.trainers.checkpoint import check_class_paths  # noqa: E402
 from mtlscene.trainers.multitask import MultiTaskModule  # noqa: E402
+
+DESCRIPTION = (
+    "Multi-task scene understanding (semantic segmentation, instance centroid vectors, "
+    "inverse depth) with learned uncertainty loss weighting (Kendall, Gal & Cipolla, "
+    "CVPR 2018). Several --config files compose in order, later ones winning, e.g. "
+    "mtlscene fit --config configs/quickstart.yaml"
+)
+SUBCOMMANDS = {
+    "fit": "Train the network, validating every epoch; saves checkpoints, logs and the "
+    "sigma history, and prints the final validation metrics.",
+    "validate": "Evaluate a checkpoint (--ckpt_path) on the validation split and print its "
+    "metrics.",
+    "test": "Evaluate a checkpoint (--ckpt_path) on the test split and print the paper's "
+    "table columns.",
+    "predict": "Write pictures and CityScapes-format result files of a checkpoint's "
+    "predictions (needs the PredictionWriter callback).",
+}
+# Logger classes whose (save_dir, name, version) decide their directory.
+_DIRECTORY_LOGGERS = (
+    "lightning.pytorch.loggers.CSVLogger",
+    "lightning.pytorch.loggers.TensorBoardLogger",
+    "lightning.pytorch.loggers.csv_logs.CSVLogger",
+    "lightning.pytorch.loggers.tensorboard.TensorBoardLogger",
+)
 
 
 class SaveConfigToLoggers(SaveConfigCallback):
@@ -39,6 +70,68 @@ class MTLSceneCLI(LightningCLI):
             kwargs["return_predictions"] = False
         return kwargs
 
+    def _add_subcommands(self, parser, **kwargs) -> None:
+        # Lightning lists each subcommand with the first line of Trainer's docstring, which
+        # is cut mid-sentence and speaks of Lightning, not of this project.
+        self._subcommand_parsers = {}
+        subcommands = parser.add_subcommands()
+        for name, description in SUBCOMMANDS.items():
+            subparser_kwargs = {"description": description, **kwargs.get(name, {})}
+            subparser = self._prepare_subcommand_parser(
+                self.trainer_class, name, **subparser_kwargs
+            )
+            self._subcommand_parsers[name] = subparser
+            subcommands.add_subcommand(name, subparser, help=description)
+
+    def _ckpt_path(self) -> str | None:
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        return str(path) if path and Path(path).is_file() else None
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning parses the checkpoint's hyperparameters into the config, importing the
+        # class paths they name: refuse code that is neither trusted nor already imported.
+        path = self._ckpt_path()
+        if path is not None:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            check_class_paths(checkpoint.get("hyper_parameters", {}), f"checkpoint {path}")
+        super()._parse_ckpt_path()
+
+    def before_instantiate_classes(self) -> None:
+        """Evaluations of a training run's checkpoint log inside that run's directory."""
+        subcommand = self.config.get("subcommand")
+        path = self._ckpt_path()
+        if subcommand in (None, "fit") or path is None:
+            return
+        logger = self.config[subcommand]["trainer"].get("logger")
+        redirect = evaluation_logger_args(subcommand, path)
+        if redirect and getattr(logger, "class_path", None) in _DIRECTORY_LOGGERS:
+            for key, value in redirect.items():
+                logger.init_args[key] = value
+
+    def _before_evaluation(self) -> None:
+        # The checkpoint callbacks restore their state from the checkpoint; pointing them
+        # at the directory it was saved from avoids Lightning's "dirpath has changed"
+        # warning (evaluation writes no checkpoints).
+        path = self._ckpt_path()
+        if path is None:
+            return
+        states = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(
+            "callbacks", {}
+        )
+        for callback in self.trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key, {})
+            if isinstance(callback, ModelCheckpoint) and state.get("dirpath"):
+                callback.dirpath = state["dirpath"]
+
+    before_validate = before_test = before_predict = _before_evaluation
+
+    def _after_subcommand(self) -> None:
+        self.trainer.strategy.barrier()
+        _print_summary(self.trainer, self.config["subcommand"], self._ckpt_path())
+
+    after_fit = after_validate = after_test = after_predict = _after_subcommand
+
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     """Build (and by default run) the LightningCLI; ``args=None`` reads ``sys.argv``."""
@@ -47,6 +140,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
         CityscapesDataModule,
         save_config_callback=SaveConfigToLoggers,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": "mtlscene", "description": DESCRIPTION},
         # The module takes its optimizer and scheduler as injected arguments.
         auto_configure_optimizers=False,
         args=args,
@@ -70,6 +164,11 @@ def parse_config(args: list[str]):
         args=args,
         run=False,
     ).config
+
+
+@rank_zero_only
+def _print_summary(trainer, subcommand: str, ckpt_path: str | None) -> None:
+    print("\n" + output_summary(trainer, subcommand, ckpt_path), flush=True)
 
 
 def main(args: list[str] | None = None) -> None:

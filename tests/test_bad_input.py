@@ -77,7 +77,9 @@ def test_label_size_differing_from_image_is_rejected(root, files):
     with pytest.raises(DatasetFileError, match="same size") as error:
         dataset[0]
     assert str(files.label_ids) in str(error.value)
-    assert f"{WIDTH // 2}x{HEIGHT // 2}" in str(error.value)
+    # Sizes read as configured, [H, W]: height first.
+    assert f"{HEIGHT // 2}x{WIDTH // 2} (HxW)" in str(error.value)
+    assert f"is {HEIGHT}x{WIDTH};" in str(error.value)
 
 
 def test_label_ids_outside_the_table_are_rejected(root, files):

@@ -83,7 +83,8 @@ def test_all_injected_problems_are_reported_at_once(root):
     assert report.frames_checked == SPLITS  # the broken frames did not stop the scan
     by_kind = {p.kind: p.message for p in report.problems}
     assert "200" in by_kind[INVALID_LABEL_IDS]
-    assert "32x16" in by_kind[SIZE_MISMATCH] and "64x32" in by_kind[SIZE_MISMATCH]
+    # Sizes read height first, as configured ([H, W]).
+    assert "16x32 (HxW)" in by_kind[SIZE_MISMATCH] and "is 32x64;" in by_kind[SIZE_MISMATCH]
     assert "truncated" in by_kind[CORRUPT_PNG]
 
 

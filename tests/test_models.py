@@ -1,6 +1,6 @@
 import pytest
 import torch
-from torchvision.models import resnet18
+from torchvision.models import resnet18, resnet50
 
 from mtlscene.models import DeepLabEncoder, DilatedResNet
 
@@ -113,3 +113,30 @@ def test_bad_imagenet_weights_options_fail_clearly(tmp_path):
         DilatedResNet("resnet18", 8, weights="ResNet50_Weights.IMAGENET1K_V2")
     with pytest.raises(ValueError, match="only one of"):
         DilatedResNet("resnet18", 8, weights_path=tmp_path / "x.pth", weights="DEFAULT")
+
+
+def _conv_geometry(layer: torch.nn.Module) -> list[tuple]:
+    return [
+        (name, m.stride, m.dilation, m.padding)
+        for name, m in layer.named_modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("output_stride", "dilate"), [(16, [False, False, True]), (8, [False, True, True])]
+)
+def test_dilated_stages_match_torchvision(output_stride, dilate):
+    """Each dilated stage's first block keeps the previous dilation, as in torchvision."""
+    ours = DilatedResNet("resnet50", output_stride)
+    reference = resnet50(weights=None, replace_stride_with_dilation=dilate)
+    for index, stage in enumerate(
+        (reference.layer1, reference.layer2, reference.layer3, reference.layer4)
+    ):
+        assert _conv_geometry(ours.layers[index]) == _conv_geometry(stage)
+
+
+def test_basic_block_stage_starts_with_the_previous_dilation():
+    layer4 = DilatedResNet("resnet18", 16).layers[3]
+    assert layer4[0].conv1.dilation == (1, 1) and layer4[0].conv2.dilation == (1, 1)
+    assert layer4[1].conv1.dilation == (2, 2) and layer4[1].conv2.padding == (2, 2)

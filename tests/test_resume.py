@@ -91,3 +91,26 @@ def test_killed_mid_epoch_run_resumes_exactly(tmp_path):
     res_state = resumed.trainer.optimizers[0].state_dict()["state"]
     assert ref_state[0]["step"] == res_state[0]["step"]
     torch.testing.assert_close(res_state[0]["exp_avg"], ref_state[0]["exp_avg"], atol=1e-6, rtol=0)
+
+
+def test_resume_plumbing_is_a_callback_not_part_of_the_model():
+    from types import SimpleNamespace
+
+    from lightning.pytorch import LightningModule
+
+    from mtlscene.callbacks import ExactResume
+    from mtlscene.trainers import MultiTaskModule
+
+    for hook in ("on_save_checkpoint", "on_load_checkpoint", "on_train_batch_start"):
+        assert getattr(MultiTaskModule, hook) is getattr(LightningModule, hook), hook
+    checkpoint: dict = {}
+    ExactResume().on_save_checkpoint(None, None, checkpoint)
+    expected = torch.rand(3)  # what the run would have drawn next
+    torch.rand(5)  # the crashed process moved on
+    restored = ExactResume()
+    restored.on_load_checkpoint(None, None, checkpoint)
+    loader = SimpleNamespace(marked=None)
+    loader.mark_consumed = lambda count: setattr(loader, "marked", count)
+    restored.on_train_batch_start(SimpleNamespace(train_dataloader=loader), None, None, 2)
+    assert torch.equal(torch.rand(3), expected)
+    assert loader.marked == 3  # this batch counts as consumed before the checkpoint

@@ -226,7 +226,7 @@ def test_is_complete_tracks_parameters_and_interruptions(tmp_path: Path, monkeyp
             raise KeyboardInterrupt
         written.append(args)
 
-    monkeypatch.setattr(synthetic, "write_scene", crash_after_two)
+    monkeypatch.setattr(synthetic.writer, "write_scene", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(root, SPLITS, HEIGHT, WIDTH, seed=1, progress=False)
     assert not is_complete(root, SPLITS, HEIGHT, WIDTH, 1)
@@ -241,3 +241,19 @@ def test_regeneration_replaces_old_files_but_never_real_data(tmp_path: Path) -> 
     (real / "leftImg8bit" / "train" / "aachen").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="SYNTHETIC.json"):
         generate_dataset(real, {"train": 1}, HEIGHT, WIDTH, 0, False)
+
+
+def test_generator_is_a_package_of_concepts_and_disparity_encoding_sits_with_decoding():
+    from mtlscene.data import encoding
+    from mtlscene.data.synthetic import camera, layout, painters, renderer, writer
+
+    assert synthetic.generate_scene is renderer.generate_scene
+    assert synthetic.generate_dataset is writer.generate_dataset
+    assert synthetic.encode_disparity is encoding.encode_disparity
+    assert callable(painters.car_painter) and callable(layout.sample_street)
+    assert camera.Camera.at_resolution(512, 1024, 0.0).fx == pytest.approx(2262.52 / 2)
+    disparity = np.array([[0.0, 1.5, 255.99]], np.float32)
+    valid = np.array([[True, True, False]])
+    decoded, decoded_valid = encoding.decode_disparity(encoding.encode_disparity(disparity, valid))
+    assert decoded_valid.tolist() == valid.tolist()
+    assert decoded[valid].tolist() == [0.0, 1.5]

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from wandb_records import config_keys, history_keys, read_records
+from wandb.proto import wandb_internal_pb2
+from wandb_records import (
+    config_keys,
+    finish_and_flush,
+    history_keys,
+    read_records,
+    write_records,
+)
 
 from mtlscene.callbacks import UncertaintyTracker
 from mtlscene.loggers import OfflineFirstWandbLogger, wandb_api_key_available
@@ -71,7 +78,7 @@ def test_wandb_runs_offline_without_key_and_records_the_run(monkeypatch, tmp_pat
     assert isinstance(logger, OfflineFirstWandbLogger)
     run_files = list(Path("wandb_runs/wandb").glob("offline-run-*/run-*.wandb"))
     assert len(run_files) == 1
-    logger.experiment.finish()
+    finish_and_flush(logger.experiment)
     records = read_records(run_files[0])
     keys = history_keys(records)
     for task in ("semantic", "instance", "depth"):
@@ -86,3 +93,17 @@ def test_wandb_runs_offline_without_key_and_records_the_run(monkeypatch, tmp_pat
     assert {"model", "data", "trainer", "seed_everything"} <= config_keys(records)
     run_dir = Path("wandb_runs") / "mtlscene" / str(logger.version)
     assert (run_dir / "uncertainty_history.csv").is_file()
+
+
+def test_reading_a_run_file_cut_short_fails_instead_of_missing_keys(tmp_path):
+    """A run file read before wandb-core closed it lacks its last block and its exit record."""
+    history = wandb_internal_pb2.Record()
+    item = history.history.item.add()
+    item.key, item.value_json = "val/semantic/miou", "0.5"
+    exit_record = wandb_internal_pb2.Record()
+    exit_record.exit.exit_code = 0
+    complete = write_records(tmp_path / "run-complete.wandb", [history, exit_record])
+    assert "val/semantic/miou" in history_keys(read_records(complete))
+    cut = write_records(tmp_path / "run-cut.wandb", [history])
+    with pytest.raises(ValueError, match="incomplete"):
+        read_records(cut)

@@ -121,3 +121,77 @@ def test_fixed_weighting_sums_and_switches_tasks_off():
     sigma = fixed.sigmas()["depth"]
     assert 0.5 / sigma**2 == pytest.approx(0.1)
     assert list(fixed.parameters()) == []
+
+
+def test_clamped_s_gets_the_gradient_that_points_back_inside():
+    clamped = UncertaintyWeighting(init_log_variance=-8.0, clamp=(-2.0, 5.0))
+    clamped.bind({"a": "gaussian"})
+    s = clamped.log_variance["a"]
+    # L = 10: the optimum s = log 10 lies inside, so descent must raise s.
+    clamped({"a": torch.tensor(10.0)}).backward()
+    assert float(s.grad) == pytest.approx(-0.5 * math.exp(2.0) * 10 + 0.5)
+    # L = 1e-4: the optimum lies below the bound; a push further out is dropped.
+    s.grad = None
+    clamped({"a": torch.tensor(1e-4)}).backward()
+    assert float(s.grad) == 0.0
+    # Plain SGD brings an overshooting s back inside the bounds.
+    optimizer = torch.optim.SGD(clamped.parameters(), lr=0.1)
+    for _ in range(5):
+        optimizer.zero_grad()
+        clamped({"a": torch.tensor(10.0)}).backward()
+        optimizer.step()
+    assert float(s) > -2.0
+
+
+def test_init_log_variance_naming_an_unknown_task_is_an_error():
+    weighting = UncertaintyWeighting(init_log_variance={"semantic": 0.0, "depht": 0.5})
+    with pytest.raises(ValueError, match=r"unknown task\(s\) \['depht'\].*\['depth', 'semantic'\]"):
+        weighting.bind({"semantic": "boltzmann", "depth": "gaussian"})
+
+
+def test_absent_task_adds_neither_loss_nor_regulariser():
+    weighting = UncertaintyWeighting(init_log_variance=-1.0)
+    weighting.bind({"semantic": "boltzmann", "instance": "gaussian"})
+    losses = {"semantic": torch.tensor(2.0), "instance": torch.tensor(0.0)}
+    total = weighting(losses, {"instance": torch.tensor(False)})
+    assert float(total) == pytest.approx(float(weighting.task_term("semantic", losses["semantic"])))
+    total.backward()
+    assert float(weighting.log_variance["instance"].grad) == 0.0
+    assert float(weighting.log_variance["semantic"].grad) != 0.0
+    fixed = FixedWeighting({"semantic": 1.0, "instance": 0.5})
+    fixed.bind({"semantic": "boltzmann", "instance": "gaussian"})
+    absent = fixed(
+        {"semantic": torch.tensor(2.0), "instance": torch.tensor(3.0)},
+        {"instance": torch.tensor(False)},
+    )
+    assert float(absent) == pytest.approx(2.0)
+
+
+def test_batch_without_instance_pixels_leaves_the_instance_sigma_alone():
+    """A hand-made batch with no instance pixel: the instance term is skipped entirely."""
+    from mtlscene.models import DeepLabEncoder
+    from mtlscene.trainers import MultiTaskModule
+
+    model = MultiTaskModule(
+        backbone=DeepLabEncoder("resnet18", output_stride=16, aspp_channels=8),
+        tasks={
+            name: {"hidden_channels": 4, "num_layers": 1}
+            for name in ("semantic", "instance", "depth")
+        },
+    )
+    batch = {
+        "image": torch.rand(2, 3, 32, 64),
+        "semantic": torch.zeros(2, 32, 64, dtype=torch.long),  # all road: no things
+        "instance_offset": torch.zeros(2, 2, 32, 64),
+        "instance_mask": torch.zeros(2, 32, 64, dtype=torch.bool),
+        "disparity": torch.full((2, 32, 64), 4.0),
+        "disparity_mask": torch.ones(2, 32, 64, dtype=torch.bool),
+    }
+    model.training_step(batch, 0).backward()
+    grads = {name: float(p.grad) for name, p in model.weighting.log_variance.items()}
+    assert grads["instance"] == 0.0  # before: +0.5 from the regulariser alone
+    assert grads["semantic"] != 0.0 and grads["depth"] != 0.0
+    batch["instance_mask"][0, :4, :4] = True
+    model.zero_grad()
+    model.training_step(batch, 0).backward()
+    assert float(model.weighting.log_variance["instance"].grad) != 0.0

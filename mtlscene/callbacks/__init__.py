@@ -2,6 +2,7 @@
 
 from mtlscene.callbacks.channels_last import ChannelsLast
 from mtlscene.callbacks.compile_model import CompileModel
+from mtlscene.callbacks.exact_resume import ExactResume
 from mtlscene.callbacks.metrics_table import MetricsTable
 from mtlscene.callbacks.official_evaluation import OfficialEvaluation
 from mtlscene.callbacks.prediction_writer import PredictionWriter
@@ -12,6 +13,7 @@ from mtlscene.callbacks.wandb_images import WandbValidationImages
 __all__ = [
     "ChannelsLast",
     "CompileModel",
+    "ExactResume",
     "MetricsTable",
     "OfficialEvaluation",
     "PredictionWriter",

@@ -39,6 +39,13 @@ class MetricsTable(Callback):
     def __init__(self, per_class: bool = False) -> None:
         self.per_class = per_class
         self.last_table: str | None = None
+        self._validated_at: tuple[int, int] | None = None
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The epoch and step the metrics belong to, numbered as in checkpoint names
+        # (epoch=11 for the 12th epoch); after fit, trainer.current_epoch is one further.
+        if not trainer.sanity_checking:
+            self._validated_at = (trainer.current_epoch, trainer.global_step)
 
     def _rows(self, trainer: Trainer, prefix: str) -> list[tuple[str, str]]:
         rows = []
@@ -54,10 +61,9 @@ class MetricsTable(Callback):
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         rows = self._rows(trainer, "val")
         if rows:
+            epoch, step = self._validated_at or (trainer.current_epoch, trainer.global_step)
             self.last_table = format_table(
-                rows,
-                f"Final validation metrics (epoch "
-                f"{trainer.current_epoch}, step {trainer.global_step})",
+                rows, f"Final validation metrics (epoch={epoch}, step={step})"
             )
             print("\n" + self.last_table, flush=True)
 

@@ -228,8 +228,9 @@ def target_problems(
                     Problem(
                         path,
                         SIZE_MISMATCH,
-                        f"is {array.shape[1]}x{array.shape[0]} but its image {files.image.name} is "
-                        f"{image_shape[1]}x{image_shape[0]}; all files of a frame must have the "
+                        f"is {array.shape[0]}x{array.shape[1]} (HxW) but its image "
+                        f"{files.image.name} is {image_shape[0]}x{image_shape[1]}; all files of "
+                        "a frame must have the "
                         "same size as the image (do not resize the ground truth separately)",
                     )
                 )

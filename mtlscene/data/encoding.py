@@ -32,6 +32,21 @@ def decode_disparity(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, (raw - 1.0) / 256.0, 0.0).astype(np.float32), valid
 
 
+MAX_DISPARITY = (65535 - 1) / 256
+"""The largest disparity (pixels) a 16-bit CityScapes PNG can hold."""
+
+
+def encode_disparity(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Disparity in pixels -> CityScapes 16-bit PNG values ``round(d * 256 + 1)``, 0 invalid."""
+    if np.any(valid & ~(disparity >= 0)) or np.any(valid & (disparity > MAX_DISPARITY)):
+        raise ValueError(
+            f"disparity must lie in [0, {MAX_DISPARITY:.2f}] px on valid pixels to fit a "
+            "16-bit CityScapes PNG; lower the resolution or move objects further away"
+        )
+    raw = np.rint(disparity.astype(np.float64) * 256 + 1)
+    return np.where(valid, raw, 0).astype(np.uint16)
+
+
 def instance_offsets(instance_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel (dy, dx) vectors to the centroid of the pixel's instance, and the mask.
 

@@ -47,7 +47,7 @@ class InstanceAveragePrecision(Metric):
 
     Args:
         min_region_pixels: smallest ground-truth instance that counts (the official 100 px is
-            for 2048x1024; the default 10 suits Tiny CityScapes, 128x256).
+            for 1024x2048; the default 10 suits Tiny CityScapes, 128x256).
         thing_train_ids: trainIds evaluated (default: CityScapes' eight thing classes).
     """
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mtlscene.describe import RecordsInitArgs
 from mtlscene.models.aspp import ASPP
 from mtlscene.models.resnet import DilatedResNet
 
@@ -16,7 +17,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class DeepLabEncoder(nn.Module):
+class DeepLabEncoder(RecordsInitArgs, nn.Module):
     """ResNet with atrous convolutions followed by ASPP; shared by every task head.
 
     Takes images in [0, 1] (normalisation happens here, so data and visualisation stay in
@@ -32,6 +33,9 @@ class DeepLabEncoder(nn.Module):
             from torch's hub cache (downloaded there once when online).
         download_weights: allow that download; False fails naming the file to place.
     """
+
+    # A checkpoint carries the trained weights: rebuilding it must not need this file.
+    rebuild_without = ("weights_path",)
 
     def __init__(
         self,

@@ -21,20 +21,24 @@ RESNETS = {
 _DILATIONS = {32: (1, 1), 16: (1, 2), 8: (2, 4)}
 
 
-def _dilate(layer: nn.Sequential, dilation: int) -> None:
+def _dilate(layer: nn.Sequential, dilation: int, previous_dilation: int) -> None:
     """Replace a layer's stride by dilation in place.
 
     torchvision's ``replace_stride_with_dilation`` refuses BasicBlock (ResNet-18/34), so
     instead of rebuilding blocks we rewrite the convolutions: every stride becomes 1 and
-    every 3x3 conv gets the dilation (and matching padding). Parameter shapes are unchanged,
-    so ImageNet weights still load.
+    every 3x3 conv gets the dilation (and matching padding). As in torchvision's
+    ``_make_layer`` and DeepLab, the first block keeps the previous stage's dilation: its
+    conv replaces the strided one, and dilating it already would skip input pixels that
+    the strided conv saw. Parameter shapes are unchanged, so ImageNet weights still load.
     """
-    for module in layer.modules():
-        if isinstance(module, nn.Conv2d):
-            module.stride = (1, 1)
-            if module.kernel_size == (3, 3):
-                module.dilation = (dilation, dilation)
-                module.padding = (dilation, dilation)
+    for index, block in enumerate(layer):
+        rate = previous_dilation if index == 0 else dilation
+        for module in block.modules():
+            if isinstance(module, nn.Conv2d):
+                module.stride = (1, 1)
+                if module.kernel_size == (3, 3):
+                    module.dilation = (rate, rate)
+                    module.padding = (rate, rate)
 
 
 class DilatedResNet(nn.Module):
@@ -76,9 +80,9 @@ class DilatedResNet(nn.Module):
             load_resnet_weights(net, weights_path)
         d3, d4 = _DILATIONS[output_stride]
         if d3 > 1:
-            _dilate(net.layer3, d3)
+            _dilate(net.layer3, d3, previous_dilation=1)
         if d4 > 1:
-            _dilate(net.layer4, d4)
+            _dilate(net.layer4, d4, previous_dilation=d3)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layers = nn.Sequential(net.layer1, net.layer2, net.layer3, net.layer4)
         self.out_channels = net.fc.in_features

@@ -18,12 +18,13 @@ from torch import Tensor
 from mtlscene.data.labels import INSTANCE_TRAIN_IDS
 from mtlscene.postprocess.base import PostProcessor
 from mtlscene.tasks.kinds import HeadKind
+from mtlscene.describe import RecordsInitArgs
 
 # Pixel x centre pairs evaluated at once when assigning pixels; bounds memory at full resolution.
 _ASSIGN_CHUNK = 1 << 22
 
 
-class CentroidVoteClustering(PostProcessor):
+class CentroidVoteClustering(RecordsInitArgs, PostProcessor):
     """Cluster centroid votes of thing pixels into scored instance masks.
 
     Clustering is done per predicted class when ``group_by_class`` is true (the default): each

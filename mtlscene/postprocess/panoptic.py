@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from mtlscene.data.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS
+from mtlscene.describe import RecordsInitArgs
 from mtlscene.postprocess.base import PostProcessor
 from mtlscene.tasks.kinds import HeadKind
 
@@ -15,7 +16,7 @@ VOID = IGNORE_INDEX
 """Category of void pixels in a fused panoptic map (their instance is 0)."""
 
 
-class PanopticFusion(PostProcessor):
+class PanopticFusion(RecordsInitArgs, PostProcessor):
     """Fuse the semantic prediction and the clustered instances into a panoptic segmentation.
 
     - Stuff pixels take their predicted semantic class (instance 0).

@@ -46,6 +46,7 @@ class TaskHead(nn.Module, ABC):
 
     default_likelihood: ClassVar[Likelihood]
     batch_keys: ClassVar[tuple[str, ...]]
+    target_mask_key: ClassVar[str | None] = None
     out_channels: int
     #: The validation metric that says how good this task is (a key of the dict returned by
     #: the metric's ``compute()``, or "value") and whether higher is better. Checkpointing
@@ -82,6 +83,17 @@ class TaskHead(nn.Module, ABC):
                 f"not provide (it provides {sorted(batch)}); add them to the dataset or "
                 "remove the task from model.tasks"
             )
+
+    def target_present(self, batch: Mapping[str, Any]) -> Tensor | None:
+        """0-dim bool tensor: whether the batch has any target pixel for this task.
+
+        When False the weighting leaves the task out of that step's total (loss and, for
+        learned uncertainty, its regulariser). Heads set ``target_mask_key`` to the batch's
+        validity mask, or override this; None means the target is always present.
+        """
+        if self.target_mask_key is None:
+            return None
+        return batch[self.target_mask_key].bool().any()
 
     @abstractmethod
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:

@@ -27,6 +27,7 @@ class DepthHead(TaskHead):
     batch_keys = ("disparity", "disparity_mask")
     monitor_metric = "mae"
     monitor_mode = "min"
+    target_mask_key = "disparity_mask"
     out_channels = 1
     output_kind = HeadKind.DISPARITY
 

@@ -26,6 +26,7 @@ class InstanceHead(TaskHead):
     batch_keys = ("instance_offset", "instance_mask")
     monitor_metric = "mae"
     monitor_mode = "min"
+    target_mask_key = "instance_mask"
     out_channels = 2
     output_kind = HeadKind.CENTROID_VECTORS
 

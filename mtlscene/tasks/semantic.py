@@ -38,6 +38,9 @@ class SemanticHead(TaskHead):
         super().__init__(in_channels, **kwargs)
         self.criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
 
+    def target_present(self, batch: Mapping[str, Tensor]) -> Tensor:
+        return (batch["semantic"] != IGNORE_INDEX).any()
+
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         target = batch["semantic"]
         if not (target != IGNORE_INDEX).any():

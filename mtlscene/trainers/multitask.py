@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from mtlscene.callbacks.exact_resume import ExactResume
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.metrics.panoptic_quality import CityscapesPanopticQuality
 from mtlscene.models.encoder import DeepLabEncoder
@@ -19,6 +20,7 @@ from mtlscene.postprocess.base import bind_or_disable
 from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.postprocess.panoptic import PanopticFusion
 from mtlscene.tasks import TaskHead, get_task, import_task_modules
+from mtlscene.trainers.checkpoint import record_parts
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
 
 DEFAULT_TASKS: dict[str, dict[str, Any]] = {"semantic": {}, "instance": {}, "depth": {}}
@@ -115,6 +117,14 @@ class MultiTaskModule(LightningModule):
         self.instance_ap = instance_ap and self.clustering is not None
         self.panoptic_quality = panoptic_quality and self.panoptic is not None
         self.configure_metrics()
+        # As plain data, so load_from_checkpoint rebuilds the same parts (weights_only=True).
+        record_parts(
+            self.hparams,
+            backbone=self.network.encoder,
+            weighting=self.weighting,
+            clustering=self.clustering,
+            panoptic=self.panoptic,
+        )
 
     def configure_network(
         self, backbone: nn.Module, tasks: dict[str, Mapping[str, Any]], weighting: LossWeighting
@@ -213,7 +223,8 @@ class MultiTaskModule(LightningModule):
         losses = self.task_losses(outputs, batch)
         if self.check_finite:
             self._check_finite(losses, "training")
-        total = self.weighting(losses)
+        present = {n: h.target_present(batch) for n, h in self.heads.items()}
+        total = self.weighting(losses, {n: p for n, p in present.items() if p is not None})
         self.latest_losses = {name: loss.detach() for name, loss in losses.items()}
         batch_size = batch["image"].shape[0]
         self.log_dict(
@@ -235,27 +246,9 @@ class MultiTaskModule(LightningModule):
             )
         return total
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # RNG states (dropout) make a resumed run continue exactly where it stopped.
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._pending_rng_states = checkpoint.get("rng_states")
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        # Checkpoints are written only after this batch finishes (callbacks run before this
-        # module's batch-end hook), so count it as consumed already.
-        loader = self.trainer.train_dataloader
-        if hasattr(loader, "mark_consumed"):
-            loader.mark_consumed(batch_idx + 1)
-        states = getattr(self, "_pending_rng_states", None)
-        if states is not None:
-            torch.set_rng_state(states["torch"])
-            if "cuda" in states and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(states["cuda"])
-            self._pending_rng_states = None
+    def configure_callbacks(self) -> list[Callback]:
+        # Exact mid-epoch resume (RNG states, the loader's position) lives in a callback.
+        return [ExactResume()]
 
     def _evaluation_step(self, stage: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         outputs = self(batch["image"])

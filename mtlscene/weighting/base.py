@@ -9,10 +9,11 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from mtlscene.describe import RecordsInitArgs
 from mtlscene.tasks.likelihood import Likelihood
 
 
-class LossWeighting(nn.Module, ABC):
+class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     """Combines per-task losses into one training objective.
 
     The model calls :meth:`bind` once with every task's likelihood, then calls the
@@ -34,18 +35,48 @@ class LossWeighting(nn.Module, ABC):
         """Whether the task contributes to the loss (and so is computed and evaluated)."""
         return True
 
-    def forward(self, losses: Mapping[str, Tensor]) -> Tensor:
+    def forward(
+        self, losses: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+    ) -> Tensor:
+        """The total loss.
+
+        Args:
+            losses: task -> raw loss.
+            present: optional task -> 0-dim bool tensor, False when this batch has no
+                target for the task (e.g. no instance pixels): the task then adds nothing to
+                this step's total (see :meth:`combine_present`).
+        """
         unknown = set(losses) - set(self.likelihoods)
         if unknown:
             raise KeyError(f"losses for unbound tasks {sorted(unknown)}; call bind() first")
         # Weighting runs in float32 whatever the autocast state: exp(-s) and small losses
         # lose too much precision in half types.
         with torch.autocast(device_type=_device_type(losses), enabled=False):
-            return self.combine({name: loss.float() for name, loss in losses.items()})
+            losses = {name: loss.float() for name, loss in losses.items()}
+            if not present:
+                return self.combine(losses)
+            return self.combine_present(losses, present)
 
     @abstractmethod
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
         """The total loss from float32 per-task losses."""
+
+    def combine_present(self, losses: Mapping[str, Tensor], present: Mapping[str, Tensor]):
+        """The total when some tasks have no target in this batch.
+
+        This default zeroes an absent task's loss, which removes its whole term from a
+        weighting that is linear in the losses; a weighting with other per-task terms (such
+        as a regulariser) overrides it to drop those too. ``torch.where`` keeps every
+        parameter in the graph (with zero gradient), as DDP requires.
+        """
+        return self.combine(
+            {
+                name: torch.where(present[name], loss, torch.zeros_like(loss))
+                if name in present
+                else loss
+                for name, loss in losses.items()
+            }
+        )
 
     @abstractmethod
     def log_variances(self) -> dict[str, float]:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.weighting.base import LossWeighting
+from mtlscene.weighting.clamp import clamp_keeping_inward_gradient
 
 REGULARIZERS = ("log", "log1p")
 
@@ -27,8 +28,10 @@ class UncertaintyWeighting(LossWeighting):
     ``log(1 + sigma^2)`` (Liebel & Koerner 2018), which keeps the total non-negative.
 
     Args:
-        init_log_variance: initial s for every task, or a mapping task -> initial s.
-        clamp: optional (min, max) bounds applied to s in the loss.
+        init_log_variance: initial s for every task, or a mapping task -> initial s (tasks
+            left out start at 0; naming a task that is not trained is an error).
+        clamp: optional (min, max) bounds applied to s in the loss; at a bound s still
+            receives the gradient that points back inside.
         regularizer: "log" (the paper) or "log1p".
         lr: learning rate of the s parameters (their own optimizer group, no weight decay);
             None uses the optimizer's.
@@ -54,6 +57,14 @@ class UncertaintyWeighting(LossWeighting):
 
     def bind(self, likelihoods: Mapping[str, Likelihood | str]) -> None:
         super().bind(likelihoods)
+        if isinstance(self.init_log_variance, Mapping):
+            unknown = sorted(set(self.init_log_variance) - set(self.likelihoods))
+            if unknown:
+                raise ValueError(
+                    f"UncertaintyWeighting.init_log_variance names unknown task(s) {unknown}; "
+                    f"the model's tasks are {sorted(self.likelihoods)} (fix the spelling or "
+                    "drop them)"
+                )
         for name in self.likelihoods:
             if isinstance(self.init_log_variance, Mapping):
                 init = float(self.init_log_variance.get(name, 0.0))
@@ -63,7 +74,7 @@ class UncertaintyWeighting(LossWeighting):
 
     def _s(self, name: str) -> Tensor:
         s = self.log_variance[name].float()
-        return s.clamp(*self.clamp) if self.clamp is not None else s
+        return clamp_keeping_inward_gradient(s, *self.clamp) if self.clamp is not None else s
 
     def task_term(self, name: str, loss: Tensor) -> Tensor:
         """The weighted term of one task: ``c * exp(-k s) * L + regulariser(s)``."""
@@ -74,6 +85,15 @@ class UncertaintyWeighting(LossWeighting):
 
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
         return sum(self.task_term(name, loss) for name, loss in losses.items())
+
+    def combine_present(self, losses: Mapping[str, Tensor], present: Mapping[str, Tensor]):
+        # The whole term goes, regulariser included: alone it would push s (and sigma)
+        # down on every batch without targets for that task.
+        terms = {name: self.task_term(name, loss) for name, loss in losses.items()}
+        return sum(
+            torch.where(present[name], term, torch.zeros_like(term)) if name in present else term
+            for name, term in terms.items()
+        )
 
     def log_variances(self) -> dict[str, float]:
         return {name: float(self._s(name).detach()) for name in self.log_variance}
