@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mtlscene.data.labels import INSTANCE_TRAIN_IDS
+from mtlscene.describe import RecordsInitArgs
 from mtlscene.postprocess.base import PostProcessor
 from mtlscene.tasks.kinds import HeadKind
-from mtlscene.describe import RecordsInitArgs
 
 # Pixel x centre pairs evaluated at once when assigning pixels; bounds memory at full resolution.
 _ASSIGN_CHUNK = 1 << 22
