@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
@@ -75,12 +74,12 @@ class UncertaintyWeighting(LossWeighting):
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
         return sum(self.task_term(name, loss) for name, loss in losses.items())
 
-    def log_variances(self) -> dict[str, float]:
-        return {name: float(self._s(name).detach()) for name in self.log_variance}
+    def log_variances(self) -> dict[str, Tensor]:
+        return {name: self._s(name).detach().clone() for name in self.log_variance}
 
-    def weights(self) -> dict[str, float]:
+    def weights(self) -> dict[str, Tensor]:
         out = {}
         for name, s in self.log_variances().items():
             scale, exponent = self.likelihoods[name].weight_exponent()
-            out[name] = scale * math.exp(-exponent * s)
+            out[name] = scale * torch.exp(-exponent * s)
         return out
