@@ -233,3 +233,11 @@ def test_missing_solver_packages_give_a_clear_error(method):
             WEIGHTING_METHODS[method]()
     else:
         assert WEIGHTING_METHODS[method]() is not None
+
+
+def test_gls_gradient_is_that_of_the_geometric_mean():
+    losses = torch.tensor([4.0, 1.0], requires_grad=True)
+    _bound(GeometricLossWeighting(eps=0.0))({"a": losses[0], "b": losses[1]}).backward()
+    direct = torch.tensor([4.0, 1.0], requires_grad=True)
+    torch.sqrt(direct[0] * direct[1]).backward()
+    assert losses.grad.tolist() == pytest.approx(direct.grad.tolist())

@@ -15,9 +15,11 @@ from mtlscene.weighting.distributed import all_reduce_mean
 class FAMOWeighting(LossWeighting):
     """Decreases every task's loss at about the same rate, from loss values alone.
 
-    The objective is ``c sum_i z_i log(L_i - b_i + eps)`` with ``z = softmax(w)`` and
+    FAMO's objective is ``c sum_i z_i log(L_i - b_i + eps)`` with ``z = softmax(w)`` and
     ``c = 1 / sum_i (z_i / (L_i - b_i + eps))`` (constant), whose gradient is the convex
-    combination ``sum_i (c z_i / (L_i - b_i + eps)) grad L_i``: those are the reported weights.
+    combination ``sum_i (c z_i / (L_i - b_i + eps)) grad L_i``. Those are the reported weights,
+    and the returned objective is ``sum_i w_i L_i`` with them held constant (same gradient;
+    its value is the weighted loss, not the log objective).
     The logits ``w`` follow the log-loss decrease ``delta_i = log L_i(before) - log L_i(after)``
     with one Adam step on ``grad_w = J_softmax(w)^T delta`` (plus ``weight_decay * w``).
 
@@ -98,11 +100,13 @@ class FAMOWeighting(LossWeighting):
                 tensor.copy_(torch.where(self.has_previous, tensor, saved))
             self.previous_losses.copy_(current)
             self.has_previous.fill_(True)
-        shifted = values - self.min_losses + self.eps
+        # Weights from the rank-averaged losses: each rank's sum_i w_i L_i, averaged by DDP,
+        # then has the gradient of FAMO's objective on the whole (all-rank) batch.
+        shifted = current - self.min_losses + self.eps
         z = torch.softmax(self.logits, dim=0)
-        normalizer = (z / shifted.detach()).sum()
-        self.last_weights.copy_(z / (normalizer * shifted.detach()))
-        return (z / normalizer * torch.log(shifted)).sum()
+        weights = (z / shifted) / (z / shifted).sum()
+        self.last_weights.copy_(weights)
+        return (weights * values).sum()
 
     def weights(self) -> dict[str, Tensor]:
         return as_dict(self, self.last_weights)
