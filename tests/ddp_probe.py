@@ -10,7 +10,7 @@ from lightning.pytorch import Callback
 
 
 class DistributedProbe(Callback):
-    """Writes, per rank, the s and weight of every task after each step, and the validation metrics."""
+    """Writes, per rank, each task's s and weight after each step, and the validation metrics."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)

@@ -82,7 +82,9 @@ def test_dwa_weights_from_a_loss_history():
 
 
 def test_rlw_weights_sum_to_the_number_of_tasks_and_vary():
-    weighting = _bound(RandomLossWeighting(seed=3), {"a": "gaussian", "b": "laplace", "c": "boltzmann"})
+    weighting = _bound(
+        RandomLossWeighting(seed=3), {"a": "gaussian", "b": "laplace", "c": "boltzmann"}
+    )
     draws = []
     for _ in range(5):
         weighting({name: torch.tensor(1.0) for name in "abc"})
@@ -152,7 +154,9 @@ def test_upgrad_without_quadprog_matches_torchjd_documented_weights():
     # TorchJD's documentation: Jacobian [[-4, 1, 1], [6, 1, 1]] -> weights [1.1109, 0.7894].
     jacobian = torch.tensor([[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0]])
     weighting = UPGradWeighting()
-    assert weighting.jacobian_weights(jacobian).tolist() == pytest.approx([1.1109, 0.7894], abs=1e-4)
+    assert weighting.jacobian_weights(jacobian).tolist() == pytest.approx(
+        [1.1109, 0.7894], abs=1e-4
+    )
 
 
 def test_active_set_projector_meets_the_kkt_conditions():
@@ -241,3 +245,18 @@ def test_gls_gradient_is_that_of_the_geometric_mean():
     direct = torch.tensor([4.0, 1.0], requires_grad=True)
     torch.sqrt(direct[0] * direct[1]).backward()
     assert losses.grad.tolist() == pytest.approx(direct.grad.tolist())
+
+
+@pytest.mark.parametrize("regularizer", ["log", "log1p"])
+def test_vectorised_uncertainty_loss_equals_the_sum_of_task_terms(regularizer):
+    from mtlscene.weighting import UncertaintyWeighting
+
+    weighting = UncertaintyWeighting(
+        init_log_variance={"g": 0.3, "l": -0.4, "b": 2.5},
+        clamp=(-1.0, 2.0),
+        regularizer=regularizer,
+    )
+    weighting.bind({"g": "gaussian", "l": "laplace", "b": "boltzmann"})
+    losses = {"g": torch.tensor(1.5), "l": torch.tensor(0.2), "b": torch.tensor(3.0)}
+    expected = sum(float(weighting.task_term(name, loss)) for name, loss in losses.items())
+    assert float(weighting(losses)) == pytest.approx(expected, rel=1e-6)

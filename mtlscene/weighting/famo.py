@@ -48,7 +48,9 @@ class FAMOWeighting(LossWeighting):
     ) -> None:
         super().__init__()
         if lr < 0 or weight_decay < 0:
-            raise ValueError(f"FAMOWeighting lr and weight_decay must be >= 0, got {lr}, {weight_decay}")
+            raise ValueError(
+                f"FAMOWeighting lr and weight_decay must be >= 0, got {lr}, {weight_decay}"
+            )
         self.logit_lr = lr
         self.weight_decay = weight_decay
         self.min_losses_config = dict(min_losses or {})

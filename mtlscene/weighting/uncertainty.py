@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mtlscene.tasks.likelihood import Likelihood
-from mtlscene.weighting.base import LossWeighting
+from mtlscene.weighting.base import LossWeighting, as_dict, stack_losses
 
 REGULARIZERS = ("log", "log1p")
 
@@ -59,9 +59,19 @@ class UncertaintyWeighting(LossWeighting):
             else:
                 init = float(self.init_log_variance)
             self.log_variance[name] = nn.Parameter(torch.tensor(init, dtype=torch.float32))
+        # The likelihood constants as vectors, so the loss and the logged values take a few
+        # vector ops instead of several scalar ops per task (each a kernel launch on a GPU).
+        constants = [self.likelihoods[name].weight_exponent() for name in self.likelihoods]
+        self.register_buffer("scale", torch.tensor([c[0] for c in constants]), persistent=False)
+        self.register_buffer("exponent", torch.tensor([c[1] for c in constants]), persistent=False)
 
     def _s(self, name: str) -> Tensor:
         s = self.log_variance[name].float()
+        return s.clamp(*self.clamp) if self.clamp is not None else s
+
+    def _s_vector(self) -> Tensor:
+        """s of every task, in the bound task order."""
+        s = torch.stack(list(self.log_variance.values())).float()
         return s.clamp(*self.clamp) if self.clamp is not None else s
 
     def task_term(self, name: str, loss: Tensor) -> Tensor:
@@ -72,14 +82,17 @@ class UncertaintyWeighting(LossWeighting):
         return scale * torch.exp(-exponent * s) * loss + regularizer
 
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
-        return sum(self.task_term(name, loss) for name, loss in losses.items())
+        # The sum of task_term over tasks, vectorised.
+        s = self._s_vector()
+        regularizer = 0.5 * s if self.regularizer == "log" else nn.functional.softplus(s)
+        terms = self.scale * torch.exp(-self.exponent * s) * stack_losses(self, losses)
+        return (terms + regularizer).sum()
 
     def log_variances(self) -> dict[str, Tensor]:
-        return {name: self._s(name).detach().clone() for name in self.log_variance}
+        return as_dict(self, self._s_vector())
+
+    def sigmas(self) -> dict[str, Tensor]:
+        return as_dict(self, torch.exp(0.5 * self._s_vector()))
 
     def weights(self) -> dict[str, Tensor]:
-        out = {}
-        for name, s in self.log_variances().items():
-            scale, exponent = self.likelihoods[name].weight_exponent()
-            out[name] = scale * torch.exp(-exponent * s)
-        return out
+        return as_dict(self, self.scale * torch.exp(-self.exponent * self._s_vector()))
