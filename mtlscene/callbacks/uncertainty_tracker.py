@@ -50,9 +50,9 @@ class UncertaintyTracker(Callback):
         """Append (and return) one history row per task."""
         weighting = pl_module.weighting
         # Read back here, only when recording: the model logs these as device tensors.
-        weight = {task: float(value) for task, value in weighting.weights().items()}
-        s = {task: float(value) for task, value in weighting.log_variances().items()}
-        sigma = {task: float(value) for task, value in weighting.sigmas().items()}
+        weight = {task: _scalar(value) for task, value in weighting.weights().items()}
+        s = {task: _scalar(value) for task, value in weighting.log_variances().items()}
+        sigma = {task: _scalar(value) for task, value in weighting.sigmas().items()}
         losses = getattr(pl_module, "latest_losses", {})
         nan = float("nan")
         rows = []
@@ -134,6 +134,11 @@ class UncertaintyTracker(Callback):
 
             image = np.asarray(Image.open(self.plot_path).convert("RGB"))
             logger.experiment.add_image("uncertainty/evolution", image, dataformats="HWC")
+
+
+def _scalar(value) -> float:
+    """A float32 tensor as the float it stands for: 7 significant digits (0.1, not 0.1000000015)."""
+    return float(f"{float(value):.7g}")
 
 
 def run_dir(trainer: Trainer) -> Path:
