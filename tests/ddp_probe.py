@@ -10,15 +10,19 @@ from lightning.pytorch import Callback
 
 
 class DistributedProbe(Callback):
-    """Writes, per rank, the s of every task after each step, and the validation metrics."""
+    """Writes, per rank, each task's s and weight after each step, and the validation metrics."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
         self.steps: list[dict[str, float]] = []
+        self.weights: list[dict[str, float]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.steps.append(pl_module.weighting.log_variances())
+        weighting = pl_module.weighting
+        self.steps.append({name: float(s) for name, s in weighting.log_variances().items()})
+        self.weights.append({name: float(w) for name, w in weighting.weights().items()})
         self._dump(trainer, "sigmas", self.steps)
+        self._dump(trainer, "weights", self.weights)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         metrics = {

@@ -90,7 +90,7 @@ def test_bf16_mixed_precision_stays_finite_and_close_to_float32():
         metrics = cli.trainer.callback_metrics
         results[precision] = (
             {k: float(metrics[f"train/loss/{k}"]) for k in ("semantic", "instance", "depth")},
-            cli.model.weighting.sigmas(),
+            {task: float(sigma) for task, sigma in cli.model.weighting.sigmas().items()},
         )
         assert all(p.dtype == torch.float32 for p in cli.model.weighting.parameters())
     (loss32, sigma32), (loss16, sigma16) = results["32-true"], results["bf16-mixed"]

@@ -49,10 +49,14 @@ class UncertaintyTracker(Callback):
     def _record(self, trainer: Trainer, pl_module: LightningModule, event: str) -> list[dict]:
         """Append (and return) one history row per task."""
         weighting = pl_module.weighting
-        s, sigma, weight = weighting.log_variances(), weighting.sigmas(), weighting.weights()
+        # Read back here, only when recording: the model logs these as device tensors.
+        weight = {task: _scalar(value) for task, value in weighting.weights().items()}
+        s = {task: _scalar(value) for task, value in weighting.log_variances().items()}
+        sigma = {task: _scalar(value) for task, value in weighting.sigmas().items()}
         losses = getattr(pl_module, "latest_losses", {})
+        nan = float("nan")
         rows = []
-        for task in s:
+        for task in weight:
             loss = losses.get(task)
             rows.append(
                 {
@@ -60,10 +64,10 @@ class UncertaintyTracker(Callback):
                     "epoch": trainer.current_epoch,
                     "event": event,
                     "task": task,
-                    "s": s[task],
-                    "sigma": sigma[task],
+                    "s": s.get(task, nan),  # methods without a sigma leave s and sigma empty
+                    "sigma": sigma.get(task, nan),
                     "weight": weight[task],
-                    "loss": float(loss) if loss is not None else float("nan"),
+                    "loss": float(loss) if loss is not None else nan,
                 }
             )
         self.history.extend(rows)
@@ -83,7 +87,9 @@ class UncertaintyTracker(Callback):
             f"uncertainty/{kind}/{row['task']}": row[kind]
             for row in rows
             for kind in ("s", "sigma", "weight")
+            if row[kind] == row[kind]  # not NaN: the method has no sigma
         }
+        final.update({f"weight/{row['task']}": row["weight"] for row in rows})
         for logger in trainer.loggers:
             logger.log_metrics(final, step=trainer.global_step)
 
@@ -128,6 +134,11 @@ class UncertaintyTracker(Callback):
 
             image = np.asarray(Image.open(self.plot_path).convert("RGB"))
             logger.experiment.add_image("uncertainty/evolution", image, dataformats="HWC")
+
+
+def _scalar(value) -> float:
+    """A float32 tensor as the float it stands for: 7 significant digits (0.1, not 0.1000000015)."""
+    return float(f"{float(value):.7g}")
 
 
 def run_dir(trainer: Trainer) -> Path:

@@ -9,7 +9,7 @@ from torchmetrics import Metric
 
 from mtlscene.data.labels import IGNORE_INDEX, class_names
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
-from mtlscene.tasks.base import TaskHead, zero_like_loss
+from mtlscene.tasks.base import TaskHead
 from mtlscene.tasks.kinds import class_logits_kind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
@@ -36,17 +36,19 @@ class SemanticHead(TaskHead):
         self.class_names = class_names(label_set)
         self.out_channels = len(self.class_names)
         super().__init__(in_channels, **kwargs)
-        self.criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
 
     def target_present(self, batch: Mapping[str, Tensor]) -> Tensor:
         return (batch["semantic"] != IGNORE_INDEX).any()
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         target = batch["semantic"]
-        if not (target != IGNORE_INDEX).any():
-            # Cross-entropy over zero pixels is nan; an all-void crop contributes nothing.
-            return zero_like_loss(prediction)
-        return self.criterion(prediction.float(), target)
+        # The mean over labelled pixels, as sum / count: an all-void crop gives 0 (the plain
+        # mean would be nan) without an `if` that reads the count back to the host.
+        total = nn.functional.cross_entropy(
+            prediction.float(), target, ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+        labelled = (target != IGNORE_INDEX).sum().clamp(min=1)
+        return total / labelled
 
     def make_metrics(self) -> Metric:
         return SemanticSegmentationMetrics(len(self.class_names), IGNORE_INDEX, self.class_names)

@@ -21,7 +21,9 @@ from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.postprocess.panoptic import PanopticFusion
 from mtlscene.tasks import TaskHead, get_task, import_task_modules
 from mtlscene.trainers.checkpoint import record_parts
+from mtlscene.trainers.finite_check import NonFiniteLossMonitor
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
+from mtlscene.weighting.scalars import weighting_scalars
 
 DEFAULT_TASKS: dict[str, dict[str, Any]] = {"semantic": {}, "instance": {}, "depth": {}}
 
@@ -63,7 +65,9 @@ class MultiTaskModule(LightningModule):
         lr_scheduler: optional scheduler factory (stepped per epoch unless configured).
         task_modules: modules to import before building heads, so that external tasks
             registered with ``@register_task`` become available.
-        check_finite: stop with an error naming the task and step when a loss is NaN/inf.
+        check_finite: stop with an error naming the task and step when a loss is NaN/inf
+            (checked without stalling the step: every ``log_every_n_steps`` batches and at
+            each epoch end).
         clustering: turns centroid votes and the semantic prediction into instance masks
             (default CentroidVoteClustering). Off, with an info message, unless the active
             heads include trainId class logits and centroid vectors (found by head kind).
@@ -106,6 +110,7 @@ class MultiTaskModule(LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.check_finite = check_finite
+        self.finite_monitor = NonFiniteLossMonitor()
         self.latest_losses: dict[str, Tensor] = {}
         import_task_modules(task_modules or [])
         self.configure_network(
@@ -208,15 +213,9 @@ class MultiTaskModule(LightningModule):
         return losses
 
     def _check_finite(self, losses: Mapping[str, Tensor], stage: str) -> None:
-        values = torch.stack([loss.detach().float() for loss in losses.values()])
-        if bool(torch.isfinite(values).all()):
-            return
-        bad = {n: float(v) for n, v in zip(losses, values, strict=True) if not torch.isfinite(v)}
-        raise FloatingPointError(
-            f"non-finite {stage} loss for task(s) {bad} at global step {self.global_step} "
-            f"(epoch {self.current_epoch}); lower the learning rate, check that task's "
-            "targets, or clamp the uncertainty (weighting.init_args.clamp)"
-        )
+        # Queued on the device and read back only every few steps (on_train_batch_end):
+        # a read-back here would stall the GPU every step.
+        self.finite_monitor.update(losses, self.global_step)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         outputs = self(batch["image"])
@@ -224,7 +223,11 @@ class MultiTaskModule(LightningModule):
         if self.check_finite:
             self._check_finite(losses, "training")
         present = {n: h.target_present(batch) for n, h in self.heads.items()}
-        total = self.weighting(losses, {n: p for n, p in present.items() if p is not None})
+        present = {n: p for n, p in present.items() if p is not None}
+        if self.weighting.requires_gradients:
+            total = self.weighting(losses, present, shared=self.network.encoder, heads=self.heads)
+        else:
+            total = self.weighting(losses, present)
         self.latest_losses = {name: loss.detach() for name, loss in losses.items()}
         batch_size = batch["image"].shape[0]
         self.log_dict(
@@ -232,23 +235,29 @@ class MultiTaskModule(LightningModule):
             batch_size=batch_size,
         )
         self.log("train/loss_total", total.detach(), prog_bar=True, batch_size=batch_size)
-        # Read off the weighting, identical on every rank: no sync needed.
-        for kind, values in (
-            ("s", self.weighting.log_variances()),
-            ("sigma", self.weighting.sigmas()),
-            ("weight", self.weighting.weights()),
-        ):
-            self.log_dict(
-                {f"uncertainty/{kind}/{n}": v for n, v in values.items()},
-                batch_size=batch_size,
-                on_step=True,
-                on_epoch=False,
-            )
+        self.log_dict(
+            weighting_scalars(self.weighting),
+            batch_size=batch_size,
+            on_step=True,
+            on_epoch=False,
+        )
         return total
 
     def configure_callbacks(self) -> list[Callback]:
         # Exact mid-epoch resume (RNG states, the loader's position) lives in a callback.
         return [ExactResume()]
+
+    def on_fit_start(self) -> None:
+        self.weighting.check_trainer_options(self.trainer.accumulate_grad_batches)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.check_finite and (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            self.finite_monitor.check("training")
+
+    def on_train_epoch_end(self) -> None:
+        if self.check_finite:
+            self.finite_monitor.check("training")
+        self.weighting.on_train_epoch_end()
 
     def _evaluation_step(self, stage: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         outputs = self(batch["image"])

@@ -1,7 +1,67 @@
-"""Multi-task loss weighting: learned uncertainty (the paper) and fixed baselines."""
+"""Multi-task loss weighting: the paper's learned uncertainty and the methods that followed.
 
+``WEIGHTING_METHODS`` maps each method's short name (as used by presets and experiments) to
+its class; every class is also constructible by ``class_path`` in a config.
+"""
+
+from mtlscene.weighting.aggregators import (
+    AlignedMTLWeighting,
+    CAGradWeighting,
+    IMTLGWeighting,
+    MGDAWeighting,
+    NashMTLWeighting,
+    PCGradWeighting,
+    UPGradWeighting,
+)
 from mtlscene.weighting.base import LossWeighting
+from mtlscene.weighting.dwa import DWAWeighting
+from mtlscene.weighting.equal import EqualWeighting
+from mtlscene.weighting.famo import FAMOWeighting
 from mtlscene.weighting.fixed import FixedWeighting
+from mtlscene.weighting.gls import GeometricLossWeighting
+from mtlscene.weighting.gradnorm import GradNormWeighting
+from mtlscene.weighting.imtl_l import IMTLLWeighting
+from mtlscene.weighting.jacobian import JacobianWeighting
+from mtlscene.weighting.rlw import RandomLossWeighting
 from mtlscene.weighting.uncertainty import UncertaintyWeighting
 
-__all__ = ["FixedWeighting", "LossWeighting", "UncertaintyWeighting"]
+WEIGHTING_METHODS: dict[str, type[LossWeighting]] = {
+    "uncertainty": UncertaintyWeighting,
+    "fixed": FixedWeighting,
+    "equal": EqualWeighting,
+    "dwa": DWAWeighting,
+    "rlw": RandomLossWeighting,
+    "famo": FAMOWeighting,
+    "gls": GeometricLossWeighting,
+    "imtl_l": IMTLLWeighting,
+    "gradnorm": GradNormWeighting,
+    "mgda": MGDAWeighting,
+    "pcgrad": PCGradWeighting,
+    "cagrad": CAGradWeighting,
+    "nash_mtl": NashMTLWeighting,
+    "imtl_g": IMTLGWeighting,
+    "aligned_mtl": AlignedMTLWeighting,
+    "upgrad": UPGradWeighting,
+}
+
+__all__ = [
+    "WEIGHTING_METHODS",
+    "AlignedMTLWeighting",
+    "CAGradWeighting",
+    "DWAWeighting",
+    "EqualWeighting",
+    "FAMOWeighting",
+    "FixedWeighting",
+    "GeometricLossWeighting",
+    "GradNormWeighting",
+    "IMTLGWeighting",
+    "IMTLLWeighting",
+    "JacobianWeighting",
+    "LossWeighting",
+    "MGDAWeighting",
+    "NashMTLWeighting",
+    "PCGradWeighting",
+    "RandomLossWeighting",
+    "UPGradWeighting",
+    "UncertaintyWeighting",
+]

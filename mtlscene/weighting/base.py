@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
@@ -17,11 +16,16 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     """Combines per-task losses into one training objective.
 
     The model calls :meth:`bind` once with every task's likelihood, then calls the
-    weighting with a mapping task -> raw loss each step. :meth:`sigmas` and :meth:`weights`
-    report the current per-task sigma and effective weight for logging.
+    weighting with a mapping task -> raw loss each step. :meth:`weights` (and, where the
+    method has them, :meth:`log_variances` and :meth:`sigmas`) report the current per-task
+    values as detached tensors, so logging them costs no host synchronisation.
+
+    Methods that weigh per-task *gradients* set ``requires_gradients = True``; the model then
+    also passes its shared encoder and task heads (see :class:`GradientWeighting`).
     """
 
     lr: float | None = None
+    requires_gradients: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,12 +35,21 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         """Declare the tasks and their likelihoods (called by the model, not the config)."""
         self.likelihoods = {name: Likelihood.parse(lik) for name, lik in likelihoods.items()}
 
+    @property
+    def tasks(self) -> list[str]:
+        """Bound task names, in the order every per-task vector uses."""
+        return list(self.likelihoods)
+
     def is_active(self, task: str) -> bool:
         """Whether the task contributes to the loss (and so is computed and evaluated)."""
         return True
 
     def forward(
-        self, losses: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+        self,
+        losses: Mapping[str, Tensor],
+        present: Mapping[str, Tensor] | None = None,
+        shared: nn.Module | None = None,
+        heads: Mapping[str, nn.Module] | None = None,
     ) -> Tensor:
         """The total loss.
 
@@ -45,6 +58,8 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
             present: optional task -> 0-dim bool tensor, False when this batch has no
                 target for the task (e.g. no instance pixels): the task then adds nothing to
                 this step's total (see :meth:`combine_present`).
+            shared: the shared encoder (gradient-based methods only).
+            heads: the task heads (gradient-based methods only).
         """
         unknown = set(losses) - set(self.likelihoods)
         if unknown:
@@ -52,10 +67,19 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         # Weighting runs in float32 whatever the autocast state: exp(-s) and small losses
         # lose too much precision in half types.
         with torch.autocast(device_type=_device_type(losses), enabled=False):
-            losses = {name: loss.float() for name, loss in losses.items()}
+            losses32 = {name: loss.float() for name, loss in losses.items()}
+            if self.requires_gradients:
+                if shared is None or heads is None:
+                    raise ValueError(
+                        f"{type(self).__name__} weighs per-task gradients: call it with the "
+                        "shared module and the task heads (the model does this when "
+                        "requires_gradients)"
+                    )
+                # An absent task's zero loss contributes a zero gradient.
+                return self.combine_gradients(_zero_absent(losses32, present), shared, heads)
             if not present:
-                return self.combine(losses)
-            return self.combine_present(losses, present)
+                return self.combine(losses32)
+            return self.combine_present(losses32, present)
 
     @abstractmethod
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
@@ -69,26 +93,57 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         as a regulariser) overrides it to drop those too. ``torch.where`` keeps every
         parameter in the graph (with zero gradient), as DDP requires.
         """
-        return self.combine(
-            {
-                name: torch.where(present[name], loss, torch.zeros_like(loss))
-                if name in present
-                else loss
-                for name, loss in losses.items()
-            }
-        )
+        return self.combine(_zero_absent(losses, present))
+
+    def combine_gradients(
+        self, losses: Mapping[str, Tensor], shared: nn.Module, heads: Mapping[str, nn.Module]
+    ) -> Tensor:
+        """The objective to backpropagate, for methods that look at per-task gradients."""
+        raise NotImplementedError(f"{type(self).__name__} does not use per-task gradients")
+
+    def on_train_epoch_end(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Called by the model at the end of every training epoch (epoch-level state)."""
+
+    def check_trainer_options(self, accumulate_grad_batches: int) -> None:  # noqa: B027
+        """Raise when a trainer option cannot work with this method (default: all can)."""
 
     @abstractmethod
-    def log_variances(self) -> dict[str, float]:
-        """``s = log sigma^2`` per active task."""
+    def weights(self) -> dict[str, Tensor]:
+        """The effective weight multiplying each active task's raw loss (detached)."""
 
-    def sigmas(self) -> dict[str, float]:
-        """sigma per active task."""
-        return {name: math.exp(0.5 * s) for name, s in self.log_variances().items()}
+    def log_variances(self) -> dict[str, Tensor]:
+        """``s = log sigma^2`` per active task, for methods that have one (else empty)."""
+        return {}
 
-    @abstractmethod
-    def weights(self) -> dict[str, float]:
-        """The effective weight multiplying each active task's raw loss."""
+    def sigmas(self) -> dict[str, Tensor]:
+        """sigma per task for which :meth:`log_variances` reports an s."""
+        return {name: torch.exp(0.5 * s) for name, s in self.log_variances().items()}
+
+
+def stack_losses(weighting: LossWeighting, losses: Mapping[str, Tensor]) -> Tensor:
+    """Losses as one vector in the weighting's task order (every bound task must be present)."""
+    missing = [name for name in weighting.tasks if name not in losses]
+    if missing:
+        raise KeyError(f"{type(weighting).__name__} needs a loss for every task; missing {missing}")
+    return torch.stack([losses[name] for name in weighting.tasks])
+
+
+def as_dict(weighting: LossWeighting, vector: Tensor) -> dict[str, Tensor]:
+    """A per-task vector as task -> detached scalar tensor."""
+    vector = vector.detach().clone()  # a snapshot: the state changes in place later
+    return {name: vector[i] for i, name in enumerate(weighting.tasks)}
+
+
+def _zero_absent(
+    losses: Mapping[str, Tensor], present: Mapping[str, Tensor] | None
+) -> dict[str, Tensor]:
+    """Losses with those of absent tasks replaced by 0 (``torch.where``: no host sync, and
+    every parameter stays in the graph, as DDP requires)."""
+    present = present or {}
+    return {
+        name: torch.where(present[name], loss, torch.zeros_like(loss)) if name in present else loss
+        for name, loss in losses.items()
+    }
 
 
 def _device_type(losses: Mapping[str, Tensor]) -> str:

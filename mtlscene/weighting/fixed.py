@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor
 
 from mtlscene.tasks.likelihood import Likelihood
@@ -46,6 +46,12 @@ class FixedWeighting(LossWeighting):
             )
         if not any(self.task_weights.values()):
             raise ValueError("FixedWeighting.weights are all 0: at least one task must be on")
+        # A buffer follows the model to its device, so logging the weights needs no copy.
+        self.register_buffer(
+            "weight_values",
+            torch.tensor([self.task_weights[name] for name in self.likelihoods]),
+            persistent=False,
+        )
 
     def is_active(self, task: str) -> bool:
         return self.task_weights.get(task, 0.0) > 0.0
@@ -53,16 +59,18 @@ class FixedWeighting(LossWeighting):
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
         return sum(self.task_weights[name] * loss for name, loss in losses.items())
 
-    def log_variances(self) -> dict[str, float]:
+    def log_variances(self) -> dict[str, Tensor]:
         out = {}
         for name, weight in self.weights().items():
             scale, exponent = self.likelihoods[name].weight_exponent()
-            out[name] = -math.log(weight / scale) / exponent
+            out[name] = -torch.log(weight / scale) / exponent
         return out
 
-    def weights(self) -> dict[str, float]:
+    def weights(self) -> dict[str, Tensor]:
         return {
-            name: w for name, w in self.task_weights.items() if w > 0 and name in self.likelihoods
+            name: self.weight_values[i]
+            for i, name in enumerate(self.likelihoods)
+            if self.task_weights[name] > 0
         }
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
 from mtlscene.tasks.likelihood import Likelihood
-from mtlscene.weighting.base import LossWeighting
+from mtlscene.weighting.base import LossWeighting, as_dict, stack_losses
 from mtlscene.weighting.clamp import clamp_keeping_inward_gradient
 
 REGULARIZERS = ("log", "log1p")
@@ -71,9 +70,19 @@ class UncertaintyWeighting(LossWeighting):
             else:
                 init = float(self.init_log_variance)
             self.log_variance[name] = nn.Parameter(torch.tensor(init, dtype=torch.float32))
+        # The likelihood constants as vectors, so the loss and the logged values take a few
+        # vector ops instead of several scalar ops per task (each a kernel launch on a GPU).
+        constants = [self.likelihoods[name].weight_exponent() for name in self.likelihoods]
+        self.register_buffer("scale", torch.tensor([c[0] for c in constants]), persistent=False)
+        self.register_buffer("exponent", torch.tensor([c[1] for c in constants]), persistent=False)
 
     def _s(self, name: str) -> Tensor:
         s = self.log_variance[name].float()
+        return clamp_keeping_inward_gradient(s, *self.clamp) if self.clamp is not None else s
+
+    def _s_vector(self) -> Tensor:
+        """s of every task, in the bound task order."""
+        s = torch.stack(list(self.log_variance.values())).float()
         return clamp_keeping_inward_gradient(s, *self.clamp) if self.clamp is not None else s
 
     def task_term(self, name: str, loss: Tensor) -> Tensor:
@@ -83,24 +92,32 @@ class UncertaintyWeighting(LossWeighting):
         regularizer = 0.5 * s if self.regularizer == "log" else nn.functional.softplus(s)
         return scale * torch.exp(-exponent * s) * loss + regularizer
 
+    def _terms(self, losses: Mapping[str, Tensor]) -> Tensor:
+        """task_term of every task as one vector (a few vector ops, not several per task)."""
+        s = self._s_vector()
+        regularizer = 0.5 * s if self.regularizer == "log" else nn.functional.softplus(s)
+        return self.scale * torch.exp(-self.exponent * s) * stack_losses(self, losses) + regularizer
+
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
-        return sum(self.task_term(name, loss) for name, loss in losses.items())
+        return self._terms(losses).sum()
 
     def combine_present(self, losses: Mapping[str, Tensor], present: Mapping[str, Tensor]):
         # The whole term goes, regulariser included: alone it would push s (and sigma)
         # down on every batch without targets for that task.
-        terms = {name: self.task_term(name, loss) for name, loss in losses.items()}
-        return sum(
-            torch.where(present[name], term, torch.zeros_like(term)) if name in present else term
-            for name, term in terms.items()
-        )
+        terms = self._terms(losses)
+        keep = torch.stack(
+            [
+                present[name] if name in present else torch.ones((), dtype=torch.bool)
+                for name in self.tasks
+            ]
+        ).to(terms.device)
+        return torch.where(keep, terms, torch.zeros_like(terms)).sum()
 
-    def log_variances(self) -> dict[str, float]:
-        return {name: float(self._s(name).detach()) for name in self.log_variance}
+    def log_variances(self) -> dict[str, Tensor]:
+        return as_dict(self, self._s_vector())
 
-    def weights(self) -> dict[str, float]:
-        out = {}
-        for name, s in self.log_variances().items():
-            scale, exponent = self.likelihoods[name].weight_exponent()
-            out[name] = scale * math.exp(-exponent * s)
-        return out
+    def sigmas(self) -> dict[str, Tensor]:
+        return as_dict(self, torch.exp(0.5 * self._s_vector()))
+
+    def weights(self) -> dict[str, Tensor]:
+        return as_dict(self, self.scale * torch.exp(-self.exponent * self._s_vector()))
