@@ -114,3 +114,11 @@ def test_bad_experiment_files_fail_naming_the_problem(tmp_path):
         load_experiment("no_such_experiment")
     with pytest.raises(SystemExit):
         experiment_main(["run", "table1", "--override", "no-equals-sign"])
+
+
+def test_methods_experiment_has_every_weighting_method_and_the_single_task_rows():
+    from mtlscene.weighting import WEIGHTING_METHODS
+
+    presets = {row.weighting for row in load_experiment("methods").rows}
+    expected = {"approx_optimal" if name == "fixed" else name for name in WEIGHTING_METHODS}
+    assert expected | {"semantic_only", "instance_only", "depth_only"} <= presets
