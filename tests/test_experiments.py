@@ -122,3 +122,16 @@ def test_methods_experiment_has_every_weighting_method_and_the_single_task_rows(
     presets = {row.weighting for row in load_experiment("methods").rows}
     expected = {"approx_optimal" if name == "fixed" else name for name in WEIGHTING_METHODS}
     assert expected | {"semantic_only", "instance_only", "depth_only"} <= presets
+
+
+def test_wandb_runs_are_grouped_by_experiment(tiny_experiment, tmp_path):
+    from mtlscene.experiments.runner import plan_runs, run_args
+    from mtlscene.main import parse_config
+
+    experiment = load_experiment(tiny_experiment)
+    run = plan_runs(experiment, tmp_path, seeds=2)[1]
+    config = parse_config(run_args(experiment, run, [], wandb=True))
+    assert config.trainer.logger.class_path == "mtlscene.loggers.OfflineFirstWandbLogger"
+    assert config.trainer.logger.init_args.group == "tiny"
+    assert config.trainer.logger.init_args.name == "uncertainty-seed1"
+    assert config.seed_everything == 1 and config.data.seed == 1
