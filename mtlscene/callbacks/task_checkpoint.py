@@ -35,6 +35,19 @@ class TaskCheckpoint(ModelCheckpoint):
         # ModelCheckpoint validates the mode now; the real one is set in setup().
         super().__init__(monitor=monitor, mode="min" if mode == AUTO else mode, **kwargs)
         self.auto_mode = mode == AUTO
+        self.configured = (monitor, mode)
+
+    @property
+    def state_key(self) -> str:
+        # From the configured values, not the resolved ones: the key must be the same before
+        # setup() (when the CLI looks a checkpoint's state up) as after it (when it is saved).
+        return self._generate_state_key(
+            monitor=self.configured[0],
+            mode=self.configured[1],
+            every_n_train_steps=self._every_n_train_steps,
+            every_n_epochs=self._every_n_epochs,
+            train_time_interval=self._train_time_interval,
+        )
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.monitor == AUTO:
