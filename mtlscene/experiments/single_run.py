@@ -29,7 +29,9 @@ def _scalars(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
 
 
 def _tensor_values(values: Mapping[str, Any]) -> dict[str, float]:
-    return {name: float(value) for name, value in values.items()}
+    # Weights and sigmas are float32 tensors: keep the digits float32 has (0.1, not
+    # 0.10000000149011612).
+    return {name: float(f"{float(value):.7g}") for name, value in values.items()}
 
 
 def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
