@@ -19,6 +19,9 @@ def test_benchmark_prints_rates_ratio_and_flops(capsys):
     bare = float(re.search(r"bare PyTorch loop\s+([\d.]+)", out).group(1))
     ratio = float(re.search(r"ratio Lightning / bare: ([\d.]+)", out).group(1))
     assert lightning > 0 and bare > 0
-    assert abs(ratio - lightning / bare) < 0.01
+    # The rates are printed to 3 decimals: allow their rounding (large on a slow machine,
+    # where a tiny network still runs at a fraction of a step per second).
+    rounding = 0.0005 / lightning + 0.0005 / bare
+    assert abs(ratio / (lightning / bare) - 1) <= rounding + 0.01
     flops = float(re.search(r"FLOPs per training step: ([\d.]+) GFLOP", out).group(1))
     assert flops > 0 and "share of peak bf16 FLOP/s" in out
