@@ -60,8 +60,17 @@ def test_panoptic_subcommand_names_a_missing_ground_truth(tmp_path, capsys):
 
 def test_postprocessing_is_off_with_a_message_when_a_head_is_missing(caplog):
     fixed = str(TESTS / "conf" / "fixed_weights.yaml")  # instance weight 0: no instance head
-    with caplog.at_level(logging.INFO):
-        cli = build_cli(["--config", TINY, "--config", fixed], run=False)
+    # rank_zero_info's logger stops propagating to the root logger once lightning has set up
+    # its own handler (depends on which test imported lightning first): listen to it directly.
+    import lightning_utilities.core.rank_zero as rank_zero
+
+    logger = rank_zero.log
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            cli = build_cli(["--config", TINY, "--config", fixed], run=False)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert cli.model.clustering is None and cli.model.panoptic is None
     assert not {"instance_ap", "panoptic"} & set(cli.model.stage_metrics["val"])
     assert "model.clustering (CentroidVoteClustering) is off" in caplog.text
