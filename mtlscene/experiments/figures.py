@@ -12,15 +12,11 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from mtlscene.experiments.definition import Experiment
-from mtlscene.experiments.summary import COLUMNS
+from mtlscene.experiments.summary import COLUMNS, mean_std
 
 # One metric per task for the trade-off axes: the paper's columns.
 AXES = {c.task: c for c in COLUMNS[:3]}
 TASK_COLOURS = {"semantic": "tab:blue", "instance": "tab:orange", "depth": "tab:green"}
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _row_points(results, experiment: Experiment, first: str, second: str):
@@ -36,7 +32,7 @@ def _row_points(results, experiment: Experiment, first: str, second: str):
         if runs:
             xs = [r["test"][x_col.key] * x_col.scale for r in runs]
             ys = [r["test"][y_col.key] * y_col.scale for r in runs]
-            points.append((row, *_mean_std(xs), *_mean_std(ys)))
+            points.append((row, *mean_std(xs), *mean_std(ys)))
     return points
 
 

@@ -76,7 +76,7 @@ def write_csv(results: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
@@ -141,12 +141,12 @@ def write_table(
         for column in COLUMNS:
             values = [r["test"][column.key] * column.scale for r in runs if column.key in r["test"]]
             if values:
-                cells[name][column.key] = _mean_std(values)
+                cells[name][column.key] = mean_std(values)
         deltas = [delta_m(r["test"], baselines) for r in runs]
         deltas = [d for d in deltas if not math.isnan(d)]
         # Single-task rows are the reference: their Δm is 0 by construction less noise.
         if deltas and any(len(r["tasks"]) > 1 for r in runs):
-            cells[name]["delta_m"] = _mean_std(deltas)
+            cells[name]["delta_m"] = mean_std(deltas)
     best = {}
     for key, higher in [(c.key, c.higher_is_better) for c in COLUMNS] + [("delta_m", False)]:
         means = [cell[key][0] for cell in cells.values() if key in cell]
@@ -169,7 +169,7 @@ def write_table(
             mean, std = cells[name][key]
             text = f"{mean:.{digits[key]}f} ± {std:.{digits[key]}f}"
             is_best = math.isclose(mean, best[key], rel_tol=0, abs_tol=1e-12)
-            row_cells.append(f"**{text}**" if is_best and len(best) else text)
+            row_cells.append(f"**{text}**" if is_best else text)
         row_cells.append(f"{len(runs)}/{seeds}")
         lines.append("| " + " | ".join(row_cells) + " |")
     lines += [
