@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 import statistics
 from pathlib import Path
@@ -32,7 +33,9 @@ def _table_cells(table: str, row: str) -> list[str]:
 
 def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_path, capsys):
     out = tmp_path / "out"
-    assert experiment_main(["run", str(tiny_experiment), "--out", str(out)]) == 1  # one row fails
+    # Two runs at once: the scheduler's path (the default, one at a time, is the same loop).
+    argv = ["run", str(tiny_experiment), "--out", str(out), "--jobs", "2"]
+    assert experiment_main(argv) == 1  # one row fails
     printed = capsys.readouterr().out
     assert "[1/6] Uncertainty | seed 0" in printed and "left" in printed  # progress and ETA
     assert "failed 2" in printed
@@ -76,6 +79,52 @@ def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_p
     assert len(outcome["skipped"]) == 4 and not outcome["done"]
     assert len(outcome["failed"]) == 2
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if text in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find child processes")
+def test_timeout_and_sigterm_leave_no_run_process_behind(tiny_experiment, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    experiment = load_experiment(tiny_experiment)
+    out = tmp_path / "timeout"
+    only_first = dataclasses.replace(experiment, rows=experiment.rows[:1])
+    outcome = run_experiment(only_first, out, seeds=1, timeout=1.0, echo=lambda *_: None)
+    assert len(outcome["failed"]) == 1
+    failure = (out / "runs" / "uncertainty" / "seed0" / "failed.json").read_text()
+    assert "timed out after 1 s" in failure
+    assert not _processes_mentioning(str(out))
+
+    # SIGTERM to the runner stops the run it started, then the runner exits.
+    out = tmp_path / "sigterm"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mtlscene.experiments.cli", "run", str(tiny_experiment)]
+        + ["--out", str(out), "--seeds", "1", "--rows", "Uncertainty"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    spec = out / "runs" / "uncertainty" / "seed0" / "spec.json"
+    deadline = time.monotonic() + 60
+    while not _processes_mentioning(str(spec)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_mentioning(str(spec)), "the run never started"
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=60) != 0
+    assert not _processes_mentioning(str(spec))
 
 
 def test_delta_m_by_hand():

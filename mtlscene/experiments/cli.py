@@ -3,6 +3,7 @@
 mtlscene-experiment list
 mtlscene-experiment run table1 --seeds 3 [--out runs/experiments/table1]
 mtlscene-experiment run sweeps --override trainer.max_steps=2000 --wandb
+mtlscene-experiment run methods --jobs 2
 mtlscene-experiment summarize runs/experiments/table1
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from mtlscene.experiments.definition import available_experiments, load_experiment, resolve_config
@@ -25,6 +27,25 @@ def _override(text: str) -> str:
             f"--override takes KEY=VALUE (e.g. trainer.max_steps=2000), got {text!r}"
         )
     return f"--{key.lstrip('-')}={value}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a whole number >= 1, got {text!r}")
+    return value
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the runner like Ctrl-C, so it stops its running children first."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rows", nargs="+", help="run only these rows (by name)")
     run.add_argument("--wandb", action="store_true", help="log every run to W&B, grouped")
     run.add_argument("--timeout", type=float, help="seconds before a run counts as failed")
+    run.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="runs at once, each with an even share of the CPU threads (default 1); on a "
+        "small CPU model two runs of one thread each finish sooner than one after another",
+    )
     summary = commands.add_parser("summarize", help="rewrite the summary of an output folder")
     summary.add_argument("out", help="an experiment's output folder")
     return parser
@@ -74,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
         return 0
     experiment = load_experiment(args.experiment)
+    _stop_on_sigterm()
     if args.rows:
         from dataclasses import replace
 
@@ -93,14 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     extra = []
     for config in args.config:
         extra += ["--config", str(resolve_config(config))]
-    outcome = run_experiment(
-        experiment,
-        out,
-        seeds=args.seeds,
-        extra_args=extra + args.override,
-        wandb=args.wandb,
-        timeout=args.timeout,
-    )
+    try:
+        outcome = run_experiment(
+            experiment,
+            out,
+            seeds=args.seeds,
+            extra_args=extra + args.override,
+            wandb=args.wandb,
+            timeout=args.timeout,
+            jobs=args.jobs,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the runs in progress were stopped; finished runs are kept in "
+            f"{out}, and the same command resumes from there"
+        )
+        return 130
     return 1 if outcome["failed"] else 0
 
 

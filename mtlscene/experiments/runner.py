@@ -14,6 +14,7 @@ from mtlscene.experiments.definition import Experiment, Row, resolve_config
 from mtlscene.experiments.single_run import RESULT_FILE
 
 FAILED_FILE = "failed.json"
+_CHILD = "import sys; from mtlscene.experiments.single_run import main; main(sys.argv[1:])"
 
 
 @dataclass(frozen=True)
@@ -76,37 +77,69 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def _execute(experiment: Experiment, run: PlannedRun, args: list[str], timeout: float | None):
-    """Run one (row, seed) in a fresh process; returns an error text or None."""
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
-    spec = {
-        "experiment": experiment.name,
-        "row": run.row.name,
-        "seed": run.seed,
-        "run_dir": str(run.run_dir),
-        "args": args,
-    }
-    spec_path = run.run_dir / "spec.json"
-    spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with run.log_path.open("w", encoding="utf-8") as log:
-        try:
-            process = subprocess.run(
-                [sys.executable, "-m", "mtlscene.experiments.single_run", str(spec_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return f"timed out after {timeout:.0f} s"
-    if process.returncode != 0 or not run.done:
-        tail = run.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        last = next((line for line in reversed(tail) if line.strip()), "no output")
-        return f"exit status {process.returncode}: {last[:300]}"
-    return None
+def threads_per_run(jobs: int) -> int:
+    """CPU threads each of ``jobs`` concurrent runs gets: the cores shared out evenly."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+class _RunningRun:
+    """One (row, seed) being trained in its own process, with its log open."""
+
+    def __init__(self, experiment: Experiment, run: PlannedRun, args: list[str], env, timeout):
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
+        spec = {
+            "experiment": experiment.name,
+            "row": run.row.name,
+            "seed": run.seed,
+            "run_dir": str(run.run_dir),
+            "args": args,
+        }
+        spec_path = run.run_dir / "spec.json"
+        spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        self.run = run
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+        self.timed_out = False
+        self._log = run.log_path.open("w", encoding="utf-8")
+        self.process = subprocess.Popen(
+            # Not ``-m``: the package imports this module first and runpy would warn.
+            [sys.executable, "-c", _CHILD, str(spec_path)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def poll(self) -> bool:
+        """Whether the process has ended (killing it first when past its deadline)."""
+        if self.process.poll() is not None:
+            return True
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.timed_out = True
+            self.stop()
+            return True
+        return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def error(self) -> str | None:
+        """Why the run failed, or None when it wrote its result."""
+        self._log.close()
+        if self.timed_out:
+            return f"timed out after {self.timeout:.0f} s"
+        if self.process.returncode == 0 and self.run.done:
+            return None
+        lines = self.run.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        last = next((line for line in reversed(lines) if line.strip()), "no output")
+        return f"exit status {self.process.returncode}: {last[:300]}"
 
 
 def run_experiment(
@@ -118,16 +151,20 @@ def run_experiment(
     timeout: float | None = None,
     summary: bool = True,
     echo=print,
+    jobs: int = 1,
 ) -> dict[str, list[PlannedRun]]:
     """Run every (row, seed) not finished yet, then summarise the experiment.
 
     Finished runs (with ``result.json``) are skipped, so an interrupted experiment resumes
     where it stopped. A failing run is reported with its log path and the others still run;
-    running the command again retries it.
+    running the command again retries it. ``jobs`` runs go at once, each in its own
+    process with an even share of the CPU threads (unless OMP_NUM_THREADS is set).
 
     Returns:
         The runs grouped as ``{"done", "skipped", "failed"}``.
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = experiment.seeds if seeds is None else seeds
@@ -140,22 +177,55 @@ def run_experiment(
         f"{len(runs)} runs, {len(outcome['skipped'])} already finished, {len(todo)} to run "
         f"-> {out_dir}"
     )
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        # Small CPU runs scale poorly over threads: N runs on a share of the cores each
+        # finish sooner in total than N runs one after another on all of them.
+        env["OMP_NUM_THREADS"] = str(threads_per_run(jobs))
     start = time.perf_counter()
-    for index, run in enumerate(todo, start=1):
+    pending = list(todo)
+    running: list[_RunningRun] = []
+    finished = 0
+
+    def launch(run: PlannedRun) -> None:
         elapsed = time.perf_counter() - start
         eta = ""
-        if index > 1:  # the mean time of this invocation's runs so far
-            eta = f", about {_duration(elapsed / (index - 1) * (len(todo) - index + 1))} left"
+        if finished:  # throughput so far, so it also holds with several runs at once
+            eta = f", about {_duration(elapsed / finished * (len(todo) - finished))} left"
+        index = len(todo) - len(pending)
         echo(f"[{index}/{len(todo)}] {run.row.name} | seed {run.seed} | {_duration(elapsed)}{eta}")
         args = run_args(experiment, run, list(extra_args or []), wandb)
-        error = _execute(experiment, run, args, timeout)
-        if error is None:
-            outcome["done"].append(run)
-            continue
-        outcome["failed"].append(run)
-        failure = {"row": run.row.name, "seed": run.seed, "error": error, "log": str(run.log_path)}
-        (run.run_dir / FAILED_FILE).write_text(json.dumps(failure, indent=2), encoding="utf-8")
-        echo(f"    FAILED ({error}); log: {run.log_path}")
+        running.append(_RunningRun(experiment, run, args, env, timeout))
+
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                launch(pending.pop(0))
+            ended = [job for job in running if job.poll()]
+            if not ended:
+                time.sleep(0.2)
+                continue
+            for job in ended:
+                running.remove(job)
+                finished += 1
+                error = job.error()
+                if error is None:
+                    outcome["done"].append(job.run)
+                    continue
+                run = job.run
+                outcome["failed"].append(run)
+                failure = {
+                    "row": run.row.name,
+                    "seed": run.seed,
+                    "error": error,
+                    "log": str(run.log_path),
+                }
+                (run.run_dir / FAILED_FILE).write_text(json.dumps(failure, indent=2), "utf-8")
+                echo(f"    FAILED {run.row.name} seed {run.seed} ({error}); log: {run.log_path}")
+    finally:
+        # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave no orphan behind.
+        for job in running:
+            job.stop()
     echo(
         f"finished {len(outcome['done'])}, skipped {len(outcome['skipped'])}, failed "
         f"{len(outcome['failed'])} in {_duration(time.perf_counter() - start)}"

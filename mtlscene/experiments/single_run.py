@@ -1,9 +1,9 @@
 """One run of an experiment: a real ``fit`` then ``test`` in its own directory.
 
-The runner starts each run as ``python -m mtlscene.experiments.single_run SPEC.json`` in a
-fresh process, so a crash, a leak or a hung data loader of one run cannot touch the next
-one, and the run's whole output lands in its ``run.log``. The run writes ``result.json``
-when, and only when, both stages finished.
+The runner starts each run as ``main([SPEC.json])`` of this module in a fresh process, so
+a crash, a leak or a hung data loader of one run cannot touch the next one, and the run's
+whole output lands in its ``run.log``. The run writes ``result.json`` when, and only when,
+both stages finished.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         raise SystemExit("usage: python -m mtlscene.experiments.single_run SPEC.json")
-    execute(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    sys.argv = sys.argv[:1]  # the CLI gets its arguments from the spec, not the command line
+    execute(spec)
 
 
 if __name__ == "__main__":
