@@ -135,3 +135,13 @@ def test_non_finite_loss_names_task_and_step():
     depth_head.loss = lambda prediction, batch: original(prediction, batch) * float("nan")
     with pytest.raises(FloatingPointError, match=r"task\(s\) depth \(first at global step 0\)"):
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+
+
+def test_exact_boltzmann_fit_scales_the_semantic_logits_and_moves_its_s():
+    cli = build_cli(["--config", TINY, "--model.weighting.init_args.boltzmann=exact"], run=False)
+    before = float(cli.model.weighting.log_variances()["semantic"])
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    after = cli.model.weighting.log_variances()
+    assert float(after["semantic"]) != before
+    assert set(cli.model.weighting.prediction_scales()) == {"semantic"}
+    assert np.isfinite(float(cli.trainer.callback_metrics["train/loss_total"]))

@@ -195,3 +195,46 @@ def test_batch_without_instance_pixels_leaves_the_instance_sigma_alone():
     model.zero_grad()
     model.training_step(batch, 0).backward()
     assert float(model.weighting.log_variance["instance"].grad) != 0.0
+
+
+def test_exact_boltzmann_term_is_the_cross_entropy_of_logits_scaled_by_one_over_sigma2():
+    """Paper Eq. 8: -log softmax(f / sigma^2); Eq. 10 approximates it, equal at sigma = 1."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 5, generator=generator) * 3
+    labels = torch.randint(0, 5, (6,), generator=generator)
+    raw = torch.nn.functional.cross_entropy(logits, labels)
+    for s in (0.0, 0.8, -0.5):
+        exact = UncertaintyWeighting(init_log_variance=s, boltzmann="exact")
+        exact.bind({"semantic": "boltzmann", "depth": "laplace"})
+        scale = exact.prediction_scales()
+        assert set(scale) == {"semantic"} and float(scale["semantic"]) == pytest.approx(
+            math.exp(-s)
+        )
+        scaled = torch.nn.functional.cross_entropy(logits * scale["semantic"], labels)
+        total = exact({"semantic": scaled, "depth": torch.tensor(2.0)})
+        depth_term = math.exp(-s / 2) * 2.0 + 0.5 * s  # other likelihoods are unchanged
+        assert float(total) == pytest.approx(float(scaled) + depth_term, rel=1e-6)
+        # The weight reported is still exp(-s): the factor on the logits.
+        assert float(exact.weights()["semantic"]) == pytest.approx(math.exp(-s))
+    approximate = UncertaintyWeighting(init_log_variance=0.0)
+    approximate.bind({"semantic": "boltzmann"})
+    assert approximate.prediction_scales() == {}
+    assert float(approximate({"semantic": raw})) == pytest.approx(float(raw))  # sigma = 1
+
+
+def test_exact_boltzmann_s_gets_its_gradient_through_the_logits():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+    labels = torch.tensor([0, 1])
+    weighting = UncertaintyWeighting(init_log_variance=0.3, boltzmann="exact")
+    weighting.bind({"semantic": "boltzmann"})
+    scaled = logits * weighting.prediction_scales()["semantic"]
+    weighting({"semantic": torch.nn.functional.cross_entropy(scaled, labels)}).backward()
+    s = torch.tensor(0.3, requires_grad=True)
+    torch.nn.functional.cross_entropy(logits * torch.exp(-s), labels).backward()
+    assert float(weighting.log_variance["semantic"].grad) == pytest.approx(float(s.grad))
+    assert float(s.grad) != 0.0
+
+
+def test_boltzmann_form_must_be_named_right():
+    with pytest.raises(ValueError, match=r"boltzmann must be one of \('approximate', 'exact'\)"):
+        UncertaintyWeighting(boltzmann="exakt")

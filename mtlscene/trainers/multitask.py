@@ -219,6 +219,9 @@ class MultiTaskModule(LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         outputs = self(batch["image"])
+        scales = self.weighting.prediction_scales()  # empty unless the exact Boltzmann term
+        if scales:
+            outputs = {n: o * scales[n] if n in scales else o for n, o in outputs.items()}
         losses = self.task_losses(outputs, batch)
         if self.check_finite:
             self._check_finite(losses, "training")

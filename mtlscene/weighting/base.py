@@ -107,6 +107,14 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     def check_trainer_options(self, accumulate_grad_batches: int) -> None:  # noqa: B027
         """Raise when a trainer option cannot work with this method (default: all can)."""
 
+    def prediction_scales(self) -> dict[str, Tensor]:
+        """Factors the model multiplies a task's prediction by before its training loss.
+
+        Empty for every method but uncertainty weighting with the exact Boltzmann
+        likelihood, which scales a classifier's logits by ``1 / sigma^2`` (paper Eq. 8).
+        """
+        return {}
+
     @abstractmethod
     def weights(self) -> dict[str, Tensor]:
         """The effective weight multiplying each active task's raw loss (detached)."""

@@ -12,6 +12,7 @@ from mtlscene.weighting.base import LossWeighting, as_dict, stack_losses
 from mtlscene.weighting.clamp import clamp_keeping_inward_gradient
 
 REGULARIZERS = ("log", "log1p")
+BOLTZMANN_FORMS = ("approximate", "exact")
 
 
 class UncertaintyWeighting(LossWeighting):
@@ -26,6 +27,12 @@ class UncertaintyWeighting(LossWeighting):
     With ``regularizer="log1p"`` the ``0.5 * s`` (= log sigma) term becomes
     ``log(1 + sigma^2)`` (Liebel & Koerner 2018), which keeps the total non-negative.
 
+    The boltzmann row is the paper's approximation (its Eq. 10, exact as sigma -> 1). With
+    ``boltzmann="exact"`` a classification task's term is instead the cross-entropy of the
+    logits scaled by ``exp(-s) = 1 / sigma^2`` (Eq. 8): the model scales the logits
+    (:meth:`prediction_scales`), the softmax normaliser takes the regulariser's place, and
+    the logged training loss of that task is the scaled one.
+
     Args:
         init_log_variance: initial s for every task, or a mapping task -> initial s (tasks
             left out start at 0; naming a task that is not trained is an error).
@@ -34,6 +41,7 @@ class UncertaintyWeighting(LossWeighting):
         regularizer: "log" (the paper) or "log1p".
         lr: learning rate of the s parameters (their own optimizer group, no weight decay);
             None uses the optimizer's.
+        boltzmann: "approximate" (the paper's Eq. 10, the default) or "exact" (Eq. 8).
     """
 
     def __init__(
@@ -42,10 +50,17 @@ class UncertaintyWeighting(LossWeighting):
         clamp: tuple[float, float] | None = None,
         regularizer: str = "log",
         lr: float | None = None,
+        boltzmann: str = "approximate",
     ) -> None:
         super().__init__()
         if regularizer not in REGULARIZERS:
             raise ValueError(f"regularizer must be one of {REGULARIZERS}, got {regularizer!r}")
+        if boltzmann not in BOLTZMANN_FORMS:
+            raise ValueError(
+                f"UncertaintyWeighting.boltzmann must be one of {BOLTZMANN_FORMS}, got "
+                f"{boltzmann!r}"
+            )
+        self.boltzmann = boltzmann
         if clamp is not None and clamp[0] >= clamp[1]:
             raise ValueError(f"clamp must be (min, max) with min < max, got {clamp}")
         self.init_log_variance = init_log_variance
@@ -75,6 +90,16 @@ class UncertaintyWeighting(LossWeighting):
         constants = [self.likelihoods[name].weight_exponent() for name in self.likelihoods]
         self.register_buffer("scale", torch.tensor([c[0] for c in constants]), persistent=False)
         self.register_buffer("exponent", torch.tensor([c[1] for c in constants]), persistent=False)
+        # With the exact Boltzmann form those tasks' losses already hold s (through the
+        # scaled logits): their term is the loss itself, with no regulariser.
+        exact = [self._is_exact(name) for name in self.likelihoods]
+        self.register_buffer("explicit", torch.tensor([not e for e in exact]), persistent=False)
+
+    def _is_exact(self, name: str) -> bool:
+        return self.boltzmann == "exact" and self.likelihoods[name] == Likelihood.BOLTZMANN
+
+    def prediction_scales(self) -> dict[str, Tensor]:
+        return {name: torch.exp(-self._s(name)) for name in self.tasks if self._is_exact(name)}
 
     def _s(self, name: str) -> Tensor:
         s = self.log_variance[name].float()
@@ -87,6 +112,8 @@ class UncertaintyWeighting(LossWeighting):
 
     def task_term(self, name: str, loss: Tensor) -> Tensor:
         """The weighted term of one task: ``c * exp(-k s) * L + regulariser(s)``."""
+        if self._is_exact(name):
+            return loss  # computed from logits already scaled by exp(-s)
         s = self._s(name)
         scale, exponent = self.likelihoods[name].weight_exponent()
         regularizer = 0.5 * s if self.regularizer == "log" else nn.functional.softplus(s)
@@ -95,8 +122,10 @@ class UncertaintyWeighting(LossWeighting):
     def _terms(self, losses: Mapping[str, Tensor]) -> Tensor:
         """task_term of every task as one vector (a few vector ops, not several per task)."""
         s = self._s_vector()
+        losses = stack_losses(self, losses)
         regularizer = 0.5 * s if self.regularizer == "log" else nn.functional.softplus(s)
-        return self.scale * torch.exp(-self.exponent * s) * stack_losses(self, losses) + regularizer
+        weighted = self.scale * torch.exp(-self.exponent * s) * losses + regularizer
+        return torch.where(self.explicit, weighted, losses)
 
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
         return self._terms(losses).sum()
