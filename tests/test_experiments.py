@@ -184,3 +184,36 @@ def test_wandb_runs_are_grouped_by_experiment(tiny_experiment, tmp_path):
     assert config.trainer.logger.init_args.group == "tiny"
     assert config.trainer.logger.init_args.name == "uncertainty-seed1"
     assert config.seed_everything == 1 and config.data.seed == 1
+
+
+def test_settling_compares_the_learned_weight_with_the_optimum_for_the_loss(tmp_path):
+    import math
+
+    from mtlscene.experiments.settling import (
+        HISTORY_FILE,
+        equilibrium_curves,
+        final_settling,
+        read_history,
+        settling_lines,
+    )
+
+    # A Gaussian-like term (c = 0.5, k = 1): weight 0.5 exp(-s); the loss settles at 2.0,
+    # so w* = 1 / (2 * 1 * 2.0) = 0.25, while s has only reached log 1 = 0 (weight 0.5).
+    lines = ["step,epoch,event,task,s,sigma,weight,loss"]
+    for step, s in zip(range(10, 110, 10), [0.5 - 0.05 * i for i in range(10)], strict=True):
+        weight = 0.5 * math.exp(-s)
+        lines.append(f"{step},0,step,depth,{s},{math.exp(s / 2)},{weight},2.0")
+        lines.append(f"{step},0,step,fixed,0.0,1.0,1.0,3.0")  # s never moves: no curve
+    lines.append("100,0,epoch,depth,0,1,0.5,2.0")
+    (tmp_path / HISTORY_FILE).write_text("\n".join(lines) + "\n")
+    history = read_history(tmp_path)
+    assert len(history) == 20  # step rows only
+    curves = equilibrium_curves(history)
+    assert set(curves) == {"depth"}
+    assert curves["depth"][-1] == (100, pytest.approx(0.25))
+    weight, optimum = final_settling(history)["depth"]
+    assert weight == pytest.approx(0.5 * math.exp(-0.05)) and optimum == pytest.approx(0.25)
+    result = {"row": "Learned", "log_dir": str(tmp_path)}
+    table = "\n".join(settling_lines([result, result], ["Learned", "Other"]))
+    ratio = 0.5 * math.exp(-0.05) / 0.25
+    assert f"| Learned | depth | {weight:.3f} | 0.250 | {ratio:.2f} ± 0.00 | 2 |" in table

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
 import statistics
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from mtlscene.experiments.definition import Experiment
+from mtlscene.experiments.settling import equilibrium_curves, read_history
 from mtlscene.experiments.summary import COLUMNS, mean_std
 
 # One metric per task for the trade-off axes: the paper's columns.
@@ -114,30 +114,15 @@ def plot_tradeoffs(results: Sequence[dict[str, Any]], experiment: Experiment, ou
     return written
 
 
-def _history(log_dir: Path) -> list[dict[str, Any]]:
-    path = log_dir / "uncertainty_history.csv"
-    if not path.is_file():
-        return []
-    with path.open(encoding="utf-8") as handle:
-        return [
-            {
-                "step": int(r["step"]),
-                "task": r["task"],
-                "sigma": float(r["sigma"]),
-                "weight": float(r["weight"]),
-            }
-            for r in csv.DictReader(handle)
-            if r["event"] == "step"
-        ]
-
-
 def plot_sigma_evolution(results: Sequence[dict[str, Any]], experiment: Experiment, out_dir):
-    """Sigma and weight against step for every learned row, one thin line per seed."""
+    """Sigma and weight against step for every learned row, one thin line per seed, with
+    the weight each task would have if its s had settled for the current loss (dashed)."""
     learned = [row for row in experiment.rows if not row.is_fixed]
     panels = []
     for row in learned:
-        histories = [_history(Path(r["log_dir"])) for r in results if r["row"] == row.name]
-        histories = [h for h in histories if h]
+        histories = [read_history(Path(r["log_dir"])) for r in results if r["row"] == row.name]
+        # Only runs whose s moved: fixed weightings given as presets have nothing to show.
+        histories = [h for h in histories if h and equilibrium_curves(h)]
         if histories:
             panels.append((row, histories))
     if not panels:
@@ -154,6 +139,10 @@ def plot_sigma_evolution(results: Sequence[dict[str, Any]], experiment: Experime
                 steps = [p[0] for p in points]
                 ax_sigma.plot(steps, [p[1] for p in points], color=colour, alpha=0.6, lw=1)
                 ax_weight.plot(steps, [p[2] for p in points], color=colour, alpha=0.6, lw=1)
+            # Where the weight would be if s had settled for the current loss.
+            for task, curve in equilibrium_curves(history).items():
+                colour = TASK_COLOURS.get(task)
+                ax_weight.plot(*zip(*curve, strict=True), color=colour, alpha=0.5, lw=1, ls="--")
         ax_sigma.set(title=f"{row.name}: sigma", xlabel="step")
         ax_weight.set(title=f"{row.name}: weight", xlabel="step", yscale="log")
         for axis in (ax_sigma, ax_weight):
@@ -161,6 +150,9 @@ def plot_sigma_evolution(results: Sequence[dict[str, Any]], experiment: Experime
     for task, colour in TASK_COLOURS.items():
         axes[0][0].plot([], [], color=colour, label=task)
     axes[0][0].legend(fontsize=7)
+    axes[0][1].plot([], [], color="grey", label="learned weight")
+    axes[0][1].plot([], [], color="grey", ls="--", label="w* = 1/(2kL): s settled for the loss")
+    axes[0][1].legend(fontsize=7)
     path = out_dir / "sigma_evolution.png"
     figure.savefig(path, dpi=100)
     return [path]

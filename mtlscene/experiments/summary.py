@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mtlscene.experiments.definition import Experiment, load_experiment
+from mtlscene.experiments.settling import settling_lines
 from mtlscene.experiments.single_run import RESULT_FILE
 
 EXPERIMENT_COPY = "experiment.yaml"
@@ -178,6 +179,7 @@ def write_table(
         "and inverse-depth error against the single-task rows, negative = better than "
         "training each task alone.",
     ]
+    lines += settling_lines(results, [row.name for row in experiment.rows if not row.is_fixed])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
