@@ -80,6 +80,27 @@ def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_p
     assert len(outcome["failed"]) == 2
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
+    # Another experiment with the same configurations adopts those runs instead of training.
+    renamed = dataclasses.replace(
+        experiment,
+        name="other",
+        rows=(dataclasses.replace(experiment.rows[0], name="Learned"), experiment.rows[1]),
+    )
+    other = tmp_path / "other"
+    outcome = run_experiment(renamed, other, reuse=[out], echo=lambda *_: None)
+    assert len(outcome["reused"]) == 4 and not outcome["done"] and not outcome["failed"]
+    with (other / "results.csv").open() as handle:
+        adopted = {(r["row"], r["seed"]): r for r in csv.DictReader(handle)}
+    with (out / "results.csv").open() as handle:
+        original = {(r["row"], r["seed"]): r for r in csv.DictReader(handle)}
+    for seed in ("0", "1"):
+        assert (
+            adopted[("Learned", seed)]["test/semantic/miou"]
+            == (original[("Uncertainty", seed)]["test/semantic/miou"])
+        )
+    with pytest.raises(SystemExit, match="no runs/ folder there"):
+        experiment_main(["run", str(tiny_experiment), "--out", str(other), "--reuse", "nowhere"])
+
 
 def _processes_mentioning(text: str) -> list[int]:
     found = []

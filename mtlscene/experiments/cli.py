@@ -3,7 +3,7 @@
 mtlscene-experiment list
 mtlscene-experiment run table1 --seeds 3 [--out runs/experiments/table1]
 mtlscene-experiment run sweeps --override trainer.max_steps=2000 --wandb
-mtlscene-experiment run methods --jobs 2
+mtlscene-experiment run methods --jobs 2 --reuse runs/experiments/table1
 mtlscene-experiment summarize runs/experiments/table1
 """
 
@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wandb", action="store_true", help="log every run to W&B, grouped")
     run.add_argument("--timeout", type=float, help="seconds before a run counts as failed")
     run.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="output folder of another experiment: its finished runs with exactly the same "
+        "arguments (same checkout, configs and seed) are adopted, not trained again "
+        "(repeatable)",
+    )
+    run.add_argument(
         "--jobs",
         type=_positive_int,
         default=1,
@@ -131,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             wandb=args.wandb,
             timeout=args.timeout,
             jobs=args.jobs,
+            reuse=args.reuse,
         )
+    except FileNotFoundError as error:  # a config or --reuse folder: the message names it
+        raise SystemExit(str(error)) from None
     except KeyboardInterrupt:
         print(
             f"interrupted: the runs in progress were stopped; finished runs are kept in "

@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mtlscene.experiments.definition import Experiment, Row, resolve_config
+from mtlscene.experiments.reuse import adopt, finished_runs, run_identity
 from mtlscene.experiments.single_run import RESULT_FILE
 
 FAILED_FILE = "failed.json"
@@ -152,16 +154,19 @@ def run_experiment(
     summary: bool = True,
     echo=print,
     jobs: int = 1,
+    reuse: Sequence[str | Path] = (),
 ) -> dict[str, list[PlannedRun]]:
     """Run every (row, seed) not finished yet, then summarise the experiment.
 
     Finished runs (with ``result.json``) are skipped, so an interrupted experiment resumes
     where it stopped. A failing run is reported with its log path and the others still run;
     running the command again retries it. ``jobs`` runs go at once, each in its own
-    process with an even share of the CPU threads (unless OMP_NUM_THREADS is set).
+    process with an even share of the CPU threads (unless OMP_NUM_THREADS is set). A run
+    that an experiment folder in ``reuse`` already finished with the same arguments is
+    adopted from there instead of trained again.
 
     Returns:
-        The runs grouped as ``{"done", "skipped", "failed"}``.
+        The runs grouped as ``{"done", "skipped", "reused", "failed"}``.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -169,13 +174,23 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = experiment.seeds if seeds is None else seeds
     runs = plan_runs(experiment, out_dir, seeds)
-    outcome: dict[str, list[PlannedRun]] = {"done": [], "skipped": [], "failed": []}
-    todo = [run for run in runs if not run.done]
+    outcome: dict[str, list[PlannedRun]] = {"done": [], "skipped": [], "reused": [], "failed": []}
     outcome["skipped"] = [run for run in runs if run.done]
+    todo = [run for run in runs if not run.done]
+    if reuse:
+        elsewhere = finished_runs(reuse, RESULT_FILE)
+        for run in list(todo):
+            args = run_args(experiment, run, list(extra_args or []), wandb)
+            source = elsewhere.get(run_identity(args, run.run_dir))
+            if source is not None:
+                adopt(source, run.run_dir, experiment.name, run.row.name, args, RESULT_FILE)
+                outcome["reused"].append(run)
+                todo.remove(run)
+    reused = f", {len(outcome['reused'])} reused" if reuse else ""
     echo(
         f"experiment {experiment.name}: {len(experiment.rows)} rows x {seeds} seeds = "
-        f"{len(runs)} runs, {len(outcome['skipped'])} already finished, {len(todo)} to run "
-        f"-> {out_dir}"
+        f"{len(runs)} runs, {len(outcome['skipped'])} already finished{reused}, {len(todo)} "
+        f"to run -> {out_dir}"
     )
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:

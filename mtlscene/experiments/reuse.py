@@ -1,0 +1,58 @@
+"""Reuse finished runs of other experiments that trained exactly the same configuration.
+
+Experiments share rows: the single-task rows, the uncertainty row and the hand-tuned
+weights appear in ``table1``, ``ablations`` and ``methods`` with the same base, budget and
+seeds. A run is the same run when its ``fit`` arguments are the same apart from the ones
+naming its own folder; such a run is adopted (its result is recorded under this
+experiment's row, pointing at the original logs) instead of trained again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+SPEC_FILE = "spec.json"
+
+
+def run_identity(args: Sequence[str], run_dir: str | Path) -> tuple[str, ...]:
+    """The arguments that decide what a run trains: all but those naming its folder."""
+    return tuple(arg for arg in args if str(run_dir) not in arg)
+
+
+def finished_runs(folders: Iterable[str | Path], result_file: str) -> dict[tuple, Path]:
+    """Identity -> run folder of every finished run in these experiment output folders."""
+    found: dict[tuple, Path] = {}
+    for folder in folders:
+        folder = Path(folder)
+        if not (folder / "runs").is_dir():
+            raise FileNotFoundError(
+                f"--reuse {folder}: no runs/ folder there; pass an experiment's output folder "
+                "(the --out of an earlier `mtlscene-experiment run`)"
+            )
+        for spec_path in sorted(folder.glob(f"runs/*/seed*/{SPEC_FILE}")):
+            if not (spec_path.parent / result_file).is_file():
+                continue
+            spec = json.loads(spec_path.read_text(encoding="utf-8"))
+            found.setdefault(run_identity(spec["args"], spec["run_dir"]), spec_path.parent)
+    return found
+
+
+def adopt(
+    source: Path, run_dir: Path, experiment: str, row: str, args: Sequence[str], result_file: str
+) -> None:
+    """Record the finished run in ``source`` as this experiment's (row, seed) run."""
+    result = json.loads((source / result_file).read_text(encoding="utf-8"))
+    result.update(experiment=experiment, row=row, reused_from=str(source))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "experiment": experiment,
+        "row": row,
+        "seed": result["seed"],
+        "run_dir": str(run_dir),
+        "args": list(args),
+        "reused_from": str(source),
+    }
+    (run_dir / SPEC_FILE).write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    (run_dir / result_file).write_text(json.dumps(result, indent=2), encoding="utf-8")
