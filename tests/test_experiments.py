@@ -69,6 +69,7 @@ def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_p
     depth = [float(r["test/depth/mae"]) for r in learned]
     assert cells[4] == f"{statistics.fmean(depth):.3f} ± {statistics.stdev(depth):.3f}"
     assert _table_cells(table, "Broken")[-1] == "0/2"
+    assert not list(out.rglob("*.ckpt"))  # deleted once each result was written
     for name in ("tradeoff_semantic_depth.png", "sigma_evolution.png"):
         assert (out / name).stat().st_size > 10_000
 

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wandb", action="store_true", help="log every run to W&B, grouped")
     run.add_argument("--timeout", type=float, help="seconds before a run counts as failed")
     run.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep each run's checkpoints (by default a run deletes them once its result is "
+        "written: about 0.2 GB a run at the CPU budgets)",
+    )
+    run.add_argument(
         "--reuse",
         action="append",
         default=[],
@@ -141,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             jobs=args.jobs,
             reuse=args.reuse,
+            keep_checkpoints=args.keep_checkpoints,
         )
     except FileNotFoundError as error:  # a config or --reuse folder: the message names it
         raise SystemExit(str(error)) from None

@@ -87,7 +87,15 @@ def threads_per_run(jobs: int) -> int:
 class _RunningRun:
     """One (row, seed) being trained in its own process, with its log open."""
 
-    def __init__(self, experiment: Experiment, run: PlannedRun, args: list[str], env, timeout):
+    def __init__(
+        self,
+        experiment: Experiment,
+        run: PlannedRun,
+        args: list[str],
+        env,
+        timeout,
+        keep_checkpoints: bool = False,
+    ):
         run.run_dir.mkdir(parents=True, exist_ok=True)
         (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
         spec = {
@@ -96,6 +104,7 @@ class _RunningRun:
             "seed": run.seed,
             "run_dir": str(run.run_dir),
             "args": args,
+            "keep_checkpoints": keep_checkpoints,
         }
         spec_path = run.run_dir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
@@ -155,6 +164,7 @@ def run_experiment(
     echo=print,
     jobs: int = 1,
     reuse: Sequence[str | Path] = (),
+    keep_checkpoints: bool = False,
 ) -> dict[str, list[PlannedRun]]:
     """Run every (row, seed) not finished yet, then summarise the experiment.
 
@@ -163,7 +173,8 @@ def run_experiment(
     running the command again retries it. ``jobs`` runs go at once, each in its own
     process with an even share of the CPU threads (unless OMP_NUM_THREADS is set). A run
     that an experiment folder in ``reuse`` already finished with the same arguments is
-    adopted from there instead of trained again.
+    adopted from there instead of trained again. A run deletes its checkpoints once its
+    result is written unless ``keep_checkpoints``.
 
     Returns:
         The runs grouped as ``{"done", "skipped", "reused", "failed"}``.
@@ -210,7 +221,7 @@ def run_experiment(
         index = len(todo) - len(pending)
         echo(f"[{index}/{len(todo)}] {run.row.name} | seed {run.seed} | {_duration(elapsed)}{eta}")
         args = run_args(experiment, run, list(extra_args or []), wandb)
-        running.append(_RunningRun(experiment, run, args, env, timeout))
+        running.append(_RunningRun(experiment, run, args, env, timeout, keep_checkpoints))
 
     try:
         while pending or running:

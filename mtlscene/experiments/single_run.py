@@ -67,6 +67,11 @@ def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
     if not all(math.isfinite(v) for v in result["sigma"].values()):
         raise FloatingPointError(f"non-finite final sigma {result['sigma']}")
     (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if not spec.get("keep_checkpoints", False):
+        # An experiment of a hundred runs would otherwise keep tens of GB of weights
+        # that its results no longer need.
+        for checkpoint in run_dir.rglob("*.ckpt"):
+            checkpoint.unlink()
     return result
 
 
