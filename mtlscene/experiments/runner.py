@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtlscene.experiments.definition import Experiment, Row, resolve_config
-from mtlscene.experiments.reuse import adopt, finished_runs, run_identity
+from mtlscene.experiments.reuse import SPEC_FILE, adopt, finished_runs, run_identity
 from mtlscene.experiments.single_run import RESULT_FILE
 
 FAILED_FILE = "failed.json"
@@ -106,7 +106,7 @@ class _RunningRun:
             "args": args,
             "keep_checkpoints": keep_checkpoints,
         }
-        spec_path = run.run_dir / "spec.json"
+        spec_path = run.run_dir / SPEC_FILE
         spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
         self.run = run
         self.deadline = None if timeout is None else time.monotonic() + timeout
