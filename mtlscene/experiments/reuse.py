@@ -39,6 +39,26 @@ def finished_runs(folders: Iterable[str | Path], result_file: str) -> dict[tuple
     return found
 
 
+def write_spec(
+    run_dir: Path, experiment: str, row: str, seed: int, args: Sequence[str], **extra
+) -> Path:
+    """Write the run's spec (what it trains and where) and return its path.
+
+    The runner writes one before starting a run; ``finished_runs`` reads them back.
+    """
+    spec = {
+        "experiment": experiment,
+        "row": row,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "args": list(args),
+        **extra,
+    }
+    spec_path = run_dir / SPEC_FILE
+    spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    return spec_path
+
+
 def adopt(
     source: Path, run_dir: Path, experiment: str, row: str, args: Sequence[str], result_file: str
 ) -> None:
@@ -46,13 +66,5 @@ def adopt(
     result = json.loads((source / result_file).read_text(encoding="utf-8"))
     result.update(experiment=experiment, row=row, reused_from=str(source))
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "experiment": experiment,
-        "row": row,
-        "seed": result["seed"],
-        "run_dir": str(run_dir),
-        "args": list(args),
-        "reused_from": str(source),
-    }
-    (run_dir / SPEC_FILE).write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    write_spec(run_dir, experiment, row, result["seed"], args, reused_from=str(source))
     (run_dir / result_file).write_text(json.dumps(result, indent=2), encoding="utf-8")

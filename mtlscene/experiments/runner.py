@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtlscene.experiments.definition import Experiment, Row, resolve_config
-from mtlscene.experiments.reuse import SPEC_FILE, adopt, finished_runs, run_identity
+from mtlscene.experiments.reuse import adopt, finished_runs, run_identity, write_spec
 from mtlscene.experiments.single_run import RESULT_FILE
 
 FAILED_FILE = "failed.json"
@@ -98,16 +98,14 @@ class _RunningRun:
     ):
         run.run_dir.mkdir(parents=True, exist_ok=True)
         (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
-        spec = {
-            "experiment": experiment.name,
-            "row": run.row.name,
-            "seed": run.seed,
-            "run_dir": str(run.run_dir),
-            "args": args,
-            "keep_checkpoints": keep_checkpoints,
-        }
-        spec_path = run.run_dir / SPEC_FILE
-        spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        spec_path = write_spec(
+            run.run_dir,
+            experiment.name,
+            run.row.name,
+            run.seed,
+            args,
+            keep_checkpoints=keep_checkpoints,
+        )
         self.run = run
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.timeout = timeout
