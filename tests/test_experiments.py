@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import re
 import statistics
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from mtlscene.experiments import load_experiment, run_experiment
 from mtlscene.experiments.cli import main as experiment_main
 from mtlscene.experiments.definition import available_experiments
+from mtlscene.experiments.runner import output_folder_lock
 from mtlscene.experiments.summary import delta_m
 
 CONF = Path(__file__).parent / "conf"
@@ -80,6 +82,17 @@ def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_p
     assert len(outcome["skipped"]) == 4 and not outcome["done"]
     assert len(outcome["failed"]) == 2
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # Resuming with other settings must not count the old runs as this experiment's.
+    with pytest.raises(SystemExit, match=r"other arguments.*--trainer.max_steps=3.*another --out"):
+        experiment_main(
+            ["run", str(tiny_experiment), "--out", str(out), "--override", "trainer.max_steps=3"]
+        )
+    # And two runners cannot write into one folder at once.
+    with output_folder_lock(out):
+        with pytest.raises(SystemExit, match=f"pid {os.getpid()}.*another --out"):
+            experiment_main(["run", str(tiny_experiment), "--out", str(out)])
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing written meanwhile
 
     # Another experiment with the same configurations adopts those runs instead of training.
     renamed = dataclasses.replace(

@@ -257,3 +257,34 @@ def test_generator_is_a_package_of_concepts_and_disparity_encoding_sits_with_dec
     decoded, decoded_valid = encoding.decode_disparity(encoding.encode_disparity(disparity, valid))
     assert decoded_valid.tolist() == valid.tolist()
     assert decoded[valid].tolist() == [0.0, 1.5]
+
+
+def test_processes_starting_together_generate_the_dataset_once(tmp_path: Path) -> None:
+    """A process finding the dataset missing waits for the one generating it.
+
+    Parallel experiment runs used to clear each other's half-written files (the runner's
+    end-to-end test failed about one run in three). While this test holds the lock, a
+    second process must write nothing; once released it generates, and a third call
+    finds the dataset complete and leaves it alone.
+    """
+    import subprocess
+    import sys
+    import time
+
+    from mtlscene.filelock import exclusive_lock
+
+    root = tmp_path / "data" / "shared"
+    splits = {"train": 2, "val": 1}
+    code = (
+        "import sys; from mtlscene.data.synthetic import ensure_dataset; "
+        f"ensure_dataset(sys.argv[1], {splits!r}, 32, 64, 0, progress=False)"
+    )
+    with exclusive_lock(tmp_path / "data" / ".shared.lock"):
+        waiting = subprocess.Popen([sys.executable, "-c", code, str(root)])
+        time.sleep(3)  # ample time to import and start writing, were it not waiting
+        assert waiting.poll() is None and not root.exists()
+    assert waiting.wait(timeout=120) == 0
+    assert synthetic.is_complete(root, splits, 32, 64, 0)
+    stamp = (root / synthetic.MARKER_NAME).stat().st_mtime_ns
+    synthetic.ensure_dataset(root, splits, 32, 64, 0, progress=False)
+    assert (root / synthetic.MARKER_NAME).stat().st_mtime_ns == stamp

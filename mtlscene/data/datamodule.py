@@ -114,12 +114,9 @@ class CityscapesDataModule(LightningDataModule):
             from mtlscene.data import synthetic
 
             height, width = self.synthetic_resolution
-            if not synthetic.is_complete(
+            synthetic.ensure_dataset(
                 self.root, self.synthetic_images, height, width, self.synthetic_seed
-            ):
-                synthetic.generate_dataset(
-                    self.root, self.synthetic_images, height, width, self.synthetic_seed
-                )
+            )
         if self.cache:
             for split in self._splits_of(self._trainer_stage()):
                 self.split_cache(split)

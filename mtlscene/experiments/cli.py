@@ -16,7 +16,7 @@ import signal
 from pathlib import Path
 
 from mtlscene.experiments.definition import available_experiments, load_experiment, resolve_config
-from mtlscene.experiments.runner import run_experiment
+from mtlscene.experiments.runner import OutputFolderError, run_experiment
 from mtlscene.experiments.summary import EXPERIMENT_COPY, summarize
 
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             reuse=args.reuse,
             keep_checkpoints=args.keep_checkpoints,
         )
-    except FileNotFoundError as error:  # a config or --reuse folder: the message names it
+    except (FileNotFoundError, OutputFolderError) as error:  # the message names the fix
         raise SystemExit(str(error)) from None
     except KeyboardInterrupt:
         print(

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mtlscene.experiments.definition import Experiment, Row, resolve_config
-from mtlscene.experiments.reuse import adopt, finished_runs, run_identity, write_spec
+from mtlscene.experiments.reuse import SPEC_FILE, adopt, finished_runs, run_identity, write_spec
 from mtlscene.experiments.single_run import RESULT_FILE
+from mtlscene.filelock import LockedError, exclusive_lock
 
 FAILED_FILE = "failed.json"
+LOCK_FILE = "runner.lock"
+
+
+class OutputFolderError(RuntimeError):
+    """The ``--out`` folder cannot take this experiment as asked (the message says why)."""
+
+
 _CHILD = "import sys; from mtlscene.experiments.single_run import main; main(sys.argv[1:])"
 
 
@@ -71,6 +80,48 @@ def run_args(
         }
         args += [f"--trainer.logger={json.dumps(logger)}"]
     return args
+
+
+@contextlib.contextmanager
+def output_folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir`` for one runner: two writing the same run folders would clobber them."""
+    try:
+        with exclusive_lock(out_dir / LOCK_FILE, wait=False):
+            yield
+    except LockedError as error:
+        raise OutputFolderError(
+            f"{out_dir}: another mtlscene-experiment run (pid {error.holder}) is writing into "
+            "this folder; wait for it to finish or pass another --out"
+        ) from None
+
+
+def check_finished_runs_match(runs: Sequence[PlannedRun], planned_args: dict) -> None:
+    """Refuse to count a finished run as done when it trained something else.
+
+    Skipping finished runs is how an experiment resumes; a run finished with other
+    arguments (another budget ``--config``, another override) would otherwise land in this
+    experiment's table as if it were one of its runs.
+    """
+    mismatched = []
+    for run in runs:
+        spec_path = run.run_dir / SPEC_FILE
+        if not run.done or not spec_path.is_file():
+            continue
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        before = run_identity(spec["args"], spec["run_dir"])
+        now = run_identity(planned_args[run.run_dir], run.run_dir)
+        if before != now:
+            mismatched.append((run, sorted(set(before) - set(now)), sorted(set(now) - set(before))))
+    if not mismatched:
+        return
+    run, gone, new = mismatched[0]
+    raise OutputFolderError(
+        f"{len(mismatched)} finished run(s) in {run.run_dir.parent.parent.parent} were trained "
+        f"with other arguments than this command gives them, e.g. {run.run_dir}: it had "
+        f"{' '.join(gone) or '(nothing else)'} where this command has "
+        f"{' '.join(new) or '(nothing else)'}. Nothing was run or changed: pass another --out "
+        "for the new settings, or delete those run folders to train them again."
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -182,83 +233,90 @@ def run_experiment(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = experiment.seeds if seeds is None else seeds
-    runs = plan_runs(experiment, out_dir, seeds)
-    outcome: dict[str, list[PlannedRun]] = {"done": [], "skipped": [], "reused": [], "failed": []}
-    outcome["skipped"] = [run for run in runs if run.done]
-    todo = [run for run in runs if not run.done]
-    if reuse:
-        elsewhere = finished_runs(reuse, RESULT_FILE)
-        for run in list(todo):
-            args = run_args(experiment, run, list(extra_args or []), wandb)
-            source = elsewhere.get(run_identity(args, run.run_dir))
-            if source is not None:
-                adopt(source, run.run_dir, experiment.name, run.row.name, args, RESULT_FILE)
-                outcome["reused"].append(run)
-                todo.remove(run)
-    reused = f", {len(outcome['reused'])} reused" if reuse else ""
-    echo(
-        f"experiment {experiment.name}: {len(experiment.rows)} rows x {seeds} seeds = "
-        f"{len(runs)} runs, {len(outcome['skipped'])} already finished{reused}, {len(todo)} "
-        f"to run -> {out_dir}"
-    )
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        # Small CPU runs scale poorly over threads: N runs on a share of the cores each
-        # finish sooner in total than N runs one after another on all of them.
-        env["OMP_NUM_THREADS"] = str(threads_per_run(jobs))
-    start = time.perf_counter()
-    pending = list(todo)
-    running: list[_RunningRun] = []
-    finished = 0
+    extra_args = list(extra_args or [])
+    with output_folder_lock(out_dir):
+        runs = plan_runs(experiment, out_dir, seeds)
+        planned_args = {run.run_dir: run_args(experiment, run, extra_args, wandb) for run in runs}
+        check_finished_runs_match(runs, planned_args)
+        outcome: dict[str, list[PlannedRun]] = {"done": [], "reused": [], "failed": []}
+        outcome["skipped"] = [run for run in runs if run.done]
+        todo = [run for run in runs if not run.done]
+        if reuse:
+            elsewhere = finished_runs(reuse, RESULT_FILE)
+            for run in list(todo):
+                args = planned_args[run.run_dir]
+                source = elsewhere.get(run_identity(args, run.run_dir))
+                if source is not None:
+                    adopt(source, run.run_dir, experiment.name, run.row.name, args, RESULT_FILE)
+                    outcome["reused"].append(run)
+                    todo.remove(run)
+        reused = f", {len(outcome['reused'])} reused" if reuse else ""
+        echo(
+            f"experiment {experiment.name}: {len(experiment.rows)} rows x {seeds} seeds = "
+            f"{len(runs)} runs, {len(outcome['skipped'])} already finished{reused}, {len(todo)} "
+            f"to run -> {out_dir}"
+        )
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+            # Small CPU runs scale poorly over threads: N runs on a share of the cores each
+            # finish sooner in total than N runs one after another on all of them.
+            env["OMP_NUM_THREADS"] = str(threads_per_run(jobs))
+        start = time.perf_counter()
+        pending = list(todo)
+        running: list[_RunningRun] = []
+        finished = 0
 
-    def launch(run: PlannedRun) -> None:
-        elapsed = time.perf_counter() - start
-        eta = ""
-        if finished:  # throughput so far, so it also holds with several runs at once
-            eta = f", about {_duration(elapsed / finished * (len(todo) - finished))} left"
-        index = len(todo) - len(pending)
-        echo(f"[{index}/{len(todo)}] {run.row.name} | seed {run.seed} | {_duration(elapsed)}{eta}")
-        args = run_args(experiment, run, list(extra_args or []), wandb)
-        running.append(_RunningRun(experiment, run, args, env, timeout, keep_checkpoints))
+        def launch(run: PlannedRun) -> None:
+            elapsed = time.perf_counter() - start
+            eta = ""
+            if finished:  # throughput so far, so it also holds with several runs at once
+                eta = f", about {_duration(elapsed / finished * (len(todo) - finished))} left"
+            index = len(todo) - len(pending)
+            where = f"{run.row.name} | seed {run.seed}"
+            echo(f"[{index}/{len(todo)}] {where} | {_duration(elapsed)}{eta}")
+            args = planned_args[run.run_dir]
+            running.append(_RunningRun(experiment, run, args, env, timeout, keep_checkpoints))
 
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                launch(pending.pop(0))
-            ended = [job for job in running if job.poll()]
-            if not ended:
-                time.sleep(0.2)
-                continue
-            for job in ended:
-                running.remove(job)
-                finished += 1
-                error = job.error()
-                if error is None:
-                    outcome["done"].append(job.run)
+        try:
+            while pending or running:
+                while pending and len(running) < jobs:
+                    launch(pending.pop(0))
+                ended = [job for job in running if job.poll()]
+                if not ended:
+                    time.sleep(0.2)
                     continue
-                run = job.run
-                outcome["failed"].append(run)
-                failure = {
-                    "row": run.row.name,
-                    "seed": run.seed,
-                    "error": error,
-                    "log": str(run.log_path),
-                }
-                (run.run_dir / FAILED_FILE).write_text(json.dumps(failure, indent=2), "utf-8")
-                echo(f"    FAILED {run.row.name} seed {run.seed} ({error}); log: {run.log_path}")
-    finally:
-        # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave no orphan behind.
-        for job in running:
-            job.stop()
-    echo(
-        f"finished {len(outcome['done'])}, skipped {len(outcome['skipped'])}, failed "
-        f"{len(outcome['failed'])} in {_duration(time.perf_counter() - start)}"
-    )
-    for run in outcome["failed"]:
-        echo(f"  failed: {run.row.name} seed {run.seed}: see {run.log_path}")
-    if summary:
-        from mtlscene.experiments.summary import summarize
+                for job in ended:
+                    running.remove(job)
+                    finished += 1
+                    error = job.error()
+                    if error is None:
+                        outcome["done"].append(job.run)
+                        continue
+                    run = job.run
+                    outcome["failed"].append(run)
+                    failure = {
+                        "row": run.row.name,
+                        "seed": run.seed,
+                        "error": error,
+                        "log": str(run.log_path),
+                    }
+                    (run.run_dir / FAILED_FILE).write_text(json.dumps(failure, indent=2), "utf-8")
+                    echo(
+                        f"    FAILED {run.row.name} seed {run.seed} ({error}); log: {run.log_path}"
+                    )
+        finally:
+            # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave no orphan behind.
+            for job in running:
+                job.stop()
+        echo(
+            f"finished {len(outcome['done'])}, skipped {len(outcome['skipped'])}, failed "
+            f"{len(outcome['failed'])} in {_duration(time.perf_counter() - start)}"
+        )
+        for run in outcome["failed"]:
+            echo(f"  failed: {run.row.name} seed {run.seed}: see {run.log_path}")
+        if summary:
+            from mtlscene.experiments.summary import summarize
 
-        for path in summarize(out_dir, experiment):
-            echo(f"  wrote {path}")
-    return outcome
+            for path in summarize(out_dir, experiment):
+                echo(f"  wrote {path}")
+        return outcome

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from mtlscene.data.encoding import encode_disparity
 from mtlscene.data.labels import label_id_palette
 from mtlscene.data.synthetic.renderer import SyntheticScene, generate_scene
+from mtlscene.filelock import exclusive_lock
 
 GENERATOR_VERSION = 1
 """Bumped whenever the generated content changes, so stale datasets are regenerated."""
@@ -176,3 +177,24 @@ def is_complete(
         return False
     expected = {**_marker(splits, height, width, seed), "complete": True}
     return found == expected
+
+
+def ensure_dataset(
+    root: str | Path,
+    splits: Mapping[str, int] = DEFAULT_SPLITS,
+    height: int = 128,
+    width: int = 256,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Generate the dataset unless ``root`` already holds it, safely across processes.
+
+    Processes that start together (parallel experiment runs, separate jobs on one node)
+    would otherwise each find the dataset missing and clear each other's files; here one
+    generates while the others wait on a lock beside ``root``, then find it complete.
+    """
+    root = Path(root)
+    with exclusive_lock(root.parent / f".{root.name}.lock"):
+        if not is_complete(root, splits, height, width, seed):
+            generate_dataset(root, splits, height, width, seed, progress)
+    return root
