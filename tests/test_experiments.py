@@ -221,6 +221,38 @@ def test_wandb_runs_are_grouped_by_experiment(tiny_experiment, tmp_path):
     assert config.seed_everything == 1 and config.data.seed == 1
 
 
+def test_resuming_with_wandb_keeps_the_finished_runs(tiny_experiment, tmp_path):
+    from mtlscene.experiments.reuse import write_spec
+    from mtlscene.experiments.runner import (
+        OutputFolderError,
+        check_finished_runs_match,
+        plan_runs,
+        run_args,
+    )
+    from mtlscene.experiments.single_run import RESULT_FILE
+
+    experiment = load_experiment(tiny_experiment)
+    runs = plan_runs(experiment, tmp_path, seeds=1)
+    for run in runs:  # finished earlier, logging to CSV
+        run.run_dir.mkdir(parents=True)
+        args = run_args(experiment, run, [], wandb=False)
+        write_spec(run.run_dir, experiment.name, run.row.name, run.seed, args)
+        (run.run_dir / RESULT_FILE).write_text("{}")
+
+    # The logger trains nothing differently: resuming with --wandb keeps those runs...
+    check_finished_runs_match(runs, {r.run_dir: run_args(experiment, r, [], True) for r in runs})
+    lines = []
+    outcome = run_experiment(
+        experiment, tmp_path, seeds=1, wandb=True, summary=False, echo=lines.append
+    )
+    assert len(outcome["skipped"]) == len(runs) and not outcome["done"]
+    assert any("not logged to W&B again" in line for line in lines)
+    # ...while a training override still counts as another run.
+    other = {r.run_dir: run_args(experiment, r, ["--trainer.max_steps=3"], True) for r in runs}
+    with pytest.raises(OutputFolderError, match="max_steps=3"):
+        check_finished_runs_match(runs, other)
+
+
 def test_settling_compares_the_learned_weight_with_the_optimum_for_the_loss(tmp_path):
     import math
 

@@ -16,9 +16,32 @@ from pathlib import Path
 SPEC_FILE = "spec.json"
 
 
+def _is_logger_preset(path: str) -> bool:
+    return Path(path).parent.name == "logger"
+
+
 def run_identity(args: Sequence[str], run_dir: str | Path) -> tuple[str, ...]:
-    """The arguments that decide what a run trains: all but those naming its folder."""
-    return tuple(arg for arg in args if str(run_dir) not in arg)
+    """The arguments that decide what a run trains.
+
+    All but those naming the run's own folder and those choosing where it logs (a logger
+    preset, ``--trainer.logger...``): the logger changes no weight, so a run finished
+    without W&B is the same run when the experiment is resumed with ``--wandb``.
+    """
+    identity = []
+    skip_value = False
+    for index, arg in enumerate(args):
+        if skip_value:
+            skip_value = False
+            continue
+        if arg == "--config" and index + 1 < len(args) and _is_logger_preset(args[index + 1]):
+            skip_value = True
+            continue
+        if str(run_dir) in arg or arg.startswith("--trainer.logger"):
+            continue
+        if arg.startswith("--config=") and _is_logger_preset(arg.removeprefix("--config=")):
+            continue
+        identity.append(arg)
+    return tuple(identity)
 
 
 def finished_runs(folders: Iterable[str | Path], result_file: str) -> dict[tuple, Path]:

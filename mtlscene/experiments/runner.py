@@ -256,6 +256,11 @@ def run_experiment(
             f"{len(runs)} runs, {len(outcome['skipped'])} already finished{reused}, {len(todo)} "
             f"to run -> {out_dir}"
         )
+        if wandb and outcome["skipped"]:
+            echo(
+                f"note: the {len(outcome['skipped'])} finished runs are not logged to W&B again; "
+                "their logs stay in their run folders"
+            )
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
             # Small CPU runs scale poorly over threads: N runs on a share of the cores each
