@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,14 +242,8 @@ def run_experiment(
         outcome["skipped"] = [run for run in runs if run.done]
         todo = [run for run in runs if not run.done]
         if reuse:
-            elsewhere = finished_runs(reuse, RESULT_FILE)
-            for run in list(todo):
-                args = planned_args[run.run_dir]
-                source = elsewhere.get(run_identity(args, run.run_dir))
-                if source is not None:
-                    adopt(source, run.run_dir, experiment.name, run.row.name, args, RESULT_FILE)
-                    outcome["reused"].append(run)
-                    todo.remove(run)
+            outcome["reused"] = adopt_finished_elsewhere(todo, reuse, experiment, planned_args)
+            todo = [run for run in todo if run not in outcome["reused"]]
         reused = f", {len(outcome['reused'])} reused" if reuse else ""
         echo(
             f"experiment {experiment.name}: {len(experiment.rows)} rows x {seeds} seeds = "
@@ -266,58 +260,19 @@ def run_experiment(
             # Small CPU runs scale poorly over threads: N runs on a share of the cores each
             # finish sooner in total than N runs one after another on all of them.
             env["OMP_NUM_THREADS"] = str(threads_per_run(jobs))
-        start = time.perf_counter()
-        pending = list(todo)
-        running: list[_RunningRun] = []
-        finished = 0
 
-        def launch(run: PlannedRun) -> None:
-            elapsed = time.perf_counter() - start
-            eta = ""
-            if finished:  # throughput so far, so it also holds with several runs at once
-                eta = f", about {_duration(elapsed / finished * (len(todo) - finished))} left"
-            index = len(todo) - len(pending)
-            where = f"{run.row.name} | seed {run.seed}"
-            echo(f"[{index}/{len(todo)}] {where} | {_duration(elapsed)}{eta}")
+        def start_run(run: PlannedRun) -> _RunningRun:
             args = planned_args[run.run_dir]
-            running.append(_RunningRun(experiment, run, args, env, timeout, keep_checkpoints))
+            return _RunningRun(experiment, run, args, env, timeout, keep_checkpoints)
 
-        try:
-            while pending or running:
-                while pending and len(running) < jobs:
-                    launch(pending.pop(0))
-                ended = [job for job in running if job.poll()]
-                if not ended:
-                    time.sleep(0.2)
-                    continue
-                for job in ended:
-                    running.remove(job)
-                    finished += 1
-                    error = job.error()
-                    if error is None:
-                        outcome["done"].append(job.run)
-                        continue
-                    run = job.run
-                    outcome["failed"].append(run)
-                    failure = {
-                        "row": run.row.name,
-                        "seed": run.seed,
-                        "error": error,
-                        "log": str(run.log_path),
-                    }
-                    (run.run_dir / FAILED_FILE).write_text(json.dumps(failure, indent=2), "utf-8")
-                    echo(
-                        f"    FAILED {run.row.name} seed {run.seed} ({error}); log: {run.log_path}"
-                    )
-        finally:
-            # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave no orphan behind.
-            for job in running:
-                job.stop()
+        start = time.perf_counter()
+        done, failed = run_scheduled(todo, jobs, start_run, echo)
+        outcome["done"], outcome["failed"] = done, failed
         echo(
-            f"finished {len(outcome['done'])}, skipped {len(outcome['skipped'])}, failed "
-            f"{len(outcome['failed'])} in {_duration(time.perf_counter() - start)}"
+            f"finished {len(done)}, skipped {len(outcome['skipped'])}, failed "
+            f"{len(failed)} in {_duration(time.perf_counter() - start)}"
         )
-        for run in outcome["failed"]:
+        for run in failed:
             echo(f"  failed: {run.row.name} seed {run.seed}: see {run.log_path}")
         if summary:
             from mtlscene.experiments.summary import summarize
@@ -325,3 +280,72 @@ def run_experiment(
             for path in summarize(out_dir, experiment):
                 echo(f"  wrote {path}")
         return outcome
+
+
+def adopt_finished_elsewhere(
+    todo: Sequence[PlannedRun],
+    reuse: Sequence[str | Path],
+    experiment: Experiment,
+    planned_args: dict,
+) -> list[PlannedRun]:
+    """Adopt each run that a ``reuse`` folder finished with the same arguments; return them."""
+    elsewhere = finished_runs(reuse, RESULT_FILE)
+    adopted = []
+    for run in todo:
+        args = planned_args[run.run_dir]
+        source = elsewhere.get(run_identity(args, run.run_dir))
+        if source is not None:
+            adopt(source, run.run_dir, experiment.name, run.row.name, args, RESULT_FILE)
+            adopted.append(run)
+    return adopted
+
+
+def run_scheduled(
+    todo: Sequence[PlannedRun],
+    jobs: int,
+    start_run: Callable[[PlannedRun], _RunningRun],
+    echo,
+) -> tuple[list[PlannedRun], list[PlannedRun]]:
+    """Run ``todo``, ``jobs`` at a time, with a progress line per start; (done, failed)."""
+    done: list[PlannedRun] = []
+    failed: list[PlannedRun] = []
+    start = time.perf_counter()
+    pending = list(todo)
+    running: list[_RunningRun] = []
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                run = pending.pop(0)
+                elapsed = time.perf_counter() - start
+                finished = len(done) + len(failed)
+                eta = ""
+                if finished:  # throughput so far, so it also holds with several runs at once
+                    eta = f", about {_duration(elapsed / finished * (len(todo) - finished))} left"
+                index = len(todo) - len(pending)
+                where = f"{run.row.name} | seed {run.seed}"
+                echo(f"[{index}/{len(todo)}] {where} | {_duration(elapsed)}{eta}")
+                running.append(start_run(run))
+            ended = [job for job in running if job.poll()]
+            if not ended:
+                time.sleep(0.2)
+                continue
+            for job in ended:
+                running.remove(job)
+                error = job.error()
+                if error is None:
+                    done.append(job.run)
+                else:
+                    failed.append(job.run)
+                    record_failure(job.run, error, echo)
+    finally:
+        # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave no orphan behind.
+        for job in running:
+            job.stop()
+    return done, failed
+
+
+def record_failure(run: PlannedRun, error: str, echo) -> None:
+    """Leave ``failed.json`` (why, and where the log is) in the run folder and say so."""
+    failure = {"row": run.row.name, "seed": run.seed, "error": error, "log": str(run.log_path)}
+    (run.run_dir / FAILED_FILE).write_text(json.dumps(failure, indent=2), "utf-8")
+    echo(f"    FAILED {run.row.name} seed {run.seed} ({error}); log: {run.log_path}")
