@@ -38,8 +38,6 @@ def run_identity(args: Sequence[str], run_dir: str | Path) -> tuple[str, ...]:
             continue
         if str(run_dir) in arg or arg.startswith("--trainer.logger"):
             continue
-        if arg.startswith("--config=") and _is_logger_preset(arg.removeprefix("--config=")):
-            continue
         identity.append(arg)
     return tuple(identity)
 
