@@ -10,6 +10,7 @@ from mtlscene.tasks.kinds import HeadKind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import available_tasks, get_task, import_task_modules, register_task
 from mtlscene.tasks.semantic import SemanticHead  # noqa: E402
+from mtlscene.tasks.table_metric import TableMetric
 
 __all__ = [
     "ConvDecoder",
@@ -18,6 +19,7 @@ __all__ = [
     "InstanceHead",
     "Likelihood",
     "SemanticHead",
+    "TableMetric",
     "TaskHead",
     "available_tasks",
     "get_task",

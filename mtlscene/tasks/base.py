@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from mtlscene.tasks.likelihood import Likelihood
+from mtlscene.tasks.table_metric import TableMetric
 
 
 class ConvDecoder(nn.Sequential):
@@ -55,6 +56,10 @@ class TaskHead(nn.Module, ABC):
     monitor_mode: ClassVar[str] = "min"
     # What the raw output is (a HeadKind), so post-processing finds its inputs by kind.
     output_kind: str | None = None
+    #: The columns this task adds to an experiment's table (test metrics) and which of them
+    #: count in Δm. A head may set it per instance when its configuration changes the
+    #: benchmark's protocol (e.g. the semantic head on NYUv2 also reports pixel accuracy).
+    table_metrics: tuple[TableMetric, ...] = ()
 
     def __init__(
         self,
@@ -130,4 +135,4 @@ def zero_like_loss(prediction: Tensor) -> Tensor:
     return prediction.sum() * 0.0
 
 
-__all__ = ["ConvDecoder", "Likelihood", "TaskHead", "masked_l1", "zero_like_loss"]
+__all__ = ["ConvDecoder", "Likelihood", "TableMetric", "TaskHead", "masked_l1", "zero_like_loss"]

@@ -12,6 +12,7 @@ from mtlscene.tasks.base import TaskHead, masked_l1
 from mtlscene.tasks.kinds import HeadKind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
+from mtlscene.tasks.table_metric import TableMetric
 
 
 @register_task("depth")
@@ -30,6 +31,9 @@ class DepthHead(TaskHead):
     target_mask_key = "disparity_mask"
     out_channels = 1
     output_kind = HeadKind.DISPARITY
+    table_metrics = (
+        TableMetric("mae", "Inv. depth err px", higher_is_better=False, digits=3),
+    )
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         target = batch["disparity"].unsqueeze(1)

@@ -12,6 +12,7 @@ from mtlscene.tasks.base import TaskHead, masked_l1
 from mtlscene.tasks.kinds import HeadKind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
+from mtlscene.tasks.table_metric import TableMetric
 
 
 @register_task("instance")
@@ -29,6 +30,11 @@ class InstanceHead(TaskHead):
     target_mask_key = "instance_mask"
     out_channels = 2
     output_kind = HeadKind.CENTROID_VECTORS
+    # The paper's Table 1 column, plus AP (from clustering), which Δm leaves out.
+    table_metrics = (
+        TableMetric("mae", "Instance err px", higher_is_better=False, digits=3),
+        TableMetric("ap", "AP %", higher_is_better=True, scale=100.0, in_delta=False),
+    )
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         return masked_l1(prediction.float(), batch["instance_offset"], batch["instance_mask"])

@@ -13,6 +13,7 @@ from mtlscene.tasks.base import TaskHead
 from mtlscene.tasks.kinds import class_logits_kind
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
+from mtlscene.tasks.table_metric import TableMetric
 
 
 @register_task("semantic")
@@ -29,6 +30,7 @@ class SemanticHead(TaskHead):
     batch_keys = ("semantic",)
     monitor_metric = "miou"
     monitor_mode = "max"
+    table_metrics = (TableMetric("miou", "IoU %", higher_is_better=True, scale=100.0),)
 
     def __init__(self, in_channels: int, label_set: str = "trainid", **kwargs) -> None:
         self.label_set = label_set
