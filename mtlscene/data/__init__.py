@@ -12,6 +12,8 @@ _EXPORTS = {
     "CityscapesDataModule": "mtlscene.data.datamodule",
     "CityscapesMultiTask": "mtlscene.data.dataset",
     "DatasetFileError": "mtlscene.data.io",
+    "FolderDataModule": "mtlscene.data.folder_datamodule",
+    "FolderDataset": "mtlscene.data.folder_dataset",
     "MissingDatasetError": "mtlscene.data.io",
 }
 
