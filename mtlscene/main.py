@@ -11,11 +11,11 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from lightning.pytorch import LightningDataModule  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
-from mtlscene.data.datamodule import CityscapesDataModule  # noqa: E402
 from mtlscene.outputs import evaluation_logger_args, output_summary  # noqa: E402
 from mtlscene.trainers.checkpoint import check_class_paths  # noqa: E402
 from mtlscene.trainers.multitask import MultiTaskModule  # noqa: E402
@@ -36,6 +36,9 @@ SUBCOMMANDS = {
     "predict": "Write pictures and CityScapes-format result files of a checkpoint's "
     "predictions (needs the PredictionWriter callback).",
 }
+# The data module a config without ``data.class_path`` gets: configs written before data
+# modules became plugins keep working unchanged.
+DEFAULT_DATA_MODULE = "mtlscene.data.CityscapesDataModule"
 # Logger classes whose (save_dir, name, version) decide their directory.
 _DIRECTORY_LOGGERS = (
     "lightning.pytorch.loggers.CSVLogger",
@@ -60,6 +63,11 @@ class MTLSceneCLI(LightningCLI):
     (tensors and plain data only; pass ``--weights_only false`` for trusted legacy files), and
     whose ``predict`` streams: results go to the writer callbacks batch by batch and are not
     kept (``return_predictions=False`` unless ``--return_predictions true`` is given)."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        # Any LightningDataModule by class_path (``data: {class_path: ..., init_args: ...}``);
+        # a ``data:`` block of plain arguments configures the default CityScapes module.
+        parser.set_defaults({"data": {"class_path": DEFAULT_DATA_MODULE}})
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
@@ -137,7 +145,8 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     """Build (and by default run) the LightningCLI; ``args=None`` reads ``sys.argv``."""
     return MTLSceneCLI(
         MultiTaskModule,
-        CityscapesDataModule,
+        LightningDataModule,
+        subclass_mode_data=True,
         save_config_callback=SaveConfigToLoggers,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "mtlscene", "description": DESCRIPTION},
@@ -158,7 +167,8 @@ def parse_config(args: list[str]):
     subcommand, e.g. ``["--config", "a.yaml", "--config", "b.yaml"]``; nothing is built."""
     return _ParseOnlyCLI(
         MultiTaskModule,
-        CityscapesDataModule,
+        LightningDataModule,
+        subclass_mode_data=True,
         save_config_callback=None,
         auto_configure_optimizers=False,
         args=args,

@@ -218,7 +218,7 @@ def test_wandb_runs_are_grouped_by_experiment(tiny_experiment, tmp_path):
     assert config.trainer.logger.class_path == "mtlscene.loggers.OfflineFirstWandbLogger"
     assert config.trainer.logger.init_args.group == "tiny"
     assert config.trainer.logger.init_args.name == "uncertainty-seed1"
-    assert config.seed_everything == 1 and config.data.seed == 1
+    assert config.seed_everything == 1 and config.data.init_args.seed == 1
 
 
 def test_resuming_with_wandb_keeps_the_finished_runs(tiny_experiment, tmp_path):

@@ -99,7 +99,7 @@ def test_gpu_and_ddp_presets(capsys):
     base = str(CONFIGS / "cityscapes_tiny.yaml")
     gpu = _resolved(capsys, base, str(CONFIGS / "trainer" / "gpu.yaml"))
     assert gpu["trainer"]["precision"] == "bf16-mixed"
-    assert gpu["data"]["pin_memory"] is True
+    assert gpu["data"]["init_args"]["pin_memory"] is True
     callbacks = [c["class_path"] for c in gpu["trainer"]["callbacks"]]
     # Appended to the main config's callbacks, not replacing them.
     assert callbacks[-1] == "mtlscene.callbacks.ChannelsLast"

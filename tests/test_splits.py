@@ -79,6 +79,6 @@ def test_full_resolution_preset_sets_a_crop(capsys):
                 "--print_config",
             ]
         )
-    data = yaml.safe_load(capsys.readouterr().out)["data"]
+    data = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
     assert data["size"] == [1024, 2048]
     assert data["crop_size"] == [512, 1024]

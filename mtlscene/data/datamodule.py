@@ -53,6 +53,19 @@ class CityscapesDataModule(LightningDataModule):
             faster and can overlap compute (GPU training; no effect on CPU).
     """
 
+    #: What every batch of the labelled splits holds (``depth_scale`` also, where the
+    #: camera files exist); heads' ``batch_keys`` are checked against it at setup.
+    batch_keys: tuple[str, ...] = (
+        "image",
+        "semantic",
+        "instance_offset",
+        "instance_mask",
+        "instance_ids",
+        "disparity",
+        "disparity_mask",
+        "name",
+    )
+
     def __init__(
         self,
         root: str = "data/cityscapes",

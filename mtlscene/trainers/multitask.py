@@ -21,6 +21,7 @@ from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.postprocess.panoptic import PanopticFusion
 from mtlscene.tasks import TaskHead, get_task, import_task_modules
 from mtlscene.trainers.checkpoint import record_parts
+from mtlscene.trainers.data_keys import check_heads_against_data
 from mtlscene.trainers.finite_check import NonFiniteLossMonitor
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
 from mtlscene.weighting.scalars import weighting_scalars
@@ -249,6 +250,14 @@ class MultiTaskModule(LightningModule):
     def configure_callbacks(self) -> list[Callback]:
         # Exact mid-epoch resume (RNG states, the loader's position) lives in a callback.
         return [ExactResume()]
+
+    def setup(self, stage: str) -> None:
+        # After the data module's setup, before the first step: a task whose targets the
+        # data does not serve stops here, naming both, not at its first batch.
+        if stage != "predict":
+            datamodule = getattr(self.trainer, "datamodule", None)
+            if datamodule is not None:
+                check_heads_against_data(self.heads, datamodule)
 
     def on_fit_start(self) -> None:
         self.weighting.check_trainer_options(self.trainer.accumulate_grad_batches)
