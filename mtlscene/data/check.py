@@ -70,11 +70,13 @@ class DatasetReport:
         root: the dataset root that was checked.
         problems: every problem, in the order found.
         frames_checked: number of frames scanned per split.
+        dataset: what kind of dataset was checked (the report's first line names it).
     """
 
     root: Path
     problems: list[Problem] = field(default_factory=list)
     frames_checked: dict[str, int] = field(default_factory=dict)
+    dataset: str = "CityScapes"
 
     @property
     def ok(self) -> bool:
@@ -88,7 +90,7 @@ class DatasetReport:
             max_per_kind: list at most this many problems of each kind (None: all).
         """
         frames = ", ".join(f"{n} {split}" for split, n in self.frames_checked.items()) or "none"
-        lines = [f"CityScapes check of {self.root}", f"frames checked: {frames}"]
+        lines = [f"{self.dataset} check of {self.root}", f"frames checked: {frames}"]
         if self.ok:
             lines.append("no problems found")
             return "\n".join(lines)

@@ -41,22 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="decode every file of a CityScapes root and report all problems",
-        description="Decode every file of a CityScapes root and report all problems at once "
-        "(exit status 1 when there are any).",
+        help="decode every file of a dataset root and report all problems",
+        description="Decode every file of a dataset root (CityScapes, or a folder dataset: "
+        "a ROOT with dataset.yaml) and report all problems at once (exit status 1 when there "
+        "are any).",
     )
     check.add_argument(
         "root",
         type=Path,
         metavar="ROOT",
-        help="folder with leftImg8bit/, gtFine/, disparity/, camera/",
+        help="folder with leftImg8bit/, gtFine/, disparity/, camera/ (CityScapes), or with "
+        "dataset.yaml, images/ and the target folders (your own data)",
     )
     check.add_argument(
         "--splits",
         nargs="+",
-        default=["train", "val", "test"],
+        default=None,
         metavar="SPLIT",
-        help="splits to check (default: train val test)",
+        help="splits to check (default: train val test; a folder dataset: those its "
+        "dataset.yaml names)",
     )
     check.add_argument(
         "--max-per-kind",
@@ -174,9 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from mtlscene.data.check import check_dataset
+    from mtlscene.data.folder_spec import is_folder_dataset
 
-    report = check_dataset(args.root, args.splits, progress=not args.no_progress)
+    if is_folder_dataset(args.root):
+        from mtlscene.data.folder_check import check_folder_dataset
+
+        report = check_folder_dataset(args.root, args.splits, progress=not args.no_progress)
+    else:
+        from mtlscene.data.check import check_dataset
+
+        splits = args.splits or ["train", "val", "test"]
+        report = check_dataset(args.root, splits, progress=not args.no_progress)
     print(report.format(max_per_kind=args.max_per_kind or None))
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 

@@ -162,8 +162,11 @@ def read_image(path: Path) -> np.ndarray:
     return _read_pil(path, "image", convert="RGB")
 
 
-def read_target(key: str, path: Path, spec: FolderSpec, image_shape: tuple[int, int]) -> np.ndarray:
-    """Decode and check one target file at its stored size.
+def read_target(
+    key: str, path: Path, spec: FolderSpec, image_shape: tuple[int, int] | None
+) -> np.ndarray:
+    """Decode and check one target file at its stored size (and against the (height,
+    width) of its image, unless that is None).
 
     Returns:
         semantic: int64 HxW class ids with ignored pixels 255; depth: float32 HxW metres
@@ -171,7 +174,7 @@ def read_target(key: str, path: Path, spec: FolderSpec, image_shape: tuple[int, 
     """
     reader = {"semantic": _read_semantic, "depth": _read_depth, "normal": _read_normal}[key]
     array = reader(path, spec)
-    if array.shape[:2] != tuple(image_shape):
+    if image_shape is not None and array.shape[:2] != tuple(image_shape):
         raise FolderFileError(
             path,
             SIZE_MISMATCH,
