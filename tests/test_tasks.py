@@ -23,7 +23,8 @@ def test_builtin_tasks_are_registered_with_the_papers_likelihoods():
 
 
 def test_unknown_task_lists_the_known_ones():
-    with pytest.raises(KeyError, match="unknown task 'normals'.*depth, instance, semantic"):
+    known = "depth, instance, metric_depth, normal, semantic"
+    with pytest.raises(KeyError, match=f"unknown task 'normals'.*{known}"):
         get_task("normals")
 
 

@@ -20,8 +20,15 @@ class HeadKind:
     """Bx2xHxW (dy, dx) from each pixel to its instance's centroid, in pixels."""
     DISPARITY = "disparity"
     """Bx1xHxW inverse depth (disparity) in pixels."""
+    METRIC_DEPTH = "metric_depth"
+    """Bx1xHxW depth in the data's unit (metres on NYUv2)."""
+    SURFACE_NORMALS = "surface_normals"
+    """Bx3xHxW unit surface normals."""
 
 
 def class_logits_kind(label_set: str) -> str:
-    """The kind of class logits over ``label_set`` ("trainid" or "category")."""
+    """The kind of class logits over ``label_set`` ("trainid", "category", "nyuv2" or "custom").
+
+    Only "trainid" and "category" logits feed CityScapes post-processing (clustering,
+    panoptic fusion, the official evaluation)."""
     return f"class_logits/{label_set}"

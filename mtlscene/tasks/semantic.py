@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from mtlscene.data.labels import IGNORE_INDEX, class_names
+from mtlscene.data.labels import IGNORE_INDEX
+from mtlscene.data.labels import class_names as cityscapes_class_names
+from mtlscene.data.nyuv2_labels import NYUV2_CLASS_NAMES
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
 from mtlscene.tasks.base import TaskHead
 from mtlscene.tasks.kinds import class_logits_kind
@@ -15,14 +17,74 @@ from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.registry import register_task
 from mtlscene.tasks.table_metric import TableMetric
 
+CITYSCAPES_LABEL_SETS = ("trainid", "category")
+LABEL_SETS = (*CITYSCAPES_LABEL_SETS, "nyuv2", "custom")
+
+
+def resolve_classes(
+    label_set: str | None, num_classes: int | None, class_names: list[str] | None
+) -> tuple[str, tuple[str, ...]]:
+    """The label set and its class names from the head's options, or a clear ValueError."""
+    if label_set is None:
+        label_set = "trainid" if num_classes is None and class_names is None else "custom"
+    if label_set not in LABEL_SETS:
+        raise ValueError(
+            f"semantic head: unknown label_set {label_set!r}; choose one of {list(LABEL_SETS)} "
+            "(or give num_classes for a custom class list)"
+        )
+    if label_set in CITYSCAPES_LABEL_SETS:
+        if class_names is not None:
+            raise ValueError(
+                f"semantic head: class_names cannot rename the CityScapes label_set "
+                f"{label_set!r}; drop class_names or use label_set: custom"
+            )
+        names = cityscapes_class_names(label_set)
+    elif label_set == "nyuv2":
+        names = tuple(class_names) if class_names is not None else NYUV2_CLASS_NAMES
+        if len(names) != len(NYUV2_CLASS_NAMES):
+            raise ValueError(
+                f"semantic head: label_set nyuv2 has {len(NYUV2_CLASS_NAMES)} classes but "
+                f"class_names lists {len(names)}"
+            )
+    elif class_names is not None:
+        names = tuple(class_names)
+    elif num_classes is not None:
+        names = tuple(f"class {index}" for index in range(num_classes))
+    else:
+        raise ValueError("semantic head: label_set custom needs num_classes or class_names")
+    if num_classes is not None and num_classes != len(names):
+        raise ValueError(
+            f"semantic head: num_classes is {num_classes} but label_set {label_set!r} "
+            f"{'with these class_names ' if class_names is not None else ''}has "
+            f"{len(names)} classes; make them agree (label_set: custom for another class list)"
+        )
+    if len(names) < 2:
+        raise ValueError(f"semantic head: needs at least 2 classes, got {len(names)}")
+    return label_set, names
+
 
 @register_task("semantic")
 class SemanticHead(TaskHead):
-    """Logits over CityScapes classes; cross-entropy averaged over non-ignored pixels.
+    """Per-pixel class logits; cross-entropy averaged over non-ignored pixels (ignore 255).
+
+    CityScapes (the default): ``label_set`` "trainid" (19 evaluation classes) or "category"
+    (7 non-void categories), matching the data module's ``label_set``; these logits feed
+    instance clustering, panoptic fusion and the official evaluation, and the table reports
+    IoU only (the paper's Table 1).
+
+    Other data: ``label_set: nyuv2`` (the 13 NYUv2 classes, named), or ``num_classes: N``
+    (optionally ``class_names``) for any other class list (``label_set`` "custom", classes
+    named "class 0".."class N-1" unless named). Those logits are not CityScapes trainIds, so
+    no CityScapes post-processing reads them, and the table reports mIoU and pixel accuracy,
+    both counted in Δm (the NYUv2 protocol).
 
     Args:
-        label_set: "trainid" (19 evaluation classes) or "category" (7 non-void categories);
-            must match the data module's ``label_set``.
+        label_set: "trainid", "category", "nyuv2" or "custom"; None (default) is "trainid"
+            unless ``num_classes`` or ``class_names`` is given, then "custom".
+        num_classes: number of classes (logits); must agree with ``label_set`` and
+            ``class_names`` when those fix it.
+        class_names: names of the classes, in target-index order (nyuv2 or custom only);
+            they name the ``iou/<class>`` metrics.
         **kwargs: see :class:`TaskHead`.
     """
 
@@ -32,11 +94,24 @@ class SemanticHead(TaskHead):
     monitor_mode = "max"
     table_metrics = (TableMetric("miou", "IoU %", higher_is_better=True, scale=100.0),)
 
-    def __init__(self, in_channels: int, label_set: str = "trainid", **kwargs) -> None:
-        self.label_set = label_set
-        self.output_kind = class_logits_kind(label_set)
-        self.class_names = class_names(label_set)
+    def __init__(
+        self,
+        in_channels: int,
+        label_set: str | None = None,
+        num_classes: int | None = None,
+        class_names: list[str] | None = None,
+        **kwargs,
+    ) -> None:
+        self.label_set, self.class_names = resolve_classes(label_set, num_classes, class_names)
+        self.output_kind = class_logits_kind(self.label_set)
         self.out_channels = len(self.class_names)
+        if self.label_set not in CITYSCAPES_LABEL_SETS:
+            # NYUv2's protocol: both metrics, both in Δm (set per instance; CityScapes keeps
+            # the class attribute).
+            self.table_metrics = (
+                TableMetric("miou", "mIoU %", higher_is_better=True, scale=100.0),
+                TableMetric("pixel_accuracy", "Pix acc %", higher_is_better=True, scale=100.0),
+            )
         super().__init__(in_channels, **kwargs)
 
     def target_present(self, batch: Mapping[str, Tensor]) -> Tensor:
