@@ -9,7 +9,7 @@ from torchmetrics import Metric
 
 from mtlscene.data.labels import IGNORE_INDEX
 from mtlscene.data.labels import class_names as cityscapes_class_names
-from mtlscene.data.nyuv2_labels import NYUV2_CLASS_NAMES
+from mtlscene.data.nyuv2_layout import NYUV2_CLASS_NAMES
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
 from mtlscene.tasks.base import TaskHead
 from mtlscene.tasks.kinds import class_logits_kind
