@@ -15,6 +15,8 @@ _EXPORTS = {
     "FolderDataModule": "mtlscene.data.folder_datamodule",
     "FolderDataset": "mtlscene.data.folder_dataset",
     "MissingDatasetError": "mtlscene.data.io",
+    "NYUv2DataModule": "mtlscene.data.nyuv2_datamodule",
+    "NYUv2Dataset": "mtlscene.data.nyuv2_dataset",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,194 @@
+"""LightningDataModule serving NYUv2 (mtan layout) or the built-in synthetic NYUv2 data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from mtlscene.data.nyuv2_dataset import NYUv2Dataset
+from mtlscene.data.nyuv2_layout import NYUV2_SHAPE
+from mtlscene.data.nyuv2_transforms import SCALES, ScaleCropFlip
+from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
+
+
+class NYUv2DataModule(LightningDataModule):
+    """Train/val/test/predict loaders over NYUv2 as the mtan preprocessing stores it.
+
+    Splits. The files have two splits: ``train`` (795 images) and ``val`` (654 images,
+    which are NYUv2's *test* images). The standard protocol of the MTL literature (mtan,
+    nash-mtl, FAMO, LibMTL) validates, and selects its reported epoch, on those 654 test
+    images (LibMTL issue #75), and every published NYUv2 number we quote follows it. That is
+    the default here (``val_from_train: 0``): validation and test both evaluate ``val``.
+    With ``val_from_train: N``, N training images, chosen by ``split_seed``, are held out
+    as the validation split (no augmentation) and training uses the other ``795 - N``, so
+    model selection never sees the test images; ``test`` still evaluates the 654.
+
+    Args:
+        root: folder holding train/ and val/ (each with image/, label/, depth/, normal/).
+        size: working (height, width); None keeps the files' size (288x384 for NYUv2).
+        batch_size: images per batch and process.
+        num_workers: data loading processes.
+        scales: training scale-crop zoom factors, drawn uniformly (nash-mtl/FAMO use
+            1.0, 1.2, 1.5); [1.0] turns the scale-crop off.
+        hflip_prob: training horizontal flip probability (negates the normals' x).
+        val_from_train: training images held out for validation (0: validate on ``val``).
+        split_seed: seed of the held-out choice; apart from ``seed`` so that runs with
+            different training seeds still share one validation split.
+        predict_split: split that ``predict`` runs on.
+        synthetic: generate procedural NYUv2-format data at ``root`` when missing.
+        synthetic_images: frames per split of the synthetic data (keys train and val).
+        synthetic_seed: seed of the synthetic data.
+        synthetic_resolution: (height, width) the synthetic files are written at; None
+            means 288x384 like the mtan files.
+        seed: seed of the training order and augmentations (per epoch and image, so runs
+            and mid-epoch resumes are reproducible).
+        pin_memory: load batches into page-locked memory (GPU training).
+    """
+
+    batch_keys: tuple[str, ...] = (
+        "image",
+        "semantic",
+        "depth",
+        "depth_mask",
+        "normal",
+        "normal_mask",
+    )
+    """The batch entries this data module provides (heads declare the ones they read)."""
+
+    def __init__(
+        self,
+        root: str = "data/nyuv2",
+        size: Sequence[int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        scales: Sequence[float] = SCALES,
+        hflip_prob: float = 0.5,
+        val_from_train: int = 0,
+        split_seed: int = 0,
+        predict_split: str = "val",
+        synthetic: bool = False,
+        synthetic_images: Mapping[str, int] | None = None,
+        synthetic_seed: int = 0,
+        synthetic_resolution: Sequence[int] | None = None,
+        seed: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if val_from_train < 0:
+            raise ValueError(f"data.val_from_train must be >= 0, got {val_from_train}")
+        self.root = Path(root)
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augmentation = ScaleCropFlip(scales, hflip_prob)
+        self.val_from_train = int(val_from_train)
+        self.split_seed = split_seed
+        self.predict_split = predict_split
+        self.synthetic = synthetic
+        self.synthetic_images = dict(synthetic_images or {"train": 795, "val": 654})
+        self.synthetic_seed = synthetic_seed
+        self.synthetic_resolution = tuple(synthetic_resolution or NYUV2_SHAPE)
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.datasets: dict[str, NYUv2Dataset] = {}
+        self._checked: set[str] = set()
+
+    def prepare_data(self) -> None:
+        """Once per node (rank zero): generate the synthetic data when asked to."""
+        if self.synthetic:
+            from mtlscene.data import synthetic_indoor
+
+            height, width = self.synthetic_resolution
+            synthetic_indoor.ensure_dataset(
+                self.root, self.synthetic_images, height, width, self.synthetic_seed
+            )
+
+    def _split_dataset(self, split: str, **kwargs) -> NYUv2Dataset:
+        # The files of a split are checked once, however many datasets share them.
+        check = split not in self._checked
+        dataset = NYUv2Dataset(self.root, split, self.size, check=check, **kwargs)
+        self._checked.add(split)
+        return dataset
+
+    def held_out(self) -> tuple[list[int], list[int]]:
+        """(training, validation) indices of the train split under ``val_from_train``."""
+        count = len(self.dataset("train_all"))
+        if self.val_from_train >= count:
+            raise ValueError(
+                f"data.val_from_train is {self.val_from_train} but split 'train' of "
+                f"{self.root} has only {count} images; hold out fewer"
+            )
+        order = np.random.default_rng(self.split_seed).permutation(count)
+        validation = sorted(int(i) for i in order[: self.val_from_train])
+        training = sorted(int(i) for i in order[self.val_from_train :])
+        return training, validation
+
+    def dataset(self, role: str) -> NYUv2Dataset:
+        """The dataset of a role: ``train`` (augmented), ``val``, ``test``, ``predict`` or
+        ``train_all`` (every training image, unaugmented). Built once."""
+        if role not in self.datasets:
+            if role == "train_all":
+                built = self._split_dataset("train")
+            elif role in ("train", "val") and self.val_from_train:
+                training, validation = self.held_out()
+                indices = training if role == "train" else validation
+                augmentation = self.augmentation if role == "train" else None
+                built = NYUv2Dataset(
+                    self.root,
+                    "train",
+                    self.size,
+                    indices=indices,
+                    augmentation=augmentation,
+                    check=False,  # checked by train_all
+                )
+            elif role == "train":
+                built = self._split_dataset("train", augmentation=self.augmentation)
+            elif role in ("val", "test"):
+                built = self._split_dataset("val")
+            elif role == "predict":
+                built = self._split_dataset(self.predict_split)
+            else:
+                raise ValueError(f"unknown dataset role {role!r}")
+            self.datasets[role] = built
+        return self.datasets[role]
+
+    def setup(self, stage: str) -> None:
+        # Building the datasets checks every file, so bad roots fail before training.
+        roles = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"]}
+        for role in roles.get(stage, ["predict"]):
+            self.dataset(role)
+
+    def _evaluation_loader(self, dataset: NYUv2Dataset) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train")
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=ResumableSampler(dataset, shuffle=True, seed=self.seed, drop_last=False),
+            num_workers=self.num_workers,
+            drop_last=len(dataset) > self.batch_size,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._evaluation_loader(self.dataset("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._evaluation_loader(self.dataset("test"))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._evaluation_loader(self.dataset("predict"))
