@@ -42,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="decode every file of a dataset root and report all problems",
-        description="Decode every file of a dataset root (CityScapes, or a folder dataset: "
-        "a ROOT with dataset.yaml) and report all problems at once (exit status 1 when there "
-        "are any).",
+        description="Decode every file of a dataset root (CityScapes; NYUv2 in the mtan "
+        "layout, a ROOT with train/image/0.npy; or a folder dataset: a ROOT with "
+        "dataset.yaml) and report all problems at once (exit status 1 when there are any).",
     )
     check.add_argument(
         "root",
@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="SPLIT",
-        help="splits to check (default: train val test; a folder dataset: those its "
-        "dataset.yaml names)",
+        help="splits to check (default: train val test; NYUv2: train val; a folder dataset: "
+        "those its dataset.yaml names)",
     )
     check.add_argument(
         "--max-per-kind",
@@ -178,11 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_check(args: argparse.Namespace) -> int:
     from mtlscene.data.folder_spec import is_folder_dataset
+    from mtlscene.data.nyuv2_layout import is_nyuv2_root
 
     if is_folder_dataset(args.root):
         from mtlscene.data.folder_check import check_folder_dataset
 
         report = check_folder_dataset(args.root, args.splits, progress=not args.no_progress)
+    elif is_nyuv2_root(args.root):
+        from mtlscene.data.nyuv2_check import check_nyuv2
+
+        splits = args.splits or ["train", "val"]
+        report = check_nyuv2(args.root, splits, progress=not args.no_progress)
     else:
         from mtlscene.data.check import check_dataset
 
