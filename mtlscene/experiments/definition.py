@@ -17,6 +17,7 @@ An experiment is a YAML file (the shipped ones live in ``configs/experiments/``)
       - name: Something else
         configs: [trainer/bf16.yaml]           # more files, relative to configs/
         overrides: ["--model.weighting.init_args.lr=0.1"]
+    published: nyuv2     # optional: published rows printed under the table
 
 Config paths are relative to the ``configs/`` folder of the project (or absolute).
 """
@@ -96,6 +97,7 @@ class Experiment:
     seeds: int = 3
     description: str = ""
     source: Path | None = None
+    published: str | None = None
 
     def base_args(self) -> list[str]:
         args: list[str] = []
@@ -164,6 +166,10 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         raise ValueError(f"{path}: row names must be unique, repeated: {duplicates}")
     for row in rows:  # fail now, not an hour into the experiment
         row.config_args()
+    if spec.get("published"):
+        from mtlscene.experiments.published import load_published
+
+        load_published(str(spec["published"]))
     return Experiment(
         name=str(spec.get("name", path.stem)),
         rows=tuple(rows),
@@ -171,4 +177,5 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         seeds=int(spec.get("seeds", 3)),
         description=str(spec.get("description", "")),
         source=path,
+        published=spec.get("published"),
     )

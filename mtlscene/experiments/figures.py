@@ -10,19 +10,33 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from mtlscene.experiments.columns import Column, experiment_columns
 from mtlscene.experiments.definition import Experiment
 from mtlscene.experiments.settling import equilibrium_curves, read_history
-from mtlscene.experiments.summary import COLUMNS, mean_std
+from mtlscene.experiments.summary import mean_std
 
-# One metric per task for the trade-off axes: the paper's columns.
-AXES = {c.task: c for c in COLUMNS[:3]}
-TASK_COLOURS = {"semantic": "tab:blue", "instance": "tab:orange", "depth": "tab:green"}
+TASK_COLOURS = {
+    "semantic": "tab:blue",
+    "instance": "tab:orange",
+    "depth": "tab:green",
+    "metric_depth": "tab:green",
+    "normal": "tab:purple",
+}
 
 
-def _row_points(results, experiment: Experiment, first: str, second: str):
+def tradeoff_axes(results: Sequence[dict[str, Any]]) -> dict[str, Column]:
+    """One metric per task for the trade-off axes: the first Δm column its head declared."""
+    axes: dict[str, Column] = {}
+    for column in experiment_columns(results):
+        if column.in_delta:
+            axes.setdefault(column.task, column)
+    return axes
+
+
+def _row_points(results, experiment: Experiment, first: Column, second: Column):
     """Per row with both tasks: (row, x mean, x std, y mean, y std)."""
     points = []
-    x_col, y_col = AXES[first], AXES[second]
+    x_col, y_col = first, second
     for row in experiment.rows:
         runs = [
             r
@@ -36,8 +50,8 @@ def _row_points(results, experiment: Experiment, first: str, second: str):
     return points
 
 
-def _single_task_level(results, task: str) -> float | None:
-    column = AXES[task]
+def _single_task_level(results, column: Column) -> float | None:
+    task = column.task
     values = [r["test"][column.key] * column.scale for r in results if r["tasks"] == [task]]
     return statistics.fmean(values) if values else None
 
@@ -47,8 +61,10 @@ def plot_tradeoffs(results: Sequence[dict[str, Any]], experiment: Experiment, ou
     of the weight), learned runs marked, single-task levels as dashed lines; mean ± std
     over seeds. The paper's weight-sensitivity figure, in the two metrics' plane."""
     written = []
-    for first, second in itertools.combinations(AXES, 2):
-        points = _row_points(results, experiment, first, second)
+    axes = tradeoff_axes(results)
+    for first, second in itertools.combinations(axes, 2):
+        x_col, y_col = axes[first], axes[second]
+        points = _row_points(results, experiment, x_col, y_col)
         if not points:
             continue
         figure = Figure(figsize=(6.5, 5), constrained_layout=True)
@@ -95,12 +111,12 @@ def plot_tradeoffs(results: Sequence[dict[str, Any]], experiment: Experiment, ou
                 capsize=3,
                 label=point[0].name,
             )
-        for task, draw in ((first, axis.axvline), (second, axis.axhline)):
-            level = _single_task_level(results, task)
+        for column, draw in ((x_col, axis.axvline), (y_col, axis.axhline)):
+            level = _single_task_level(results, column)
             if level is not None:
-                draw(level, linestyle="--", color=TASK_COLOURS[task], alpha=0.6)
-                axis.plot([], [], "--", color=TASK_COLOURS[task], label=f"{task} only")
-        x_col, y_col = AXES[first], AXES[second]
+                colour = TASK_COLOURS.get(column.task, "0.5")
+                draw(level, linestyle="--", color=colour, alpha=0.6)
+                axis.plot([], [], "--", color=colour, label=f"{column.task} only")
         axis.set(
             xlabel=f"{x_col.title} ({'higher' if x_col.higher_is_better else 'lower'} is better)",
             ylabel=f"{y_col.title} ({'higher' if y_col.higher_is_better else 'lower'} is better)",

@@ -55,6 +55,11 @@ def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
         "row": spec["row"],
         "seed": spec["seed"],
         "tasks": list(fit.model.heads),
+        # The columns the heads declared: the summary's table follows them.
+        "table_metrics": {
+            group: [metric.as_dict() for metric in metrics]
+            for group, metrics in fit.model.table_metrics().items()
+        },
         "val": _scalars(fit.trainer.callback_metrics, "val"),
         "sigma": _tensor_values(weighting.sigmas()),
         "weight": _tensor_values(weighting.weights()),

@@ -7,39 +7,26 @@ import json
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtlscene.experiments.columns import LEGACY_COLUMNS, experiment_columns
 from mtlscene.experiments.definition import Experiment, load_experiment
+from mtlscene.experiments.delta import (
+    delta_m,
+    delta_p,
+    delta_per_task,
+    single_task_baselines,
+)
+from mtlscene.experiments.published import published_lines
 from mtlscene.experiments.settling import settling_lines
 from mtlscene.experiments.single_run import RESULT_FILE
 
 EXPERIMENT_COPY = "experiment.yaml"
 
 
-@dataclass(frozen=True)
-class Column:
-    """A table column: a test metric, its title, scale, direction and task."""
-
-    key: str
-    title: str
-    scale: float
-    higher_is_better: bool
-    task: str
-    digits: int = 2
-
-
-# The paper's Table 1 columns (test split), plus AP which our clustering adds.
-COLUMNS = (
-    Column("test/semantic/miou", "IoU %", 100.0, True, "semantic"),
-    Column("test/instance/mae", "Instance err px", 1.0, False, "instance", 3),
-    Column("test/depth/mae", "Inv. depth err px", 1.0, False, "depth", 3),
-    Column("test/instance/ap", "AP %", 100.0, True, "instance"),
-    Column("test/panoptic/pq", "PQ %", 100.0, True, "semantic"),
-)
-# Δm% compares the paper's three task metrics with the single-task rows.
-DELTA_COLUMNS = COLUMNS[:3]
+# Kept for callers of the paper's columns; tables follow the heads (experiment_columns).
+COLUMNS = LEGACY_COLUMNS
 
 
 def load_results(out_dir: Path) -> list[dict[str, Any]]:
@@ -83,33 +70,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def single_task_baselines(results: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Mean of each Δm metric over the runs that trained its task alone."""
-    baselines = {}
-    for column in DELTA_COLUMNS:
-        values = [
-            r["test"][column.key]
-            for r in results
-            if r["tasks"] == [column.task] and column.key in r["test"]
-        ]
-        if values:
-            baselines[column.key] = statistics.fmean(values)
-    return baselines
-
-
-def delta_m(metrics: dict[str, float], baselines: dict[str, float]) -> float:
-    """Δm% (Maninis et al. 2019; as in Nash-MTL and FAMO): the mean over task metrics of
-    the relative change against the single-task baseline, signed so that a negative value
-    is an improvement. NaN when the run has none of the baselines' metrics."""
-    changes = []
-    for column in DELTA_COLUMNS:
-        if column.key in metrics and column.key in baselines and baselines[column.key]:
-            change = (metrics[column.key] - baselines[column.key]) / baselines[column.key]
-            changes.append(-change if column.higher_is_better else change)
-    return 100.0 * statistics.fmean(changes) if changes else math.nan
-
-
-SHORT = {"semantic": "sem", "instance": "inst", "depth": "depth"}
+SHORT = {
+    "semantic": "sem",
+    "instance": "inst",
+    "depth": "depth",
+    "metric_depth": "depth",
+    "normal": "normal",
+}
 
 
 def _row_weights(experiment: Experiment, row_name: str, results) -> str:
@@ -130,31 +97,57 @@ def _row_weights(experiment: Experiment, row_name: str, results) -> str:
     return f"{label} ({means})"
 
 
+def _cell(value: tuple[float, float], digits: int, best: float | None) -> str:
+    mean, std = value
+    # A mean that rounds to zero prints as 0.00, not -0.00.
+    text = f"{mean + 0.0 if round(mean, digits) else 0.0:.{digits}f} ± {std:.{digits}f}"
+    is_best = best is not None and math.isclose(mean, best, rel_tol=0, abs_tol=1e-12)
+    return f"**{text}**" if is_best else text
+
+
 def write_table(
     results: Sequence[dict[str, Any]], experiment: Experiment, path: Path, seeds: int
 ) -> Path:
-    """Mean ± std over seeds in the paper's columns, the best of each column in bold."""
-    baselines = single_task_baselines(results)
+    """Mean ± std over seeds in the heads' columns, Δm in three conventions, best in bold."""
+    columns = experiment_columns(results)
+    baselines = single_task_baselines(results, columns)
+    delta_tasks = list(dict.fromkeys(c.task for c in columns if c.in_delta))
     by_row = {row.name: [r for r in results if r["row"] == row.name] for row in experiment.rows}
+    # key -> (digits, higher is better) of every numeric column, Δ columns included.
+    kinds: dict[str, tuple[int, bool]] = {c.key: (c.digits, c.higher_is_better) for c in columns}
+    kinds |= {"delta_m": (2, False), "delta_p": (2, True)}
+    kinds |= {f"delta/{task}": (2, False) for task in delta_tasks}
     cells: dict[str, dict[str, tuple[float, float]]] = {}
     for name, runs in by_row.items():
         cells[name] = {}
-        for column in COLUMNS:
+        for column in columns:
             values = [r["test"][column.key] * column.scale for r in runs if column.key in r["test"]]
             if values:
                 cells[name][column.key] = mean_std(values)
-        deltas = [delta_m(r["test"], baselines) for r in runs]
-        deltas = [d for d in deltas if not math.isnan(d)]
-        # Single-task rows are the reference: their Δm is 0 by construction less noise.
-        if deltas and any(len(r["tasks"]) > 1 for r in runs):
-            cells[name]["delta_m"] = mean_std(deltas)
+        # Single-task rows are the reference: their Δ is 0 by construction less noise.
+        if not any(len(r["tasks"]) > 1 for r in runs):
+            continue
+        deltas = {
+            "delta_m": [delta_m(r["test"], baselines, columns) for r in runs],
+            "delta_p": [delta_p(r["test"], baselines, columns) for r in runs],
+        }
+        for task in delta_tasks:
+            deltas[f"delta/{task}"] = [
+                delta_per_task(r["test"], baselines, columns).get(task, math.nan) for r in runs
+            ]
+        for key, values in deltas.items():
+            values = [v for v in values if not math.isnan(v)]
+            if values:
+                cells[name][key] = mean_std(values)
     best = {}
-    for key, higher in [(c.key, c.higher_is_better) for c in COLUMNS] + [("delta_m", False)]:
+    for key, (_, higher) in kinds.items():
         means = [cell[key][0] for cell in cells.values() if key in cell]
         if means:
             best[key] = max(means) if higher else min(means)
-    digits = {c.key: c.digits for c in COLUMNS} | {"delta_m": 2}
-    header = ["Loss", "Weights", *[c.title for c in COLUMNS], "Δm % (↓)", "seeds"]
+    order = [c.key for c in columns] + ["delta_m"] + [f"delta/{t}" for t in delta_tasks]
+    order += ["delta_p"]
+    header = ["Loss", "Weights", *[c.title for c in columns], "Δm % (↓)"]
+    header += [f"Δ {SHORT.get(t, t)} % (↓)" for t in delta_tasks] + ["Δp % (↑)", "seeds"]
     lines = [
         f"### {experiment.name}: mean ± std over seeds (test split)",
         "",
@@ -163,22 +156,22 @@ def write_table(
     ]
     for name, runs in by_row.items():
         row_cells = [name, _row_weights(experiment, name, runs)]
-        for key in [c.key for c in COLUMNS] + ["delta_m"]:
-            if key not in cells[name]:
-                row_cells.append("-")
-                continue
-            mean, std = cells[name][key]
-            text = f"{mean:.{digits[key]}f} ± {std:.{digits[key]}f}"
-            is_best = math.isclose(mean, best[key], rel_tol=0, abs_tol=1e-12)
-            row_cells.append(f"**{text}**" if is_best else text)
+        for key in order:
+            value = cells[name].get(key)
+            row_cells.append("-" if value is None else _cell(value, kinds[key][0], best.get(key)))
         row_cells.append(f"{len(runs)}/{seeds}")
         lines.append("| " + " | ".join(row_cells) + " |")
+    metrics = ", ".join(c.title for c in columns if c.in_delta)
     lines += [
         "",
-        "Bold: best mean of each column. Δm %: mean relative change of IoU, instance error "
-        "and inverse-depth error against the single-task rows, negative = better than "
-        "training each task alone.",
+        f"Bold: best mean of each column. Δ against the single-task rows over {metrics}, "
+        "each metric's relative change signed so that positive is worse. Δm % (Nash-MTL/"
+        "FAMO): the mean over all these metrics, negative = better than training each task "
+        "alone. Δ <task> % (mtan): the same per task. Δp % (LibMTL): metrics averaged "
+        "within each task, then over tasks, positive = better.",
     ]
+    if experiment.published:
+        lines += published_lines(experiment.published, columns)
     lines += settling_lines(results, [row.name for row in experiment.rows if not row.is_fixed])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

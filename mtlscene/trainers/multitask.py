@@ -19,13 +19,15 @@ from mtlscene.models.network import MultiTaskNetwork
 from mtlscene.postprocess.base import bind_or_disable
 from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.postprocess.panoptic import PanopticFusion
-from mtlscene.tasks import TaskHead, get_task, import_task_modules
+from mtlscene.tasks import TableMetric, TaskHead, get_task, import_task_modules
 from mtlscene.trainers.checkpoint import record_parts
 from mtlscene.trainers.data_keys import check_heads_against_data
 from mtlscene.trainers.finite_check import NonFiniteLossMonitor
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
 from mtlscene.weighting.scalars import weighting_scalars
 
+# Panoptic quality is computed from the fused heads, not by one head: the model declares it.
+PANOPTIC_QUALITY_COLUMN = TableMetric("pq", "PQ %", True, scale=100.0, in_delta=False)
 DEFAULT_TASKS: dict[str, dict[str, Any]] = {"semantic": {}, "instance": {}, "depth": {}}
 
 
@@ -160,6 +162,13 @@ class MultiTaskModule(LightningModule):
         callback with ``monitor: auto`` tracks."""
         name, head = next(iter(self.heads.items()))
         return f"val/{name}/{head.monitor_metric}", head.monitor_mode
+
+    def table_metrics(self) -> dict[str, tuple[TableMetric, ...]]:
+        """Task (or post-processing group) -> the test metrics it puts in a results table."""
+        metrics = {name: tuple(head.table_metrics) for name, head in self.heads.items()}
+        if self.panoptic_quality:
+            metrics["panoptic"] = (PANOPTIC_QUALITY_COLUMN,)
+        return metrics
 
     def configure_postprocessing(
         self, clustering: CentroidVoteClustering | None, panoptic: PanopticFusion | None
