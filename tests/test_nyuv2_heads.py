@@ -81,6 +81,9 @@ def test_the_nyuv2_task_set_trains_a_step_with_uncertainty_weighting():
         weighting=UncertaintyWeighting(),
     )
     assert model.clustering is None and model.panoptic is None  # no CityScapes kinds
+    table = model.table_metrics()
+    assert list(table) == ["semantic", "metric_depth", "normal"]  # no panoptic column
+    assert sum(m.in_delta for metrics in table.values() for m in metrics) == 9  # NYUv2's Δm
     normal = torch.zeros(2, 3, 32, 48)
     normal[:, 2] = 1.0
     depth = torch.full((2, 32, 48), 3.0)
