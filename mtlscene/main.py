@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # Keep imports network-free: albumentations would otherwise check PyPI for updates.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -11,6 +12,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from jsonargparse import Namespace  # noqa: E402
 from lightning.pytorch import LightningDataModule  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
@@ -48,6 +50,45 @@ _DIRECTORY_LOGGERS = (
 )
 
 
+def _data_block(config_file: str) -> str | None:
+    """``"class"`` when a config file names a data class, ``"args"`` when its ``data:`` holds
+    plain arguments, None when it has no ``data:`` (or cannot be read: the parser says so)."""
+    try:
+        content = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    data = content.get("data") if isinstance(content, dict) else None
+    if isinstance(data, str) or (isinstance(data, dict) and "class_path" in data):
+        return "class"
+    return "args" if isinstance(data, dict) else None
+
+
+def with_default_data_module(args: list[str]) -> list[str]:
+    """``args`` with ``--data=<DEFAULT_DATA_MODULE>`` added where data arguments come before
+    any data class is named: configs written before data modules became plugins (a ``data:``
+    block of CityscapesDataModule arguments) keep working.
+
+    Added only then, and not as a parser default: jsonargparse carries the arguments of a
+    default class that a later ``class_path`` shares (``size``, ``batch_size``...) over to
+    the new class, so a NYUv2 config would inherit CityScapes' image size.
+    """
+    default = f"--data={DEFAULT_DATA_MODULE}"
+    for index, arg in enumerate(args):
+        if arg == "--data" or arg.startswith(("--data=", "--data.class_path")):
+            return args  # named on the command line before any data argument
+        if arg == "--config" or arg.startswith("--config="):
+            path = args[index + 1] if arg == "--config" and index + 1 < len(args) else ""
+            block = _data_block(path or arg.partition("=")[2])
+            if block == "class":
+                return args
+            if block == "args":
+                return [*args[:index], default, *args[index:]]
+        elif arg.startswith("--data."):
+            return [*args[:index], default, *args[index:]]
+    position = 1 if args and args[0] in SUBCOMMANDS else 0
+    return [*args[:position], default, *args[position:]]
+
+
 class SaveConfigToLoggers(SaveConfigCallback):
     """Saves ``config.yaml`` in the run directory and attaches the resolved config to every
     logger (the W&B run's config, TensorBoard/CSV hparams)."""
@@ -64,10 +105,14 @@ class MTLSceneCLI(LightningCLI):
     whose ``predict`` streams: results go to the writer callbacks batch by batch and are not
     kept (``return_predictions=False`` unless ``--return_predictions true`` is given)."""
 
-    def add_arguments_to_parser(self, parser) -> None:
-        # Any LightningDataModule by class_path (``data: {class_path: ..., init_args: ...}``);
-        # a ``data:`` block of plain arguments configures the default CityScapes module.
-        parser.set_defaults({"data": {"class_path": DEFAULT_DATA_MODULE}})
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, giving the CityScapes data module to command lines that name none."""
+        if isinstance(args, dict | Namespace):
+            return super().parse_arguments(parser, args)
+        listed = list(sys.argv[1:] if args is None else args)
+        # Parsed directly: Lightning warns when both sys.argv and args are given, and here
+        # args is sys.argv's own list with one addition.
+        self.config = parser.parse_args(with_default_data_module(listed))
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)

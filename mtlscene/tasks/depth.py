@@ -31,9 +31,7 @@ class DepthHead(TaskHead):
     target_mask_key = "disparity_mask"
     out_channels = 1
     output_kind = HeadKind.DISPARITY
-    table_metrics = (
-        TableMetric("mae", "Inv. depth err px", higher_is_better=False, digits=3),
-    )
+    table_metrics = (TableMetric("mae", "Inv. depth err px", higher_is_better=False, digits=3),)
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         target = batch["disparity"].unsqueeze(1)
