@@ -250,3 +250,32 @@ def test_data_check_lists_every_bad_file(tmp_path: Path, capsys) -> None:
     assert data_cli(["check", str(root), "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert "val/label/1.npy" in out and "train/normal/0.npy" in out and "non-unit" in out
+
+
+def test_the_nyuv2_quickstart_config_trains_the_three_heads(tmp_path: Path) -> None:
+    from mtlscene.main import build_cli
+
+    config = Path(__file__).parents[1] / "configs" / "nyuv2_quickstart.yaml"
+    cli = build_cli(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.fast_dev_run",
+            "1",
+            "--data.root",
+            str(tmp_path / "nyu"),
+            "--data.synthetic_images",
+            "{train: 2, val: 2}",
+            "--data.synthetic_resolution",
+            "[32, 48]",
+            "--data.batch_size",
+            "2",
+            "--data.num_workers",
+            "0",
+        ]
+    )
+    assert type(cli.datamodule) is NYUv2DataModule and cli.trainer.global_step == 1
+    logged = cli.trainer.callback_metrics
+    assert {"val/normal/mean_angle", "val/metric_depth/abs_err", "val/semantic/miou"} <= set(logged)
+    assert 0 <= float(logged["val/normal/mean_angle"]) <= 180
