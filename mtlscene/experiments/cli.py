@@ -5,6 +5,10 @@ mtlscene-experiment run table1 --seeds 3 [--out runs/experiments/table1]
 mtlscene-experiment run sweeps --override trainer.max_steps=2000 --wandb
 mtlscene-experiment run methods --jobs 2 --reuse runs/experiments/table1
 mtlscene-experiment summarize runs/experiments/table1
+mtlscene-experiment run table1 --executor slurm --executor-config example_cluster.yaml
+mtlscene-experiment status runs/experiments/table1
+mtlscene-experiment cancel runs/experiments/table1
+mtlscene-experiment search search_semantic_depth --config budgets/cpu_short.yaml --parallel 2
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import signal
 from pathlib import Path
 
 from mtlscene.experiments.definition import available_experiments, load_experiment, resolve_config
+from mtlscene.experiments.executors import EXECUTORS, ExecutorConfigError, make_executor
 from mtlscene.experiments.runner import OutputFolderError, run_experiment
 from mtlscene.experiments.summary import EXPERIMENT_COPY, summarize
 
@@ -35,8 +40,57 @@ def _positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"--jobs takes a whole number >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"takes a whole number >= 1, got {text!r}")
     return value
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """``--executor`` and its resources, shared by ``run`` and ``search``."""
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where runs train: child processes here (local, the default) or SLURM jobs "
+        "submitted through submitit (slurm)",
+    )
+    parser.add_argument(
+        "--executor-config",
+        metavar="YAML",
+        help="resources of the SLURM jobs (partition, account, cpus, memory, time limit, "
+        "array parallelism, setup lines): configs/executors/<cluster>.yaml",
+    )
+    parser.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key of --executor-config, e.g. --slurm time_min=600 (repeatable)",
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="slurm: return once the jobs are submitted (the same command attaches to them "
+        "later; `status OUT` follows them)",
+    )
+
+
+def build_executor(args: argparse.Namespace, jobs: int, timeout: float | None):
+    """The executor the command line asks for (user errors end the command)."""
+    config = args.executor_config
+    if config is not None and not Path(config).is_file():
+        candidate = Path(resolve_config(f"executors/{Path(config).name}"))
+        config = candidate if candidate.is_file() else config
+    try:
+        return make_executor(
+            args.executor,
+            config,
+            args.slurm,
+            jobs=jobs,
+            timeout=timeout,
+            wait=not args.no_wait,
+        )
+    except (ExecutorConfigError, FileNotFoundError) as error:
+        raise SystemExit(str(error)) from None
 
 
 def _stop_on_sigterm() -> None:
@@ -99,8 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs at once, each with an even share of the CPU threads (default 1); on a "
         "small CPU model two runs of one thread each finish sooner than one after another",
     )
+    add_executor_options(run)
     summary = commands.add_parser("summarize", help="rewrite the summary of an output folder")
     summary.add_argument("out", help="an experiment's output folder")
+    status = commands.add_parser(
+        "status", help="every run of an output folder: finished, running, pending or failed"
+    )
+    status.add_argument("out", help="an experiment's output folder")
+    cancel = commands.add_parser("cancel", help="cancel an output folder's SLURM jobs")
+    cancel.add_argument("out", help="an experiment's output folder")
+    from mtlscene.experiments.search_cli import add_search_parser
+
+    add_search_parser(commands)
     return parser
 
 
@@ -116,7 +180,17 @@ def main(argv: list[str] | None = None) -> int:
         for path in summarize(Path(args.out)):
             print(f"wrote {path}")
         return 0
+    if args.command in ("status", "cancel"):
+        from mtlscene.experiments import status
+
+        return status.main(args.command, Path(args.out))
+    if args.command == "search":
+        from mtlscene.experiments.search_cli import run_search_command
+
+        _stop_on_sigterm()
+        return run_search_command(args)
     experiment = load_experiment(args.experiment)
+    executor = build_executor(args, args.jobs, args.timeout)
     _stop_on_sigterm()
     if args.rows:
         from dataclasses import replace
@@ -148,10 +222,13 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             reuse=args.reuse,
             keep_checkpoints=args.keep_checkpoints,
+            executor=executor,
         )
-    except (FileNotFoundError, OutputFolderError) as error:  # the message names the fix
-        raise SystemExit(str(error)) from None
+    except (FileNotFoundError, OutputFolderError, ExecutorConfigError) as error:
+        raise SystemExit(str(error)) from None  # the message names the fix
     except KeyboardInterrupt:
+        if args.executor == "slurm":
+            return 130  # the executor said what became of the jobs
         print(
             f"interrupted: the runs in progress were stopped; finished runs are kept in "
             f"{out}, and the same command resumes from there"

@@ -34,14 +34,29 @@ def _tensor_values(values: Mapping[str, Any]) -> dict[str, float]:
     return {name: float(f"{float(value):.7g}") for name, value in values.items()}
 
 
+def _delete_checkpoints(run_dir: Path, spec: Mapping[str, Any]) -> None:
+    if not spec.get("keep_checkpoints", False):
+        # An experiment of a hundred runs would otherwise keep tens of GB of weights
+        # that its results no longer need.
+        for checkpoint in run_dir.rglob("*.ckpt"):
+            checkpoint.unlink()
+
+
 def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Fit and test one configuration; returns (and writes) the run's result."""
+    """Fit and test one configuration; returns (and writes) the run's result.
+
+    ``spec["resume_from"]``, when given, is a checkpoint the fit resumes from (a SLURM job
+    requeued after a preemption); ``spec["skip_test"]`` ends the run after fit (a search
+    trial, whose objective is read on validation). Under DDP every rank trains and tests;
+    only rank 0 writes the result.
+    """
     from mtlscene.main import build_cli
 
     run_dir = Path(spec["run_dir"])
     args = list(spec["args"])
     start = time.perf_counter()
-    fit = build_cli(["fit", *args])
+    resume = ["--ckpt_path", str(spec["resume_from"])] if spec.get("resume_from") else []
+    fit = build_cli(["fit", *args, *resume])
     checkpoint = fit.trainer.checkpoint_callback
     last = checkpoint.last_model_path if checkpoint is not None else ""
     if not last or not Path(last).is_file():
@@ -66,17 +81,23 @@ def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
         "global_step": int(fit.trainer.global_step),
         "log_dir": str(fit.trainer.log_dir),
     }
+    if spec.get("skip_test"):
+        # A search trial: its objective is read on validation, and the test split stays
+        # unseen until the chosen weights are retrained and compared.
+        result["wall_time_s"] = time.perf_counter() - start
+        if fit.trainer.is_global_zero:
+            (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+            _delete_checkpoints(run_dir, spec)
+        return result
     test = build_cli(["test", *args, "--ckpt_path", last])
     result["test"] = _scalars(test.trainer.callback_metrics, "test")
     result["wall_time_s"] = time.perf_counter() - start
     if not all(math.isfinite(v) for v in result["sigma"].values()):
         raise FloatingPointError(f"non-finite final sigma {result['sigma']}")
+    if not test.trainer.is_global_zero:
+        return result
     (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
-    if not spec.get("keep_checkpoints", False):
-        # An experiment of a hundred runs would otherwise keep tens of GB of weights
-        # that its results no longer need.
-        for checkpoint in run_dir.rglob("*.ckpt"):
-            checkpoint.unlink()
+    _delete_checkpoints(run_dir, spec)
     return result
 
 

@@ -1,0 +1,538 @@
+"""The ``slurm`` executor: one SLURM job per run, submitted through submitit.
+
+- Runs go out as one job array per resource shape, at most ``array_parallelism`` running.
+  A run with ``trainer.devices N`` gets N tasks per node (and N GPUs unless the config
+  says ``gpus_per_node: 0``); Lightning's ``SLURMEnvironment`` takes the ranks from SLURM.
+- Each job runs fit + test in-process (:func:`mtlscene.experiments.single_run.execute`).
+  It writes a checkpoint every ``checkpoint_every_n_steps`` training steps into the run
+  folder. On submitit's USR2 (preemption, or the time limit ``signal_delay_s`` ahead),
+  :meth:`SlurmRun.checkpoint` hands submitit the same run again and submitit requeues the
+  job; the requeued job resumes from that checkpoint (exact resume: RNG and loader
+  position are in it) and ends with the result of an uninterrupted run. Lightning's own
+  requeue is switched off (``SLURMEnvironment(auto_requeue=False)``) so that exactly one
+  component requeues.
+- The job id goes into the run folder (``job.json``). Running the command again attaches to
+  jobs still queued or running instead of submitting them twice; a run whose job is gone
+  without a result is submitted again.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtlscene.experiments.executors import ExecutorConfigError
+from mtlscene.experiments.plan import FAILED_FILE, PlannedRun, RunJob, duration, record_failure
+from mtlscene.experiments.reuse import write_spec
+from mtlscene.experiments.single_run import RESULT_FILE
+
+JOB_FILE = "job.json"
+REQUEUE_DIR = "requeue"
+REQUEUE_CHECKPOINT = "requeue.ckpt"
+# squeue states of a job that will still run (or is running).
+LIVE_STATES = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "SUSPENDED",
+    "STOPPED",
+}
+
+
+@dataclass
+class SlurmConfig:
+    """Resources of every job, from ``configs/executors/<cluster>.yaml`` and ``--slurm``.
+
+    Attributes:
+        partition: the partition (``-p``); None: the cluster's default.
+        account: the account to charge (``-A``).
+        qos: the quality of service (``--qos``).
+        constraint: node features (``-C``), e.g. ``a100``.
+        cpus_per_task: CPU cores of each task (each rank).
+        mem_gb: memory of each job's node, GB.
+        time_min: time limit of each job, minutes. A job that reaches it requeues itself
+            from its last checkpoint (at most ``max_requeues_on_timeout`` times).
+        gpus_per_node: ``devices`` (one per ``trainer.devices``, the default) or a number
+            (0 for CPU-only runs).
+        tasks_per_node: ``devices`` (the default) or a number, which must then equal each
+            run's ``trainer.devices``: Lightning needs one SLURM task per device.
+        array_parallelism: jobs of one array running at once.
+        setup: shell lines run before the job (``module load ...``, ``source venv``).
+        sbatch: any other ``#SBATCH`` option, e.g. ``{mail-type: END}``.
+        checkpoint_every_n_steps: training steps between the checkpoints a requeued job
+            resumes from.
+        signal_delay_s: seconds before the time limit at which SLURM sends USR2.
+        max_requeues_on_timeout: requeues after reaching the time limit (preemptions do
+            not count).
+        poll_s: seconds between two looks at the queue while waiting.
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    cpus_per_task: int = 4
+    mem_gb: float = 16
+    time_min: int = 240
+    gpus_per_node: int | str = "devices"
+    tasks_per_node: int | str = "devices"
+    array_parallelism: int = 64
+    setup: list[str] = field(default_factory=list)
+    sbatch: dict[str, Any] = field(default_factory=dict)
+    checkpoint_every_n_steps: int = 500
+    signal_delay_s: int = 120
+    max_requeues_on_timeout: int = 3
+    poll_s: float = 10.0
+    source: str = "defaults"
+
+    def check(self) -> None:
+        """Refuse values SLURM would misread, naming the key and where it came from."""
+        for name in ("cpus_per_task", "time_min", "array_parallelism", "checkpoint_every_n_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ExecutorConfigError(
+                    f"{self.source}: {name} must be at least 1, got {getattr(self, name)!r}"
+                )
+        for name in ("gpus_per_node", "tasks_per_node"):
+            value = getattr(self, name)
+            if value != "devices" and not (isinstance(value, int) and value >= 0):
+                raise ExecutorConfigError(
+                    f"{self.source}: {name} is `devices` or a whole number, got {value!r}"
+                )
+        if self.mem_gb <= 0:
+            raise ExecutorConfigError(f"{self.source}: mem_gb must be positive")
+
+
+_KEYS = [f.name for f in fields(SlurmConfig) if f.name != "source"]
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text) if text.strip() else None
+
+
+def load_slurm_config(path: str | Path | None, overrides: Sequence[str] = ()) -> SlurmConfig:
+    """A :class:`SlurmConfig` from a YAML file and ``KEY=VALUE`` overrides (unknown keys fail)."""
+    values: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ExecutorConfigError(
+                f"--executor-config {path}: no such file (examples: configs/executors/)"
+            )
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise ExecutorConfigError(f"--executor-config {path}: expected a mapping of keys")
+        unknown = sorted(set(raw) - set(_KEYS))
+        if unknown:
+            raise ExecutorConfigError(
+                f"--executor-config {path}: unknown key {unknown[0]!r}"
+                f"{' (and ' + ', '.join(unknown[1:]) + ')' if unknown[1:] else ''}; "
+                f"the keys are {', '.join(_KEYS)}"
+            )
+        values.update(raw)
+        source = str(path)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in _KEYS:
+            raise ExecutorConfigError(
+                f"--slurm {item!r}: expected KEY=VALUE with KEY one of {', '.join(_KEYS)}"
+            )
+        values[key] = _parse_value(value)
+        source = f"{source} + --slurm"
+    config = SlurmConfig(**values, source=source)
+    config.check()
+    return config
+
+
+def run_devices(args: Sequence[str]) -> int:
+    """``trainer.devices`` of a run from its arguments (config files, then overrides)."""
+    devices: Any = 1
+    for index, arg in enumerate(args):
+        if arg == "--config" and index + 1 < len(args):
+            config = yaml.safe_load(Path(args[index + 1]).read_text(encoding="utf-8")) or {}
+            devices = (config.get("trainer") or {}).get("devices", devices)
+        elif arg.startswith("--trainer.devices="):
+            devices = yaml.safe_load(arg.partition("=")[2])
+        elif arg == "--trainer.devices" and index + 1 < len(args):
+            devices = yaml.safe_load(args[index + 1])
+    if isinstance(devices, list):
+        return len(devices)
+    if isinstance(devices, int) and devices >= 1:
+        return devices
+    raise ExecutorConfigError(
+        f"trainer.devices={devices!r}: the slurm executor needs a number of devices per run "
+        "(it asks SLURM for that many tasks and GPUs); set --override trainer.devices=N"
+    )
+
+
+def job_args(args: Sequence[str], run_dir: Path, every_n_steps: int) -> list[str]:
+    """A run's arguments inside a SLURM job: SLURM's ranks, no Lightning requeue, and
+    a checkpoint every ``every_n_steps`` steps in a folder fixed by the run folder."""
+    environment = {
+        "class_path": "lightning.pytorch.plugins.environments.SLURMEnvironment",
+        "init_args": {"auto_requeue": False},
+    }
+    checkpoint = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {
+            "dirpath": str(run_dir / REQUEUE_DIR),
+            "filename": Path(REQUEUE_CHECKPOINT).stem,
+            "every_n_train_steps": every_n_steps,
+            "save_top_k": 1,
+            "enable_version_counter": False,
+        },
+    }
+    return [
+        *args,
+        f"--trainer.plugins={json.dumps(environment)}",
+        f"--trainer.callbacks+={json.dumps(checkpoint)}",
+    ]
+
+
+class SlurmRun:
+    """What a SLURM job runs: one run's fit + test, resumable after a requeue.
+
+    Only the spec path travels in the pickle (never a Trainer or a model); the spec in the
+    run folder says what to train.
+
+    Args:
+        spec_path: the run's ``spec.json``.
+        checkpoint_every_n_steps: steps between the checkpoints a requeued job resumes from.
+    """
+
+    def __init__(self, spec_path: str, checkpoint_every_n_steps: int) -> None:
+        self.spec_path = spec_path
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps
+
+    def __call__(self) -> None:
+        from mtlscene.experiments.single_run import execute
+
+        spec = json.loads(Path(self.spec_path).read_text(encoding="utf-8"))
+        run_dir = Path(spec["run_dir"])
+        if (run_dir / RESULT_FILE).is_file():
+            return  # finished by an earlier attempt of this job
+        spec["args"] = job_args(spec["args"], run_dir, self.checkpoint_every_n_steps)
+        resume = run_dir / REQUEUE_DIR / REQUEUE_CHECKPOINT
+        if resume.is_file():
+            print(f"resuming from {resume}", flush=True)
+            spec["resume_from"] = str(resume)
+        execute(spec)
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        """Called by submitit on USR2 (rank 0): requeue this same run.
+
+        The periodic checkpoint on disk is what the next attempt resumes from, so nothing
+        of the running trainer needs to travel.
+        """
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(
+            type(self)(self.spec_path, self.checkpoint_every_n_steps)
+        )
+
+
+def squeue(user: str | None = None) -> dict[str, tuple[str, str]]:
+    """Job id -> (state, elapsed) of the user's jobs (array tasks one per line)."""
+    result = subprocess.run(
+        ["squeue", "-h", "-r", "-u", user or getpass.getuser(), "-o", "%i|%T|%M"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"squeue failed: {result.stderr.strip() or result.stdout.strip()}")
+    queue = {}
+    for line in result.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3:
+            queue[parts[0]] = (parts[1], parts[2])
+    return queue
+
+
+def read_job(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``job.json`` (job id, logs), or None when no job was submitted for it."""
+    path = run_dir / JOB_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def log_tail(path: str | Path, lines: int = 15) -> str:
+    """The last lines of a log, or a note that it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return f"(no log at {path})"
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+class SlurmJobHandle:
+    """One submitted run; ``poll`` looks at the run folder and the (cached) queue."""
+
+    def __init__(self, executor: SlurmExecutor, run: PlannedRun, record: dict[str, Any]):
+        self.executor = executor
+        self.run = run
+        self.record = record
+
+    @property
+    def job_id(self) -> str:
+        return self.record["job_id"]
+
+    def poll(self) -> bool:
+        if self.run.done:
+            return True
+        return self.job_id not in self.executor.queue()
+
+    def error(self) -> str | None:
+        if self.run.done:
+            return None
+        last = log_tail(self.record["stderr"], 1).strip() or "no output"
+        return f"job {self.job_id} ended without a result: {last[:300]}"
+
+    def stop(self) -> None:
+        """Cancel the job (used when a search stops early)."""
+        subprocess.run(["scancel", self.job_id], check=False, capture_output=True)
+
+
+class SlurmExecutor:
+    """Submits runs as SLURM jobs through submitit and follows them to the end.
+
+    Args:
+        config: the jobs' resources.
+        wait: whether ``run_all`` waits until every job has ended (else it returns once they
+            are submitted or attached; the same command later attaches again).
+    """
+
+    name = "slurm"
+
+    def __init__(self, config: SlurmConfig, wait: bool = True) -> None:
+        for command in ("sbatch", "squeue", "scancel"):
+            if shutil.which(command) is None:
+                raise ExecutorConfigError(
+                    f"--executor slurm: `{command}` is not on PATH; run on a SLURM login node "
+                    "(or start the test cluster: bash .ci/slurm.sh start), or use --executor "
+                    "local"
+                )
+        self.config = config
+        self.wait = wait
+        self._queue: dict[str, tuple[str, str]] = {}
+        self._queue_time = -1e9
+        self._checked: set[int] = set()
+
+    @property
+    def poll_s(self) -> float:
+        return self.config.poll_s
+
+    # -- queue ---------------------------------------------------------------------------
+    def queue(self, fresh: bool = False) -> dict[str, tuple[str, str]]:
+        """The user's live jobs, looked up at most every ``poll_s`` seconds."""
+        if fresh or time.monotonic() - self._queue_time >= min(self.config.poll_s, 5.0):
+            self._queue = {job: value for job, value in squeue().items() if value[0] in LIVE_STATES}
+            self._queue_time = time.monotonic()
+        return self._queue
+
+    # -- submission ----------------------------------------------------------------------
+    def _parameters(self, devices: int) -> dict[str, Any]:
+        config = self.config
+        tasks = devices if config.tasks_per_node == "devices" else config.tasks_per_node
+        if tasks != devices:
+            raise ExecutorConfigError(
+                f"{config.source}: tasks_per_node={tasks} but the runs have "
+                f"trainer.devices={devices}; Lightning needs one SLURM task per device: set "
+                "tasks_per_node: devices (or equal to trainer.devices)"
+            )
+        gpus = devices if config.gpus_per_node == "devices" else config.gpus_per_node
+        setup = ["export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", *config.setup]
+        parameters: dict[str, Any] = {
+            "nodes": 1,
+            "ntasks_per_node": tasks,
+            "cpus_per_task": config.cpus_per_task,
+            "mem": f"{int(config.mem_gb * 1024)}MB",
+            "time": config.time_min,
+            "array_parallelism": config.array_parallelism,
+            "signal_delay_s": config.signal_delay_s,
+            "setup": setup,
+            "job_name": "mtlscene",
+        }
+        if gpus:
+            parameters["gpus_per_node"] = gpus
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(config, key):
+                parameters[key] = getattr(config, key)
+        if config.sbatch:
+            parameters["additional_parameters"] = dict(config.sbatch)
+        return parameters
+
+    def preflight(self, devices: int) -> None:
+        """Ask SLURM whether it would take these jobs (``sbatch --test-only``); submit nothing."""
+        if devices in self._checked:
+            return
+        parameters = self._parameters(devices)
+        command = [
+            "sbatch",
+            "--test-only",
+            "--nodes=1",
+            f"--ntasks-per-node={parameters['ntasks_per_node']}",
+            f"--cpus-per-task={parameters['cpus_per_task']}",
+            f"--mem={parameters['mem']}",
+            f"--time={parameters['time']}",
+        ]
+        if "gpus_per_node" in parameters:
+            command.append(f"--gpus-per-node={parameters['gpus_per_node']}")
+        for key in ("partition", "account", "qos", "constraint"):
+            if key in parameters:
+                command.append(f"--{key}={parameters[key]}")
+        for key, value in (parameters.get("additional_parameters") or {}).items():
+            command.append(f"--{key.replace('_', '-')}={value}")
+        command += ["--wrap", "true"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            message = (result.stderr or result.stdout).strip()
+            raise ExecutorConfigError(
+                f"SLURM refuses these jobs ({self.config.source}: partition, account, qos, "
+                f"constraint or resources): {message}. Nothing was submitted."
+            )
+        self._checked.add(devices)
+
+    def _executor(self, folder: Path, devices: int):
+        import submitit
+
+        executor = submitit.SlurmExecutor(
+            folder=folder / "%j", max_num_timeout=self.config.max_requeues_on_timeout
+        )
+        executor.update_parameters(**self._parameters(devices))
+        return executor
+
+    def _prepare(self, job: RunJob) -> tuple[SlurmRun, int]:
+        run = job.run
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
+        spec_path = write_spec(
+            run.run_dir,
+            job.experiment,
+            run.row.name,
+            run.seed,
+            job.args,
+            keep_checkpoints=job.keep_checkpoints,
+            **job.spec_extra,
+            executor="slurm",
+        )
+        # A requeue checkpoint of an earlier, failed attempt belongs to that attempt.
+        shutil.rmtree(run.run_dir / REQUEUE_DIR, ignore_errors=True)
+        return SlurmRun(str(spec_path), self.config.checkpoint_every_n_steps), run_devices(job.args)
+
+    @staticmethod
+    def _record(run: PlannedRun, submitted) -> dict[str, Any]:
+        record = {
+            "executor": "slurm",
+            "job_id": str(submitted.job_id),
+            "stdout": str(submitted.paths.stdout),
+            "stderr": str(submitted.paths.stderr),
+            "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (run.run_dir / JOB_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+        return record
+
+    def _submit(self, jobs: Sequence[RunJob]) -> list[SlurmJobHandle]:
+        """Submit ``jobs`` as one array per device count; the handles, in order."""
+        prepared = [(job, *self._prepare(job)) for job in jobs]
+        for devices in sorted({devices for _, _, devices in prepared}):
+            self.preflight(devices)
+        handles: dict[Path, SlurmJobHandle] = {}
+        for devices in sorted({devices for _, _, devices in prepared}):
+            group = [(job, call) for job, call, d in prepared if d == devices]
+            folder = group[0][0].run.run_dir.parents[2] / "slurm"
+            executor = self._executor(folder, devices)
+            try:
+                submitted = executor.submit_array([call for _, call in group])
+            except Exception as error:  # submitit wraps sbatch's refusal
+                raise ExecutorConfigError(f"sbatch refused the jobs: {error}") from None
+            for (job, _), one in zip(group, submitted, strict=True):
+                handles[job.run.run_dir] = SlurmJobHandle(self, job.run, self._record(job.run, one))
+        return [handles[job.run.run_dir] for job in jobs]
+
+    def start(self, job: RunJob) -> SlurmJobHandle:
+        """Submit one run now (a search's trial); poll the handle until it ends."""
+        return self._submit([job])[0]
+
+    def attach(self, run: PlannedRun) -> SlurmJobHandle | None:
+        """A handle on the run's job when it is still queued or running, else None."""
+        record = read_job(run.run_dir)
+        if record is None or record.get("job_id") not in self.queue(fresh=True):
+            return None
+        return SlurmJobHandle(self, run, record)
+
+    def run_all(
+        self, jobs: Sequence[RunJob], echo: Callable[[str], None]
+    ) -> tuple[list[PlannedRun], list[PlannedRun]]:
+        """Attach to the runs' live jobs, submit the others, then follow them; (done, failed)."""
+        attached = [h for h in (self.attach(job.run) for job in jobs) if h is not None]
+        attached_dirs = {h.run.run_dir for h in attached}
+        new = [job for job in jobs if job.run.run_dir not in attached_dirs]
+        handles = attached + (self._submit(new) if new else [])
+        if handles:
+            ids = sorted({h.job_id.split("_")[0] for h in handles})
+            echo(
+                f"slurm: {len(new)} run(s) submitted, {len(attached)} attached to queued or "
+                f"running jobs (job {', '.join(ids)}); logs in {handles[0].record['stdout']}"
+            )
+        if not self.wait:
+            echo("slurm: not waiting; the same command attaches again, `status` follows them")
+            return [], []
+        return self.follow(handles, echo)
+
+    def follow(
+        self, handles: Sequence[SlurmJobHandle], echo: Callable[[str], None]
+    ) -> tuple[list[PlannedRun], list[PlannedRun]]:
+        """Wait until every job has ended; (done, failed) with each failure's log tail."""
+        done: list[PlannedRun] = []
+        failed: list[PlannedRun] = []
+        pending = list(handles)
+        start = time.perf_counter()
+        try:
+            while pending:
+                self.queue(fresh=True)
+                for handle in [h for h in pending if h.poll()]:
+                    pending.remove(handle)
+                    error = handle.error()
+                    if error is None:
+                        done.append(handle.run)
+                        where = f"{handle.run.row.name} | seed {handle.run.seed}"
+                        echo(
+                            f"[{len(done) + len(failed)}/{len(handles)}] {where} finished "
+                            f"(job {handle.job_id}) | {duration(time.perf_counter() - start)}"
+                        )
+                    else:
+                        failed.append(handle.run)
+                        record_failure(
+                            handle.run,
+                            error,
+                            echo,
+                            log=handle.record["stderr"],
+                            job_id=handle.job_id,
+                        )
+                        echo(log_tail(handle.record["stderr"]))
+                if pending:
+                    time.sleep(self.config.poll_s)
+        except KeyboardInterrupt:
+            echo(
+                f"stopped following {len(pending)} SLURM job(s); they keep running: the same "
+                "command attaches to them again, `mtlscene-experiment cancel OUT` cancels them"
+            )
+            raise
+        return done, failed
