@@ -20,14 +20,16 @@ Conventions of the written files (see :mod:`mtlscene.data.nyuv2_layout`):
 * labels: the pixels on both sides of every class boundary are -1 (unlabelled, as in the
   hand annotation), and some clutter boxes are unlabelled altogether.
 
-One concept per module: ``camera`` (pinhole pose and rays), ``room`` (the layout sampler),
-``raycast`` (first hits), ``sensor`` (depth holes, unlabelled outlines), ``renderer``
-(materials, texture, light) and ``writer`` (files, completeness marker, lock).
+One concept per module: ``camera`` (pinhole pose and rays), ``room`` (what a scene is made
+of), ``furnish`` (the random layout), ``raycast`` (first hits), ``sensor`` (depth holes,
+unlabelled outlines), ``renderer`` (materials, texture, light) and ``writer`` (files,
+completeness marker, lock).
 """
 
 from mtlscene.data.synthetic_indoor.camera import IndoorCamera
+from mtlscene.data.synthetic_indoor.furnish import sample_room
 from mtlscene.data.synthetic_indoor.renderer import IndoorScene, generate_indoor_scene, render
-from mtlscene.data.synthetic_indoor.room import Box, Decal, Room, sample_room
+from mtlscene.data.synthetic_indoor.room import Box, Decal, Room
 from mtlscene.data.synthetic_indoor.writer import (
     DEFAULT_SPLITS,
     GENERATOR_VERSION,

@@ -8,6 +8,7 @@ import numpy as np
 
 from mtlscene.data.synthetic.texture import Noise
 from mtlscene.data.synthetic_indoor.camera import IndoorCamera
+from mtlscene.data.synthetic_indoor.furnish import sample_room
 from mtlscene.data.synthetic_indoor.raycast import FIRST_BOX, Hits, cast
 from mtlscene.data.synthetic_indoor.room import (
     CEILING,
@@ -16,7 +17,6 @@ from mtlscene.data.synthetic_indoor.room import (
     FLOOR_SURFACE,
     WALL,
     Room,
-    sample_room,
 )
 from mtlscene.data.synthetic_indoor.sensor import kinect_holes, unlabelled_boundaries
 

@@ -17,7 +17,7 @@ from mtlscene.data.nyuv2_layout import NYUV2_SHAPE, NYUV2_SPLITS, frame_path
 from mtlscene.data.synthetic_indoor.renderer import IndoorScene, generate_indoor_scene
 from mtlscene.filelock import exclusive_lock
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the generated content changes, so stale datasets are regenerated."""
 
 MARKER_NAME = "SYNTHETIC_NYUV2.json"
