@@ -93,6 +93,18 @@ def build_executor(args: argparse.Namespace, jobs: int, timeout: float | None):
         raise SystemExit(str(error)) from None
 
 
+EXAMPLES = """examples:
+  mtlscene-experiment list                                   # the shipped experiments
+  mtlscene-experiment run table1 --seeds 3                   # the paper's Table 1, 3 seeds
+  mtlscene-experiment run table1 --rows "3-task uncertainty" --override trainer.max_steps=200
+  mtlscene-experiment status runs/experiments/table1         # finished/running/failed runs
+  mtlscene-experiment summarize runs/experiments/table1      # rewrite table.md and figures
+  mtlscene-experiment run methods --jobs 2 --reuse runs/experiments/table1
+
+Each command has its own help, e.g. mtlscene-experiment run --help
+"""
+
+
 def _stop_on_sigterm() -> None:
     """SIGTERM ends the runner like Ctrl-C, so it stops its running children first."""
 
@@ -107,12 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mtlscene-experiment",
         description="Run a named experiment (rows of composed configs over seeds: a real fit "
         "then test per run) and write results.csv, table.md and figures.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the shipped experiments")
     run = commands.add_parser("run", help="run (or resume) an experiment")
     run.add_argument("experiment", help="a shipped name (see `list`) or an experiment YAML")
-    run.add_argument("--seeds", type=int, help="number of seeds (default: the experiment's)")
+    run.add_argument(
+        "--seeds", type=_positive_int, help="number of seeds, >= 1 (default: the experiment's)"
+    )
     run.add_argument("--out", help="output folder (default runs/experiments/<name>)")
     run.add_argument(
         "--config",

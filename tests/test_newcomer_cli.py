@@ -1,0 +1,23 @@
+"""A newcomer's command lines (issue 20): nothing silently accepted, help that shows how."""
+
+from __future__ import annotations
+
+import pytest
+
+from mtlscene.experiments.cli import main as experiment_main
+
+
+@pytest.mark.parametrize("seeds", ["0", "-1"])
+def test_experiment_with_no_seeds_is_refused_not_an_empty_success(seeds, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        experiment_main(["run", "table1", "--seeds", seeds])
+    assert exit_info.value.code == 2
+    assert f"--seeds: takes a whole number >= 1, got '{seeds}'" in capsys.readouterr().err
+
+
+def test_experiment_help_shows_example_commands(capsys):
+    with pytest.raises(SystemExit):
+        experiment_main(["--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert "mtlscene-experiment run table1 --seeds 3" in out
