@@ -259,3 +259,25 @@ def test_example_config_trains_on_a_folder(root, tmp_path):
     for key in ("train/loss/semantic", "train/loss/metric_depth", "train/loss/normal"):
         assert torch.isfinite(metrics[key]), key
     assert torch.isfinite(metrics["val/metric_depth/abs_err"])
+
+
+def test_a_task_without_its_target_folder_stops_at_setup(root, tmp_path):
+    from lightning.pytorch import Trainer
+
+    from mtlscene.models import DeepLabEncoder
+    from mtlscene.trainers import MultiTaskModule
+    from mtlscene.trainers.data_keys import DataKeyMismatchError
+
+    write_spec(root, targets={"semantic": "labels", "depth": "depth"})  # no normals
+    head = {"hidden_channels": 8, "num_layers": 1}
+    model = MultiTaskModule(
+        backbone=DeepLabEncoder("resnet18", output_stride=16, aspp_channels=8),
+        tasks={"semantic": {"num_classes": 3, **head}, "normal": head},
+    )
+    trainer = Trainer(
+        fast_dev_run=True, logger=False, enable_progress_bar=False, default_root_dir=tmp_path
+    )
+    with pytest.raises(DataKeyMismatchError) as caught:
+        trainer.fit(model, datamodule=FolderDataModule(str(root), batch_size=2))
+    message = str(caught.value)
+    assert "'normal'" in message and "FolderDataModule" in message and "normal_mask" in message

@@ -135,7 +135,7 @@ def read_spec(root: str | Path) -> FolderSpec:
         raise DatasetSpecError(f"{path} must be a YAML mapping of {list(_KEYS)}")
     _reject_unknown(path, raw, _KEYS, "key")
 
-    targets = _mapping(path, raw, "targets", required=True)
+    targets = _mapping(path, raw, "targets")
     _reject_unknown(path, targets, tuple(TARGET_KEYS), "target under `targets:`")
     if not targets:
         raise DatasetSpecError(
@@ -145,7 +145,7 @@ def read_spec(root: str | Path) -> FolderSpec:
         key: _existing(path, root, f"targets.{key}", v, True) for key, v in targets.items()
     }
 
-    splits = _mapping(path, raw, "splits", required=True)
+    splits = _mapping(path, raw, "splits")
     if not splits:
         raise DatasetSpecError(
             f"{path}: `splits:` is empty; name at least one, e.g. `train: train.txt`"
@@ -214,10 +214,8 @@ def _reject_unknown(path: Path, raw: Mapping, known: tuple[str, ...], what: str)
             )
 
 
-def _mapping(path: Path, raw: Mapping, key: str, required: bool) -> Mapping:
+def _mapping(path: Path, raw: Mapping, key: str) -> Mapping:
     value = raw.get(key)
-    if value is None and not required:
-        return {}
     if not isinstance(value, Mapping):
         example = "{semantic: labels, depth: depth}" if key == "targets" else "{train: train.txt}"
         raise DatasetSpecError(f"{path}: `{key}` must be a mapping such as `{key}: {example}`")
