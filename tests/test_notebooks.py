@@ -19,7 +19,10 @@ EXPECTED = {
     # notebook: (tasks in its uncertainty history, figures it must show at least)
     "01_quickstart.ipynb": ({"semantic", "instance", "depth"}, 2),
     "02_new_task.ipynb": ({"semantic", "instance", "depth", "boundary"}, 3),
+    "03_own_dataset.ipynb": ({"semantic", "metric_depth"}, 2),
 }
+# The data folder each notebook writes under MTLSCENE_NOTEBOOK_DIR.
+DATA_DIRS = {"03_own_dataset.ipynb": "own_dataset"}
 # Injected after the cell tagged "parameters" (papermill's convention) so that each notebook
 # runs in well under a minute here; the code path is the one a user runs. Set
 # MTLSCENE_TEST_NOTEBOOKS_AS_WRITTEN=1 to run them with their own (larger) settings.
@@ -109,5 +112,5 @@ def test_notebook_runs_and_shows_the_uncertainty_history(name, kernel_dirs):
         # Every sigma starts at 1; a learned one has moved by the last record.
         assert abs(sigmas[-1] - 1.0) > 1e-3, f"sigma of {task} never moved"
     # Data and logs went to MTLSCENE_NOTEBOOK_DIR, nothing into the working directory.
-    assert (output_dir / "synthetic_cityscapes").is_dir()
+    assert (output_dir / DATA_DIRS.get(name, "synthetic_cityscapes")).is_dir()
     assert not list(working_dir.iterdir())
