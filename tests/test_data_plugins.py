@@ -117,3 +117,38 @@ def test_data_class_path_on_the_command_line(capsys):
     assert data["class_path"] == "mtlscene.data.CityscapesDataModule"
     assert data["init_args"]["batch_size"] == 3
     assert data["init_args"]["size"] == [32, 64]  # the config's arguments are kept
+
+
+class FiveClassData(SemanticOnlyData):
+    num_classes = 5
+
+
+def test_a_class_count_mismatch_fails_at_setup_naming_the_fix(tmp_path):
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    model = _model({"semantic": {"hidden_channels": 8}})  # 19 CityScapes trainIds
+    with pytest.raises(
+        DataKeyMismatchError, match=r"predicts 19 classes.*labels 5.*num_classes: 5"
+    ):
+        trainer.fit(model, datamodule=FiveClassData())
+    assert trainer.global_step == 0
+    matching = _model({"semantic": {"hidden_channels": 8, "num_classes": 5}})
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(matching, datamodule=FiveClassData())
+    assert trainer.global_step == 1

@@ -24,6 +24,7 @@ def check_heads_against_data(heads: Mapping[str, TaskHead], datamodule: Any) -> 
     A data module without a ``batch_keys`` declaration is not checked here; the first batch
     still is (:meth:`TaskHead.check_batch`).
     """
+    check_class_counts(heads, datamodule)
     provided = provided_batch_keys(datamodule)
     if provided is None:
         return
@@ -44,3 +45,20 @@ def check_heads_against_data(heads: Mapping[str, TaskHead], datamodule: Any) -> 
         f"{list(provided)}). Remove the task from model.tasks (or model.active_tasks), or "
         "use a data module that serves those targets"
     )
+
+
+def check_class_counts(heads: Mapping[str, TaskHead], datamodule: Any) -> None:
+    """A data module that declares ``num_classes`` must match every head reading its class
+    labels: fewer logits than classes fail mid-step, more train classes never seen."""
+    classes = getattr(datamodule, "num_classes", None)
+    if not isinstance(classes, int):
+        return
+    for name, head in heads.items():
+        head_classes = getattr(head, "class_names", None)
+        if "semantic" in head.batch_keys and head_classes is not None:
+            if len(head_classes) != classes:
+                raise DataKeyMismatchError(
+                    f"task {name!r} ({type(head).__name__}) predicts {len(head_classes)} "
+                    f"classes, but the data module {type(datamodule).__name__} labels "
+                    f"{classes}; set model.tasks.{name}.num_classes: {classes}"
+                )
