@@ -190,13 +190,10 @@ def job_args(args: Sequence[str], run_dir: Path, every_n_steps: int) -> list[str
         "init_args": {"auto_requeue": False},
     }
     checkpoint = {
-        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "class_path": "mtlscene.callbacks.requeue_checkpoint.RequeueCheckpoint",
         "init_args": {
-            "dirpath": str(run_dir / REQUEUE_DIR),
-            "filename": Path(REQUEUE_CHECKPOINT).stem,
+            "path": str(run_dir / REQUEUE_DIR / REQUEUE_CHECKPOINT),
             "every_n_train_steps": every_n_steps,
-            "save_top_k": 1,
-            "enable_version_counter": False,
         },
     }
     return [
@@ -398,7 +395,8 @@ class SlurmExecutor:
             if key in parameters:
                 command.append(f"--{key}={parameters[key]}")
         for key, value in (parameters.get("additional_parameters") or {}).items():
-            command.append(f"--{key.replace('_', '-')}={value}")
+            flag = f"--{key.replace('_', '-')}"
+            command.append(flag if value is True else f"{flag}={value}")
         command += ["--wrap", "true"]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -1,0 +1,192 @@
+"""The slurm executor against a real one-node SLURM (``bash .ci/slurm.sh start``; CI starts
+it). Tiny runs: the tests' tiny config on tiny synthetic data, a few steps each."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mtlscene.experiments import load_experiment, run_experiment
+from mtlscene.experiments.cli import main as experiment_main
+from mtlscene.experiments.executors import make_executor
+from mtlscene.experiments.executors.slurm import JOB_FILE, squeue
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "conf" / "tiny.yaml"
+LOCALHOST = ROOT / "configs" / "executors" / "localhost.yaml"
+
+
+def _slurm_usable() -> bool:
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        return False
+    probe = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return probe.returncode == 0 and any(
+        state.strip("*") in ("idle", "mixed", "allocated") for state in probe.stdout.split()
+    )
+
+
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.skipif(
+        not _slurm_usable(),
+        reason="no running SLURM (sbatch/squeue/sinfo): start one with `bash .ci/slurm.sh start` "
+        "(root; CI's .ci/run does)",
+    ),
+]
+
+
+def _experiment(tmp_path: Path, rows: str, seeds: int = 1, name: str = "tiny") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nbase: [{TINY}]\nseeds: {seeds}\nrows:\n{rows}")
+    return path
+
+
+def _results_without_times(out: Path) -> list[dict[str, str]]:
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row.pop("wall_time_s")
+    return rows
+
+
+def _job_ids(out: Path) -> list[str]:
+    return sorted(json.loads(p.read_text())["job_id"] for p in out.rglob(JOB_FILE))
+
+
+class RunningCounter(threading.Thread):
+    """Polls squeue and remembers the most jobs of one array seen running at once."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.most = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            running = [job for job, (state, _) in squeue().items() if state == "RUNNING"]
+            self.most = max(self.most, len(running))
+            time.sleep(0.2)
+
+
+def test_array_runs_two_at_a_time_and_matches_the_local_executor(tmp_path):
+    rows = (
+        "  - {name: Uncertainty, weighting: uncertainty}\n"
+        '  - {name: "sem/depth 0.9/0.1", weights: {semantic: 0.9, depth: 0.1}}\n'
+    )
+    experiment = load_experiment(_experiment(tmp_path, rows, seeds=2))
+    counter = RunningCounter()
+    counter.start()
+    executor = make_executor("slurm", LOCALHOST)  # array_parallelism: 2
+    outcome = run_experiment(experiment, tmp_path / "slurm", executor=executor, echo=print)
+    counter.stop.set()
+    counter.join()
+    assert len(outcome["done"]) == 4 and not outcome["failed"]
+    assert counter.most == 2, f"at most {counter.most} of the 4 array jobs ran at once"
+    assert len({job.split("_")[0] for job in _job_ids(tmp_path / "slurm")}) == 1  # one array
+
+    run_experiment(experiment, tmp_path / "local", jobs=2, echo=print)
+    assert _results_without_times(tmp_path / "slurm") == _results_without_times(tmp_path / "local")
+
+
+def test_usr2_requeues_and_resumes_to_the_uninterrupted_result(tmp_path):
+    # 24 steps, validation at the end, a checkpoint every 2 steps (localhost.yaml).
+    overrides = (
+        '"--trainer.max_epochs=-1", "--trainer.max_steps=24", "--trainer.limit_train_batches=null",'
+        ' "--trainer.check_val_every_n_epoch=12", "--trainer.deterministic=true"'
+    )
+    rows = f"  - {{name: Uncertainty, weighting: uncertainty, overrides: [{overrides}]}}\n"
+    experiment = load_experiment(_experiment(tmp_path, rows))
+    out = tmp_path / "signalled"
+    run_experiment(experiment, out, executor=make_executor("slurm", LOCALHOST, wait=False))
+    run_dir = out / "runs" / "uncertainty" / "seed0"
+    job = json.loads((run_dir / JOB_FILE).read_text())
+    checkpoint = run_dir / "requeue" / "requeue.ckpt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.is_file(), "the job wrote no periodic checkpoint"
+    subprocess.run(["scancel", "--signal=USR2", job["job_id"]], check=True)
+    # SLURM holds a requeued job for two minutes; let it start again now.
+    while time.monotonic() < deadline:
+        state = squeue().get(job["job_id"], ("gone", ""))[0]
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"jobid={job['job_id']}", "StartTime=now"])
+            break
+        time.sleep(0.2)
+    executor = make_executor("slurm", LOCALHOST)
+    outcome = run_experiment(experiment, out, executor=executor, echo=print)
+    assert len(outcome["done"]) == 1, Path(job["stderr"]).read_text()[-3000:]
+    log = Path(job["stdout"]).read_text() + Path(job["stderr"]).read_text()
+    assert "resuming from" in log and "requeued" in log.lower(), log[-3000:]
+    assert json.loads((run_dir / JOB_FILE).read_text())["job_id"] == job["job_id"]
+
+    reference = tmp_path / "uninterrupted"
+    run_experiment(experiment, reference, executor=make_executor("slurm", LOCALHOST))
+    resumed = json.loads((run_dir / "result.json").read_text())
+    uninterrupted = json.loads((reference / "runs/uncertainty/seed0/result.json").read_text())
+    assert resumed["global_step"] == uninterrupted["global_step"] == 24
+    for stage in ("val", "test", "sigma"):
+        assert resumed[stage] == pytest.approx(uninterrupted[stage], rel=1e-5), stage
+
+
+def test_two_process_ddp_run_under_srun(tmp_path):
+    ddp = '"--trainer.devices=2", "--trainer.strategy=ddp"'
+    rows = f"  - {{name: DDP, weighting: uncertainty, overrides: [{ddp}]}}\n"
+    experiment = load_experiment(_experiment(tmp_path, rows))
+    out = tmp_path / "ddp"
+    outcome = run_experiment(experiment, out, executor=make_executor("slurm", LOCALHOST))
+    job = json.loads((out / "runs" / "ddp" / "seed0" / JOB_FILE).read_text())
+    assert len(outcome["done"]) == 1, Path(job["stderr"]).read_text()[-3000:]
+    logs = sorted(Path(job["stdout"]).parent.glob("*_log.err"))
+    assert len(logs) == 2  # one per SLURM task
+    text = "".join(log.read_text() for log in logs)
+    assert "MEMBER: 1/2" in text and "MEMBER: 2/2" in text
+    assert "gloo" in text
+
+
+def test_rerun_while_pending_attaches_then_status_and_cancel(tmp_path, capsys):
+    rows = "  - {name: Uncertainty, weighting: uncertainty}\n"
+    path = _experiment(tmp_path, rows, seeds=2)
+    out = tmp_path / "held"
+    argv = ["run", str(path), "--out", str(out), "--executor", "slurm"]
+    argv += ["--executor-config", str(LOCALHOST), "--slurm", "sbatch={hold: true}", "--no-wait"]
+    assert experiment_main(argv) == 0
+    first = _job_ids(out)
+    assert len(first) == 2
+    queued = len(squeue())
+    assert experiment_main(argv) == 0
+    assert "0 run(s) submitted, 2 attached" in capsys.readouterr().out
+    assert _job_ids(out) == first and len(squeue()) == queued
+
+    assert experiment_main(["status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert "2 pending" in status and first[0] in status
+    assert experiment_main(["cancel", str(out)]) == 0
+    assert "cancelled 2 job(s)" in capsys.readouterr().out
+    deadline = time.monotonic() + 30
+    while any(job in squeue() for job in first) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert experiment_main(["status", str(out)]) == 1
+    assert "2 failed" in capsys.readouterr().out  # cancelled: gone without a result
+
+
+def test_nonexistent_partition_shows_slurms_error_and_submits_nothing(tmp_path, capsys):
+    path = _experiment(tmp_path, "  - {name: Uncertainty, weighting: uncertainty}\n")
+    out = tmp_path / "nowhere"
+    queued = len(squeue())
+    with pytest.raises(SystemExit) as stop:
+        experiment_main(
+            ["run", str(path), "--out", str(out), "--executor", "slurm"]
+            + ["--executor-config", str(LOCALHOST), "--slurm", "partition=no_such_partition"]
+        )
+    message = str(stop.value)
+    assert "invalid partition" in message.lower() and "partition" in message
+    assert "Nothing was submitted" in message
+    assert not list(out.rglob(JOB_FILE)) and len(squeue()) == queued
