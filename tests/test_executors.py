@@ -154,3 +154,16 @@ def test_requeue_checkpoint_resumes_exactly_even_when_due_at_an_epoch_end(tmp_pa
     expected, actual = reference.model.state_dict(), resumed.model.state_dict()
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_shipped_search_experiments_load():
+    from mtlscene.experiments import load_experiment
+    from mtlscene.experiments.search import load_search
+
+    two = load_search(load_experiment("search_semantic_depth"))
+    assert two.tasks == ("semantic", "depth") and two.n_trials >= 24
+    assert two.objective == "delta_m" and two.sampler == "tpe"
+    three = load_search(load_experiment("search_three_tasks"))
+    assert three.tasks == ("semantic", "instance", "depth")
+    rows = {row.name for row in load_experiment("search_three_tasks").rows}
+    assert set(three.baselines) <= rows and "3-task uncertainty" in rows
