@@ -7,6 +7,7 @@ from mtlscene.callbacks.metrics_table import MetricsTable
 from mtlscene.callbacks.official_evaluation import OfficialEvaluation
 from mtlscene.callbacks.prediction_writer import PredictionWriter
 from mtlscene.callbacks.task_checkpoint import TaskCheckpoint
+from mtlscene.callbacks.uncertainty_figures import UncertaintyFigures
 from mtlscene.callbacks.uncertainty_tracker import UncertaintyTracker
 from mtlscene.callbacks.wandb_images import WandbValidationImages
 
@@ -18,6 +19,7 @@ __all__ = [
     "OfficialEvaluation",
     "PredictionWriter",
     "TaskCheckpoint",
+    "UncertaintyFigures",
     "UncertaintyTracker",
     "WandbValidationImages",
 ]

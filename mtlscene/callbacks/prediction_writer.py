@@ -18,6 +18,7 @@ from mtlscene.evaluation.cityscapes_panoptic import (
     write_panoptic_result,
 )
 from mtlscene.tasks.kinds import HeadKind
+from mtlscene.uncertainty_plots import colorize_with_colorbar
 from mtlscene.visualize import (
     colorize_disparity,
     colorize_panoptic,
@@ -40,6 +41,9 @@ class PredictionWriter(BasePredictionWriter):
     - ``pictures/{stem}_instances.png``: recovered instances overlaid on the image;
     - ``pictures/{stem}_panoptic.png``: panoptic map (class colours, instance shades, borders);
     - ``pictures/{stem}_depth.png``: disparity (or metric depth) as a colour map;
+    - ``pictures/{stem}_{task}_sigma.png``: per-pixel sigma of each ``aleatoric`` head, with
+      a colour bar (also in the panel), and ``uncertainty/{stem}_{task}_sigma.npy`` the raw
+      float32 HxW map (target units; logit-noise std for semantics);
     - ``pictures/{stem}_panel.png``: input and all outputs side by side;
     - ``cityscapes/semantic/{stem}_pred_labelIds.png``: pixel-level results (labelIds);
     - ``cityscapes/instance/{stem}_pred_instances.txt`` + masks: instance-level results;
@@ -183,6 +187,13 @@ class PredictionWriter(BasePredictionWriter):
                 pictures.append(("depth", f"depth [m], 0-{self.max_depth:g}", picture))
             else:
                 pictures.append(("depth", "disparity [px]", colorize_disparity(disparity)))
+        for task, sigma_maps in outputs.get("sigma", {}).items():
+            sigma = sigma_maps[index].float().cpu().numpy()
+            raw = self.output_dir / "uncertainty" / f"{stem}_{task}_sigma.npy"
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            np.save(raw, sigma.astype(np.float32))
+            self.num_written += 1
+            pictures.append((f"{task}_sigma", f"{task} sigma", colorize_with_colorbar(sigma)))
         if not self.pictures:
             return
         folder = self.output_dir / "pictures"

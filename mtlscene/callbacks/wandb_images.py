@@ -6,7 +6,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from mtlscene.tasks.aleatoric import aleatoric_key
 from mtlscene.tasks.kinds import HeadKind
+from mtlscene.uncertainty_plots import colorize_with_colorbar
 from mtlscene.visualize import colorize_disparity, to_uint8_image
 
 
@@ -14,7 +16,8 @@ class WandbValidationImages(Callback):
     """Each validation epoch, logs the first ``num_images`` images of the first batch.
 
     Semantic prediction and ground truth are attached as W&B masks with class names (so
-    they can be toggled in the UI); the predicted disparity is logged as a colour map.
+    they can be toggled in the UI); the predicted disparity is logged as a colour map, and
+    each ``aleatoric`` head's per-pixel sigma as a colour map with a colour bar.
     Does nothing without a ``WandbLogger``.
 
     Args:
@@ -66,6 +69,15 @@ class WandbValidationImages(Callback):
             if disparity_name in outputs:
                 disparity = outputs[disparity_name][index, 0].float().clamp_min(0).cpu().numpy()
                 depth.append(colorize_disparity(disparity))
+        # Per-pixel sigma of aleatoric heads (outputs are the raw network outputs).
+        sigma = {
+            name: [
+                colorize_with_colorbar(head.sigma(outputs[key][:count])[i].float().cpu().numpy())
+                for i in range(count)
+            ]
+            for name, head in pl_module.heads.items()
+            if getattr(head, "aleatoric", False) and (key := aleatoric_key(name)) in outputs
+        }
         for logger in loggers:
             kwargs = {"caption": captions}
             if masks:
@@ -74,4 +86,8 @@ class WandbValidationImages(Callback):
             if depth:
                 logger.log_image(
                     "val/predicted_disparity", depth, step=trainer.global_step, caption=captions
+                )
+            for name, pictures in sigma.items():
+                logger.log_image(
+                    f"val/{name}_sigma", pictures, step=trainer.global_step, caption=captions
                 )

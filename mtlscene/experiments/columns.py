@@ -26,6 +26,7 @@ class Column:
     task: str
     digits: int = 2
     in_delta: bool = True
+    target: float | None = None
 
     @classmethod
     def of(cls, task: str, metric: TableMetric, stage: str = "test") -> Column:
@@ -37,6 +38,7 @@ class Column:
             task=task,
             digits=metric.digits,
             in_delta=metric.in_delta,
+            target=metric.target,
         )
 
 

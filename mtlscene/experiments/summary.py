@@ -140,9 +140,12 @@ def write_table(
             if values:
                 cells[name][key] = mean_std(values)
     best = {}
+    targets = {c.key: c.target * c.scale for c in columns if c.target is not None}
     for key, (_, higher) in kinds.items():
         means = [cell[key][0] for cell in cells.values() if key in cell]
-        if means:
+        if means and key in targets:  # e.g. a coverage: closest to its nominal value
+            best[key] = min(means, key=lambda mean, key=key: abs(mean - targets[key]))
+        elif means:
             best[key] = max(means) if higher else min(means)
     order = [c.key for c in columns] + ["delta_m"] + [f"delta/{t}" for t in delta_tasks]
     order += ["delta_p"]
@@ -162,9 +165,10 @@ def write_table(
         row_cells.append(f"{len(runs)}/{seeds}")
         lines.append("| " + " | ".join(row_cells) + " |")
     metrics = ", ".join(c.title for c in columns if c.in_delta)
+    closest = " (closest to the nominal value for a coverage)" if targets else ""
     lines += [
         "",
-        f"Bold: best mean of each column. Δ against the single-task rows over {metrics}, "
+        f"Bold: best mean of each column{closest}. Δ against the single-task rows over {metrics}, "
         "each metric's relative change signed so that positive is worse. Δm % (Nash-MTL/"
         "FAMO): the mean over all these metrics, negative = better than training each task "
         "alone. Δ <task> % (mtan): the same per task. Δp % (LibMTL): metrics averaged "

@@ -251,7 +251,9 @@ class SemanticCalibration(Metric):
         if s is None:
             log_probs = torch.log_softmax(logits, dim=1)
         else:
-            log_probs = mc_log_probabilities(logits, s.detach(), self.samples)
+            # A fixed noise stream: evaluation is repeatable and leaves the global RNG alone.
+            generator = torch.Generator(device=logits.device).manual_seed(0)
+            log_probs = mc_log_probabilities(logits, s.detach(), self.samples, generator)
             self.sigma_sum += torch.exp(0.5 * s.float())[:, 0][target != self.ignore_index].sum()
         self._accumulate(log_probs, target)
 

@@ -19,6 +19,9 @@ additive constants dropped:
 have the nominal coverage :func:`nominal_coverage` gives (68.3 / 95.4 % gaussian,
 75.7 / 94.1 % laplace).
 
+The training loss of a regression head is the mean NLL minus :func:`nll_lower_bound` (so
+non-negative); the logged ``nll`` metric is the plain mean NLL.
+
 Everything here runs in float32 with autocast off: ``exp(-s)`` of a half-precision ``s``
 overflows long before the bound.
 """
@@ -90,6 +93,17 @@ def pixel_nll(residual: Tensor, s: Tensor, likelihood: PixelLikelihood) -> Tenso
         return torch.exp(-s) * residual.float().abs().sum(1) + components * s
 
 
+def nll_lower_bound(components: int, likelihood: PixelLikelihood) -> float:
+    """The least value of :func:`pixel_nll` with ``s >= -LOG_SCALE_BOUND``: ``-0.5 D bound``
+    (gaussian) or ``-D bound`` (laplace), reached at a zero residual.
+
+    Heads train on the NLL minus this bound, a non-negative loss like the L1 it replaces, so
+    weightings that take ratios or logarithms of losses (DWA, GLS, FAMO) stay defined; the
+    constant changes no gradient."""
+    factor = 0.5 if likelihood == PixelLikelihood.GAUSSIAN else 1.0
+    return -factor * components * LOG_SCALE_BOUND
+
+
 def optimal_log_scale(residual: Tensor, likelihood: PixelLikelihood) -> Tensor:
     """``s*`` minimising :func:`pixel_nll` for a fixed residual (BxDxHxW -> BxHxW)."""
     components = residual.shape[1]
@@ -121,7 +135,9 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def sample_noisy_logits(logits: Tensor, s: Tensor, samples: int) -> Tensor:
+def sample_noisy_logits(
+    logits: Tensor, s: Tensor, samples: int, generator: torch.Generator | None = None
+) -> Tensor:
     """T noisy copies ``logits + sigma * eps`` with ``sigma = exp(s / 2)``, eps ~ N(0, 1).
 
     One sigma per pixel, shared by every class (Kendall & Gal's per-pixel sigma): logits
@@ -129,14 +145,19 @@ def sample_noisy_logits(logits: Tensor, s: Tensor, samples: int) -> Tensor:
     """
     logits = logits.float()
     sigma = torch.exp(0.5 * s.float())
-    noise = torch.randn((samples, *logits.shape), device=logits.device, dtype=logits.dtype)
+    noise = torch.randn(
+        (samples, *logits.shape), device=logits.device, dtype=logits.dtype, generator=generator
+    )
     return logits.unsqueeze(0) + sigma.unsqueeze(0) * noise
 
 
-def mc_log_probabilities(logits: Tensor, s: Tensor, samples: int) -> Tensor:
+def mc_log_probabilities(
+    logits: Tensor, s: Tensor, samples: int, generator: torch.Generator | None = None
+) -> Tensor:
     """``log (1/T sum_t softmax(logits + sigma eps_t))``, BxCxHxW float32."""
     with torch.autocast(device_type=logits.device.type, enabled=False):
-        log_probs = nn.functional.log_softmax(sample_noisy_logits(logits, s, samples), dim=2)
+        noisy = sample_noisy_logits(logits, s, samples, generator)
+        log_probs = nn.functional.log_softmax(noisy, dim=2)
         return torch.logsumexp(log_probs, dim=0) - math.log(samples)
 
 

@@ -9,6 +9,14 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from mtlscene.tasks.aleatoric import (
+    PixelLikelihood,
+    bound_log_scale,
+    masked_mean,
+    nll_lower_bound,
+    nominal_coverage,
+    pixel_nll,
+)
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.table_metric import TableMetric
 
@@ -43,6 +51,14 @@ class TaskHead(nn.Module, ABC):
         hidden_channels: width of the decoder's 3x3 conv layers.
         num_layers: number of 3x3 conv layers before the 1x1 projection.
         likelihood: override of the task's default likelihood.
+        aleatoric: also predict a per-pixel log-scale ``s`` (one more output channel) and
+            train on the per-pixel negative log-likelihood (heteroscedastic uncertainty,
+            :mod:`mtlscene.tasks.aleatoric`); the task-level weighting stays on top.
+        aleatoric_likelihood: the per-pixel likelihood of a regression head's residual,
+            "laplace" or "gaussian"; None takes the head's ``default_pixel_likelihood``.
+        dropout: dropout probability before the decoder's final 1x1 projection while
+            training (0: none, the default); MC dropout at predict time
+            (:mod:`mtlscene.tasks.epistemic`) switches it on in eval mode.
     """
 
     default_likelihood: ClassVar[Likelihood]
@@ -60,6 +76,9 @@ class TaskHead(nn.Module, ABC):
     #: count in Δm. A head may set it per instance when its configuration changes the
     #: benchmark's protocol (e.g. the semantic head on NYUv2 also reports pixel accuracy).
     table_metrics: tuple[TableMetric, ...] = ()
+    #: Per-pixel likelihood of the residual when ``aleatoric`` (regression heads; the L1
+    #: heads read their loss as a Laplace likelihood, so ``s`` constant gives back L1).
+    default_pixel_likelihood: ClassVar[PixelLikelihood] = PixelLikelihood.LAPLACE
 
     def __init__(
         self,
@@ -67,17 +86,141 @@ class TaskHead(nn.Module, ABC):
         hidden_channels: int = 128,
         num_layers: int = 2,
         likelihood: str | Likelihood | None = None,
+        aleatoric: bool = False,
+        aleatoric_likelihood: str | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"{type(self).__name__} dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
+        # Set by MC dropout at predict time: dropout on in eval mode (BatchNorm stays frozen).
+        self.mc_dropout: float | None = None
         self.likelihood = Likelihood.parse(likelihood or self.default_likelihood)
-        self.decoder = ConvDecoder(in_channels, self.out_channels, hidden_channels, num_layers)
+        self.aleatoric = bool(aleatoric)
+        self.pixel_likelihood = PixelLikelihood.parse(
+            aleatoric_likelihood or self.default_pixel_likelihood,
+            f"{type(self).__name__} aleatoric_likelihood",
+        )
+        extra = 1 if self.aleatoric else 0  # one s per pixel, shared by every component
+        self.decoder = ConvDecoder(
+            in_channels, self.out_channels + extra, hidden_channels, num_layers
+        )
+        if self.aleatoric:
+            cls = type(self)
+            if (
+                cls.pixel_residuals is TaskHead.pixel_residuals
+                and cls.aleatoric_loss is TaskHead.aleatoric_loss
+            ):
+                raise ValueError(
+                    f"{type(self).__name__} does not support aleatoric: true; a regression head "
+                    "implements pixel_residuals (residual components and mask), any other head "
+                    "aleatoric_loss and make_aleatoric_metrics"
+                )
+            self.table_metrics = (*self.table_metrics, *self.aleatoric_table_metrics())
 
     def forward(self, features: Tensor, output_size: Sequence[int]) -> Tensor:
-        """Decode the shared features and upsample to the input image size."""
-        out = self.decoder(features)
+        """Decode the shared features and upsample to the input image size.
+
+        With ``aleatoric`` the last channel is the raw log-scale; :meth:`split_output` bounds it.
+        """
+        probability = self.mc_dropout if self.mc_dropout is not None else self.dropout
+        if probability > 0 and (self.training or self.mc_dropout is not None):
+            hidden = features
+            for layer in list(self.decoder)[:-1]:
+                hidden = layer(hidden)
+            hidden = nn.functional.dropout(hidden, probability, training=True)
+            out = self.decoder[-1](hidden)
+        else:
+            out = self.decoder(features)
         return nn.functional.interpolate(
             out, size=tuple(output_size), mode="bilinear", align_corners=False
         )
+
+    def split_output(self, raw: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(prediction channels, bounded s Bx1xHxW or None)`` of the raw forward output."""
+        if not self.aleatoric:
+            return raw, None
+        return raw[:, : self.out_channels], bound_log_scale(raw[:, self.out_channels :])
+
+    def compute_loss(
+        self, prediction: Tensor, batch: Mapping[str, Tensor], log_scale: Tensor | None = None
+    ) -> Tensor:
+        """The task's scalar loss: :meth:`loss`, or the per-pixel NLL when ``aleatoric``."""
+        if not self.aleatoric:
+            return self.loss(prediction, batch)
+        if log_scale is None:
+            raise ValueError(
+                f"{type(self).__name__} is aleatoric but no log-scale reached its loss; read the "
+                "network's outputs with split_output (MultiTaskNetwork does)"
+            )
+        return self.aleatoric_loss(prediction, log_scale, batch)
+
+    def pixel_residuals(
+        self, prediction: Tensor, batch: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """``(residual components BxDxHxW float32, valid mask BxHxW)``: what ``aleatoric``
+        regression scores. Regression heads implement it; without it ``aleatoric`` is refused."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support aleatoric: true (implement pixel_residuals, "
+            "or aleatoric_loss and make_aleatoric_metrics for a non-regression head)"
+        )
+
+    def aleatoric_loss(
+        self, prediction: Tensor, log_scale: Tensor, batch: Mapping[str, Tensor]
+    ) -> Tensor:
+        """Mean over valid pixels of the per-pixel NLL (:func:`.aleatoric.pixel_nll`)."""
+        residual, mask = self.pixel_residuals(prediction, batch)
+        nll = pixel_nll(residual, log_scale, self.pixel_likelihood)
+        # Shifted to be >= 0 (nll_lower_bound): loss-ratio and log-loss weightings need it.
+        offset = nll_lower_bound(residual.shape[1], self.pixel_likelihood)
+        return masked_mean(nll - offset, mask)
+
+    def make_aleatoric_metrics(self) -> Metric:
+        """NLL, AUSE and interval coverage of the per-pixel uncertainty (validate/test)."""
+        from mtlscene.metrics.aleatoric import AleatoricRegressionMetrics
+
+        return AleatoricRegressionMetrics(self.pixel_likelihood)
+
+    def update_aleatoric_metrics(
+        self, metric: Metric, prediction: Tensor, log_scale: Tensor, batch: Mapping[str, Tensor]
+    ) -> None:
+        """Feed one batch's residuals and log-scales into :meth:`make_aleatoric_metrics`."""
+        residual, mask = self.pixel_residuals(prediction.detach(), batch)
+        metric.update(residual, log_scale.detach(), mask)
+
+    def aleatoric_table_metrics(self) -> tuple[TableMetric, ...]:
+        """Columns an aleatoric head adds to an experiment's table (none counts in Δm)."""
+        one, two = (100 * nominal_coverage(k, self.pixel_likelihood) for k in (1, 2))
+        return (
+            TableMetric("nll", "NLL", higher_is_better=False, digits=3, in_delta=False),
+            TableMetric("ause", "AUSE", higher_is_better=False, digits=3, in_delta=False),
+            # Coverage is best close to nominal, neither high nor low: ``target`` says so.
+            TableMetric(
+                "coverage_1sigma",
+                f"±1σ % (nom. {one:.1f})",
+                True,
+                scale=100.0,
+                digits=1,
+                in_delta=False,
+                target=one / 100,
+            ),
+            TableMetric(
+                "coverage_2sigma",
+                f"±2σ % (nom. {two:.1f})",
+                True,
+                scale=100.0,
+                digits=1,
+                in_delta=False,
+                target=two / 100,
+            ),
+        )
+
+    def sigma(self, log_scale: Tensor) -> Tensor:
+        """Per-pixel standard deviation (BxHxW) of one prediction component, from ``s``."""
+        from mtlscene.tasks.aleatoric import sigma_from_log_scale
+
+        return sigma_from_log_scale(log_scale[:, 0], self.pixel_likelihood)
 
     def check_batch(self, batch: Mapping[str, Any], task_name: str) -> None:
         """Fail clearly when the data does not provide what this task's loss reads."""
@@ -135,4 +278,12 @@ def zero_like_loss(prediction: Tensor) -> Tensor:
     return prediction.sum() * 0.0
 
 
-__all__ = ["ConvDecoder", "Likelihood", "TableMetric", "TaskHead", "masked_l1", "zero_like_loss"]
+__all__ = [
+    "ConvDecoder",
+    "Likelihood",
+    "PixelLikelihood",
+    "TableMetric",
+    "TaskHead",
+    "masked_l1",
+    "zero_like_loss",
+]

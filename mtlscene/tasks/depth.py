@@ -37,6 +37,11 @@ class DepthHead(TaskHead):
         target = batch["disparity"].unsqueeze(1)
         return masked_l1(prediction.float(), target, batch["disparity_mask"])
 
+    def pixel_residuals(self, prediction: Tensor, batch: Mapping[str, Tensor]):
+        # Aleatoric: one residual per valid pixel, Laplace by default (the L1 loss's reading).
+        target = batch["disparity"].unsqueeze(1)
+        return prediction.float() - target.float(), batch["disparity_mask"].bool()
+
     def make_metrics(self) -> Metric:
         return DisparityMetrics()
 

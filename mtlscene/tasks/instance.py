@@ -21,6 +21,7 @@ class InstanceHead(TaskHead):
 
     The loss is the paper's ``mean over instance pixels of ||x_n - x_hat_n||_1`` in pixels
     at the working resolution. Gaussian likelihood as in the paper; ``laplace`` selectable.
+    With ``aleatoric: true`` one log-scale per pixel is shared by both components.
     """
 
     default_likelihood = Likelihood.GAUSSIAN
@@ -38,6 +39,12 @@ class InstanceHead(TaskHead):
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         return masked_l1(prediction.float(), batch["instance_offset"], batch["instance_mask"])
+
+    def pixel_residuals(self, prediction: Tensor, batch: Mapping[str, Tensor]):
+        # Aleatoric: one s per pixel shared by dy and dx (an isotropic 2-D residual, D = 2 in
+        # the NLL), so sigma is the spread of each component and the L1 norm stays the loss.
+        residual = prediction.float() - batch["instance_offset"].float()
+        return residual, batch["instance_mask"].bool()
 
     def make_metrics(self) -> Metric:
         return OffsetError()

@@ -56,6 +56,11 @@ class MetricDepthHead(TaskHead):
         target = batch["depth"].unsqueeze(1).float()
         return masked_l1(prediction.float(), target, batch["depth_mask"])
 
+    def pixel_residuals(self, prediction: Tensor, batch: Mapping[str, Tensor]):
+        # Aleatoric: one residual per valid pixel, Laplace by default (the L1 loss's reading).
+        target = batch["depth"].unsqueeze(1)
+        return prediction.float() - target.float(), batch["depth_mask"].bool()
+
     def make_metrics(self) -> Metric:
         return MetricDepthMetrics(average=self.metric_average)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
@@ -40,6 +41,10 @@ class SurfaceNormalHead(TaskHead):
     default is ``gaussian``, as for the other regression tasks; the published UW baselines on
     NYUv2 (mtan, nash-mtl, LibMTL) use this form for every task too.
 
+    Per pixel (``aleatoric: true``) the same reading gives ``exp(-s) (1 - cos) + s``, the
+    ``laplace`` form of :mod:`mtlscene.tasks.aleatoric` on ``r = 1 - cos`` (``s* = log r``);
+    sigma is then in units of ``1 - cos``.
+
     Args:
         metric_average: "pixel" (over all valid pixels of the split, exact under DDP) or
             "batch" (per-batch values averaged over batches, as the published code does; see
@@ -67,7 +72,16 @@ class SurfaceNormalHead(TaskHead):
         super().__init__(in_channels, **kwargs)
 
     def forward(self, features: Tensor, output_size: Sequence[int]) -> Tensor:
-        return unit_normals(super().forward(features, output_size))
+        out = super().forward(features, output_size)
+        if self.aleatoric:  # the log-scale channel is not part of the normal
+            return torch.cat([unit_normals(out[:, :3]), out[:, 3:].float()], dim=1)
+        return unit_normals(out)
+
+    def pixel_residuals(self, prediction: Tensor, batch: Mapping[str, Tensor]):
+        # Aleatoric: r = 1 - cos >= 0 with the laplace form exp(-s) r + s, which is the
+        # von Mises-Fisher NLL with concentration kappa = exp(-s) (class docstring).
+        cosine = (unit_normals(prediction) * batch["normal"].float()).sum(dim=1, keepdim=True)
+        return 1.0 - cosine, batch["normal_mask"].bool()
 
     def loss(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         cosine = (unit_normals(prediction) * batch["normal"].float()).sum(dim=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
@@ -11,6 +12,7 @@ from mtlscene.data.labels import IGNORE_INDEX
 from mtlscene.data.labels import class_names as cityscapes_class_names
 from mtlscene.data.nyuv2_layout import NYUV2_CLASS_NAMES
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
+from mtlscene.tasks.aleatoric import DEFAULT_SEMANTIC_SAMPLES, mc_cross_entropy
 from mtlscene.tasks.base import TaskHead
 from mtlscene.tasks.kinds import class_logits_kind
 from mtlscene.tasks.likelihood import Likelihood
@@ -85,6 +87,12 @@ class SemanticHead(TaskHead):
             ``class_names`` when those fix it.
         class_names: names of the classes, in target-index order (nyuv2 or custom only);
             they name the ``iou/<class>`` metrics.
+        aleatoric_samples: T, the Monte-Carlo samples of the noisy logits when
+            ``aleatoric: true`` (default 10). The head then predicts one more channel, a
+            per-pixel ``s = log sigma^2`` of Gaussian noise on every logit, and trains on
+            ``-log (1/T sum_t softmax(logits + sigma eps_t)[y])`` (Kendall & Gal 2017, Eq. 12);
+            the prediction stays the argmax of the logits, and validate/test report the NLL
+            and the expected calibration error of the Monte-Carlo mean probabilities.
         **kwargs: see :class:`TaskHead`.
     """
 
@@ -100,8 +108,14 @@ class SemanticHead(TaskHead):
         label_set: str | None = None,
         num_classes: int | None = None,
         class_names: list[str] | None = None,
+        aleatoric_samples: int = DEFAULT_SEMANTIC_SAMPLES,
         **kwargs,
     ) -> None:
+        if int(aleatoric_samples) < 1:
+            raise ValueError(
+                f"semantic head: aleatoric_samples must be >= 1, got {aleatoric_samples}"
+            )
+        self.aleatoric_samples = int(aleatoric_samples)
         self.label_set, self.class_names = resolve_classes(label_set, num_classes, class_names)
         self.output_kind = class_logits_kind(self.label_set)
         self.out_channels = len(self.class_names)
@@ -126,6 +140,31 @@ class SemanticHead(TaskHead):
         )
         labelled = (target != IGNORE_INDEX).sum().clamp(min=1)
         return total / labelled
+
+    def aleatoric_loss(self, prediction: Tensor, log_scale: Tensor, batch: Mapping[str, Tensor]):
+        return mc_cross_entropy(
+            prediction, log_scale, batch["semantic"], self.aleatoric_samples, IGNORE_INDEX
+        )
+
+    def make_aleatoric_metrics(self) -> Metric:
+        from mtlscene.metrics.aleatoric import SemanticCalibration
+
+        return SemanticCalibration(IGNORE_INDEX, samples=self.aleatoric_samples)
+
+    def update_aleatoric_metrics(
+        self, metric: Metric, prediction: Tensor, log_scale: Tensor, batch: Mapping[str, Tensor]
+    ) -> None:
+        metric.update(prediction.detach(), log_scale.detach(), batch["semantic"])
+
+    def aleatoric_table_metrics(self) -> tuple[TableMetric, ...]:
+        return (
+            TableMetric("nll", "NLL", higher_is_better=False, digits=3, in_delta=False),
+            TableMetric("ece", "ECE %", higher_is_better=False, scale=100.0, in_delta=False),
+        )
+
+    def sigma(self, log_scale: Tensor) -> Tensor:
+        """Per-pixel standard deviation of the logit noise, ``exp(s / 2)`` (BxHxW)."""
+        return torch.exp(0.5 * log_scale[:, 0].float())
 
     def make_metrics(self) -> Metric:
         return SemanticSegmentationMetrics(len(self.class_names), IGNORE_INDEX, self.class_names)

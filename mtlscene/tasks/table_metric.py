@@ -19,6 +19,9 @@ class TableMetric:
         digits: decimals printed.
         in_delta: whether the metric counts in Δm (CityScapes' Table 1 counts one metric
             per task; NYUv2's protocol counts all nine).
+        target: a value the metric should be close to rather than high or low (e.g. the
+            nominal coverage of an interval, 0.683); the table's bold then marks the mean
+            closest to it. None: ``higher_is_better`` decides.
     """
 
     key: str
@@ -27,6 +30,7 @@ class TableMetric:
     scale: float = 1.0
     digits: int = 2
     in_delta: bool = True
+    target: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, as stored in an experiment run's ``result.json``."""

@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from mtlscene.callbacks.exact_resume import ExactResume
+from mtlscene.callbacks.uncertainty_figures import UncertaintyFigures
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.metrics.panoptic_quality import CityscapesPanopticQuality
 from mtlscene.models.encoder import DeepLabEncoder
@@ -20,6 +21,8 @@ from mtlscene.postprocess.base import bind_or_disable
 from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.postprocess.panoptic import PanopticFusion
 from mtlscene.tasks import TableMetric, TaskHead, get_task, import_task_modules
+from mtlscene.tasks.aleatoric import aleatoric_key
+from mtlscene.tasks.epistemic import mc_dropout_passes, summarize_passes
 from mtlscene.trainers.checkpoint import record_parts
 from mtlscene.trainers.data_keys import check_heads_against_data
 from mtlscene.trainers.finite_check import NonFiniteLossMonitor
@@ -188,11 +191,26 @@ class MultiTaskModule(LightningModule):
         if message:
             rank_zero_info(message)
 
+    @property
+    def aleatoric_tasks(self) -> list[str]:
+        """Tasks whose head predicts a per-pixel uncertainty (``aleatoric: true``)."""
+        return [name for name, head in self.heads.items() if head.aleatoric]
+
     def configure_metrics(self) -> None:
         """One metric per task and evaluation stage (states sum across DDP processes)."""
         self.stage_metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict({n: h.make_metrics() for n, h in self.heads.items()})
+                for stage in ("val", "test")
+            }
+        )
+        # Calibration of the per-pixel uncertainty, logged beside the task's own metrics
+        # (``{stage}/<task>/nll``...). Metric states are not saved in checkpoints.
+        self.aleatoric_metrics = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict(
+                    {n: self.heads[n].make_aleatoric_metrics() for n in self.aleatoric_tasks}
+                )
                 for stage in ("val", "test")
             }
         )
@@ -219,7 +237,7 @@ class MultiTaskModule(LightningModule):
         losses = {}
         for name, head in self.heads.items():
             head.check_batch(batch, name)
-            losses[name] = head.loss(outputs[name], batch)
+            losses[name] = head.compute_loss(outputs[name], batch, outputs.get(aleatoric_key(name)))
         return losses
 
     def _check_finite(self, losses: Mapping[str, Tensor], stage: str) -> None:
@@ -258,7 +276,10 @@ class MultiTaskModule(LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         # Exact mid-epoch resume (RNG states, the loader's position) lives in a callback.
-        return [ExactResume()]
+        callbacks: list[Callback] = [ExactResume()]
+        if self.aleatoric_tasks:  # reliability and sparsification figures beside the run
+            callbacks.append(UncertaintyFigures())
+        return callbacks
 
     def setup(self, stage: str) -> None:
         # After the data module's setup, before the first step: a task whose targets the
@@ -291,6 +312,10 @@ class MultiTaskModule(LightningModule):
         )
         for name, head in self.heads.items():
             head.update_metrics(self.stage_metrics[stage][name], outputs[name], batch)
+        for name, metric in self.aleatoric_metrics[stage].items():
+            self.heads[name].update_aleatoric_metrics(
+                metric, outputs[name], outputs[aleatoric_key(name)], batch
+            )
         if self.instance_ap or self.panoptic_quality:
             instances = self.cluster_instances(outputs)
             metrics = self.stage_metrics[stage]
@@ -310,7 +335,8 @@ class MultiTaskModule(LightningModule):
         return self._evaluation_step("test", batch)
 
     def _log_metrics(self, stage: str) -> None:
-        for name, metric in self.stage_metrics[stage].items():
+        metrics = [*self.stage_metrics[stage].items(), *self.aleatoric_metrics[stage].items()]
+        for name, metric in metrics:
             values = metric.compute()
             if not isinstance(values, Mapping):  # a plain metric such as MeanMetric
                 values = {"value": values}
@@ -334,6 +360,9 @@ class MultiTaskModule(LightningModule):
         """
         outputs = self(batch["image"])
         prediction = {name: head.postprocess(outputs[name]) for name, head in self.heads.items()}
+        sigma = self.uncertainty_maps(outputs)
+        if sigma:
+            prediction["sigma"] = sigma
         if self.clustering is not None:
             prediction["instances"] = self.cluster_instances(outputs)
             if self.panoptic is not None:
@@ -341,6 +370,55 @@ class MultiTaskModule(LightningModule):
                     outputs, prediction["instances"]
                 )
         return {"batch": batch, "prediction": prediction}
+
+    def uncertainty_maps(self, outputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Task -> per-pixel sigma (BxHxW) of every aleatoric head, from raw outputs."""
+        return {
+            name: self.heads[name].sigma(outputs[aleatoric_key(name)])
+            for name in self.aleatoric_tasks
+        }
+
+    @torch.no_grad()
+    def predict_with_uncertainty(
+        self, images: Tensor, mc_dropout: int = 0, dropout: float = 0.1
+    ) -> dict[str, dict[str, Tensor]]:
+        """Prediction and per-pixel uncertainty of every task, for use from Python.
+
+        ``model = MultiTaskModule.load_from_checkpoint(path); model.predict_with_uncertainty(x)``
+        with images Bx3xHxW in [0, 1]. The model is put in eval mode.
+
+        Args:
+            images: the batch.
+            mc_dropout: N > 0 also runs N passes with dropout (probability ``dropout``) before
+                each decoder's final projection, only those dropout layers active (BatchNorm
+                stays in eval), for the epistemic part.
+            dropout: the MC-dropout probability.
+
+        Returns:
+            task -> ``{"prediction": ...}`` (the task's postprocessed prediction, as
+            ``predict`` gives it) plus, for aleatoric heads, ``"sigma"`` (BxHxW std of one
+            component: target units for regressions, logit-noise std for semantics) and
+            ``"log_scale"`` (the bounded s). With ``mc_dropout``: ``"epistemic_variance"``
+            (regressions: variance of the N means, summed over components) or
+            ``"mutual_information"`` (semantics, nats), and for regressions
+            ``"total_variance"`` = aleatoric variance (sigma^2 per component, summed) +
+            epistemic.
+        """
+        self.eval()
+        images = images.to(self.device)
+        outputs = self(images)
+        result: dict[str, dict[str, Tensor]] = {}
+        for name, head in self.heads.items():
+            entry = {"prediction": head.postprocess(outputs[name])}
+            if head.aleatoric:
+                entry["sigma"] = head.sigma(outputs[aleatoric_key(name)])
+                entry["log_scale"] = outputs[aleatoric_key(name)][:, 0]
+            result[name] = entry
+        if mc_dropout > 0:
+            passes = mc_dropout_passes(self.network, images, mc_dropout, dropout)
+            for name, head in self.heads.items():
+                result[name].update(summarize_passes(head, name, passes))
+        return result
 
     def configure_optimizers(self):
         groups: list[dict[str, Any]] = [
