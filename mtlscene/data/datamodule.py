@@ -47,6 +47,10 @@ class CityscapesDataModule(LightningDataModule):
         synthetic_seed: seed of the synthetic data.
         synthetic_resolution: (height, width) the synthetic files are written at; None means
             ``size``.
+        synthetic_disparity_noise: add stereo-like disparity noise of known per-pixel std to
+            the synthetic data and write the std under ``disparity_std/``: the keyword
+            arguments of :class:`~mtlscene.data.synthetic.DisparityNoise` (``{}`` for its
+            defaults); None (default): exact disparity. Use its own ``root``.
         seed: seed of the training order and augmentations (per epoch and image, so runs
             and mid-epoch resumes are reproducible).
         pin_memory: load batches into page-locked memory, so that host-to-GPU copies are
@@ -85,6 +89,7 @@ class CityscapesDataModule(LightningDataModule):
         synthetic_images: Mapping[str, int] | None = None,
         synthetic_seed: int = 0,
         synthetic_resolution: Sequence[int] | None = None,
+        synthetic_disparity_noise: Mapping[str, float] | None = None,
         seed: int = 0,
         pin_memory: bool = False,
     ) -> None:
@@ -104,6 +109,7 @@ class CityscapesDataModule(LightningDataModule):
         self.synthetic_images = dict(synthetic_images or {"train": 200, "val": 40, "test": 40})
         self.synthetic_seed = synthetic_seed
         self.synthetic_resolution = tuple(synthetic_resolution or self.size)
+        self.synthetic_disparity_noise = synthetic_disparity_noise
         self.seed = seed
         self.pin_memory = pin_memory
         self.augmentation = JointAugmentation(self.crop_size, scale_range, hflip_prob, color_jitter)
@@ -127,8 +133,21 @@ class CityscapesDataModule(LightningDataModule):
             from mtlscene.data import synthetic
 
             height, width = self.synthetic_resolution
+            noise = self.synthetic_disparity_noise
+            try:
+                noise = None if noise is None else synthetic.DisparityNoise(**dict(noise))
+            except TypeError as error:
+                raise ValueError(
+                    f"data.synthetic_disparity_noise: {error}; its keys are the arguments of "
+                    "mtlscene.data.synthetic.DisparityNoise"
+                ) from None
             synthetic.ensure_dataset(
-                self.root, self.synthetic_images, height, width, self.synthetic_seed
+                self.root,
+                self.synthetic_images,
+                height,
+                width,
+                self.synthetic_seed,
+                disparity_noise=noise,
             )
         if self.cache:
             for split in self._splits_of(self._trainer_stage()):

@@ -22,7 +22,9 @@ Files (``{city}_{seq:06d}_000019_*``, frame 19 like CityScapes' annotated frames
 ``labelId * 1000 + k`` for individual objects, the plain labelId for stuff and for groups of
 persons), ``_color`` (RGBA, official palette), ``disparity`` (16-bit, ``p = d * 256 + 1``,
 0 invalid) and ``camera`` JSON whose intrinsics are the CityScapes ones scaled to the
-generated resolution, so disparities are in pixels of that resolution.
+generated resolution, so disparities are in pixels of that resolution. Optionally
+(``disparity_noise``) the disparity carries stereo-like noise of known per-pixel std, written
+to ``disparity_std/`` (:mod:`mtlscene.data.synthetic.disparity_noise`).
 
 One concept per module: ``camera`` (the stereo rig), ``texture`` (palettes and noise),
 ``painters`` (object shapes), ``layout`` (street, planes and objects of a scene),
@@ -32,6 +34,7 @@ beside its decoding.
 """
 
 from mtlscene.data.encoding import encode_disparity
+from mtlscene.data.synthetic.disparity_noise import DisparityNoise
 from mtlscene.data.synthetic.renderer import SyntheticScene, generate_scene
 from mtlscene.data.synthetic.writer import (
     DATA_TYPES,
@@ -48,6 +51,7 @@ from mtlscene.data.synthetic.writer import (
 __all__ = [
     "DATA_TYPES",
     "DEFAULT_SPLITS",
+    "DisparityNoise",
     "GENERATOR_VERSION",
     "MARKER_NAME",
     "SyntheticScene",

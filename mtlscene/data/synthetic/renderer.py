@@ -35,6 +35,8 @@ class SyntheticScene:
         disparity: float32 HxW in pixels of this resolution, 0 where invalid.
         disparity_valid: bool HxW, False on sky and the ego vehicle.
         camera: the camera JSON content (CityScapes structure, intrinsics at this resolution).
+        disparity_std: float32 HxW per-pixel std of the noise added to ``disparity`` (only
+            with the writer's ``disparity_noise`` option; see ``disparity_noise``), else None.
     """
 
     image: np.ndarray
@@ -43,6 +45,7 @@ class SyntheticScene:
     disparity: np.ndarray
     disparity_valid: np.ndarray
     camera: dict
+    disparity_std: np.ndarray | None = None
 
 
 class Renderer:

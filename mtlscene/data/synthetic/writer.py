@@ -16,6 +16,12 @@ from tqdm.auto import tqdm
 
 from mtlscene.data.encoding import encode_disparity
 from mtlscene.data.labels import label_id_palette
+from mtlscene.data.synthetic.disparity_noise import (
+    STD_FOLDER,
+    STD_SUFFIX,
+    DisparityNoise,
+    add_disparity_noise,
+)
 from mtlscene.data.synthetic.renderer import SyntheticScene, generate_scene
 from mtlscene.filelock import exclusive_lock
 
@@ -24,7 +30,7 @@ GENERATOR_VERSION = 1
 
 MARKER_NAME = "SYNTHETIC.json"
 DEFAULT_SPLITS: Mapping[str, int] = MappingProxyType({"train": 64, "val": 16, "test": 16})
-DATA_TYPES = ("leftImg8bit", "gtFine", "disparity", "camera")
+DATA_TYPES = ("leftImg8bit", "gtFine", "disparity", "camera", STD_FOLDER)
 FRAME = 19
 
 
@@ -64,8 +70,14 @@ def _scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(split.encode()), index]))
 
 
-def _marker(splits: Mapping[str, int], height: int, width: int, seed: int) -> dict:
-    return {
+def _marker(
+    splits: Mapping[str, int],
+    height: int,
+    width: int,
+    seed: int,
+    disparity_noise: DisparityNoise | None = None,
+) -> dict:
+    marker = {
         "generator": "mtlscene.data.synthetic",
         "version": GENERATOR_VERSION,
         "seed": int(seed),
@@ -73,6 +85,9 @@ def _marker(splits: Mapping[str, int], height: int, width: int, seed: int) -> di
         "height": int(height),
         "width": int(width),
     }
+    if disparity_noise is not None:  # absent otherwise: clean datasets keep their marker
+        marker["disparity_noise"] = disparity_noise.as_dict()
+    return marker
 
 
 def _write_json(path: Path, content: dict) -> None:
@@ -96,6 +111,11 @@ def write_scene(root: Path, split: str, city: str, stem: str, scene: SyntheticSc
         root / "disparity" / split / city / f"{stem}_disparity.png",
         encode_disparity(scene.disparity, scene.disparity_valid),
     )
+    if scene.disparity_std is not None:
+        save_png(
+            root / STD_FOLDER / split / city / f"{stem}{STD_SUFFIX}",
+            encode_disparity(scene.disparity_std, scene.disparity_valid),
+        )
     camera = root / "camera" / split / city / f"{stem}_camera.json"
     camera.parent.mkdir(parents=True, exist_ok=True)
     camera.write_text(json.dumps(scene.camera, indent=4, sort_keys=True) + "\n")
@@ -123,6 +143,7 @@ def generate_dataset(
     width: int = 256,
     seed: int = 0,
     progress: bool = True,
+    disparity_noise: DisparityNoise | None = None,
 ) -> Path:
     """Generate a synthetic CityScapes-format dataset under ``root``.
 
@@ -139,6 +160,9 @@ def generate_dataset(
         width: image columns.
         seed: non-negative base seed.
         progress: show a tqdm progress bar.
+        disparity_noise: add stereo-like noise of known per-pixel std to the disparity and
+            write that std under ``disparity_std/`` (see
+            :mod:`mtlscene.data.synthetic.disparity_noise`); None (default): exact disparity.
 
     Returns:
         ``root`` as a Path.
@@ -150,13 +174,25 @@ def generate_dataset(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     _prepare_root(root)
-    marker = _marker(splits, height, width, seed)
+    marker = _marker(splits, height, width, seed, disparity_noise)
     _write_json(root / MARKER_NAME, {**marker, "complete": False})
     total = sum(int(n) for n in splits.values())
     with tqdm(total=total, desc="synthetic CityScapes", unit="img", disable=not progress) as bar:
         for split, count in splits.items():
             for index, (city, stem) in enumerate(_frame_names(split, int(count))):
-                scene = generate_scene(_scene_rng(seed, split, index), height, width)
+                rng = _scene_rng(seed, split, index)
+                scene = generate_scene(rng, height, width)
+                if disparity_noise is not None:  # drawn after the scene: same images, labels
+                    camera = scene.camera
+                    focal_baseline = camera["intrinsic"]["fx"] * camera["extrinsic"]["baseline"]
+                    scene.disparity, scene.disparity_std = add_disparity_noise(
+                        rng,
+                        scene.image,
+                        scene.disparity,
+                        scene.disparity_valid,
+                        focal_baseline,
+                        disparity_noise,
+                    )
                 write_scene(root, split, city, stem, scene)
                 bar.update(1)
     _write_json(root / MARKER_NAME, {**marker, "complete": True})
@@ -169,13 +205,14 @@ def is_complete(
     height: int = 128,
     width: int = 256,
     seed: int = 0,
+    disparity_noise: DisparityNoise | None = None,
 ) -> bool:
     """True when ``root`` holds a finished synthetic dataset made with these parameters."""
     try:
         found = json.loads((Path(root) / MARKER_NAME).read_text())
     except (OSError, ValueError):
         return False
-    expected = {**_marker(splits, height, width, seed), "complete": True}
+    expected = {**_marker(splits, height, width, seed, disparity_noise), "complete": True}
     return found == expected
 
 
@@ -186,6 +223,7 @@ def ensure_dataset(
     width: int = 256,
     seed: int = 0,
     progress: bool = True,
+    disparity_noise: DisparityNoise | None = None,
 ) -> Path:
     """Generate the dataset unless ``root`` already holds it, safely across processes.
 
@@ -195,6 +233,6 @@ def ensure_dataset(
     """
     root = Path(root)
     with exclusive_lock(root.parent / f".{root.name}.lock"):
-        if not is_complete(root, splits, height, width, seed):
-            generate_dataset(root, splits, height, width, seed, progress)
+        if not is_complete(root, splits, height, width, seed, disparity_noise):
+            generate_dataset(root, splits, height, width, seed, progress, disparity_noise)
     return root
