@@ -15,12 +15,32 @@ import yaml  # noqa: E402
 from jsonargparse import Namespace  # noqa: E402
 from lightning.pytorch import LightningDataModule  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback  # noqa: E402
+from lightning.pytorch.callbacks import ModelSummary as LightningModelSummary  # noqa: E402
+from lightning.pytorch.cli import (  # noqa: E402
+    LightningArgumentParser,
+    LightningCLI,
+    SaveConfigCallback,
+)
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
+from mtlscene.callbacks.model_summary import ModelSummary  # noqa: E402
+from mtlscene.checkpoint_config import load_checkpoint, reconcile  # noqa: E402
+from mtlscene.cli_errors import short_parser_message  # noqa: E402
+from mtlscene.config_check import ConfigKeys, check_config_files  # noqa: E402
+from mtlscene.errors import (  # noqa: E402
+    USER_ERRORS,
+    CheckpointError,
+    ConfigError,
+    debug_requested,
+    plain_message,
+    report,
+)
 from mtlscene.outputs import evaluation_logger_args, output_summary  # noqa: E402
+from mtlscene.quiet import silence_known_noise  # noqa: E402
 from mtlscene.trainers.checkpoint import check_class_paths  # noqa: E402
-from mtlscene.trainers.multitask import MultiTaskModule  # noqa: E402
+from mtlscene.trainers.multitask import DEFAULT_TASKS, MultiTaskModule  # noqa: E402
+
+silence_known_noise()
 
 DESCRIPTION = (
     "Multi-task scene understanding (semantic segmentation, instance centroid vectors, "
@@ -41,6 +61,8 @@ SUBCOMMANDS = {
 # The data module a config without ``data.class_path`` gets: configs written before data
 # modules became plugins keep working unchanged.
 DEFAULT_DATA_MODULE = "mtlscene.data.CityscapesDataModule"
+# No prefix matching: ``--trainer.max_epoch`` must not silently mean ``max_epochs``.
+PARSER_KWARGS = {"allow_abbrev": False}
 # Logger classes whose (save_dir, name, version) decide their directory.
 _DIRECTORY_LOGGERS = (
     "lightning.pytorch.loggers.CSVLogger",
@@ -99,6 +121,46 @@ class SaveConfigToLoggers(SaveConfigCallback):
             logger.log_hyperparams(config)
 
 
+class MTLSceneArgumentParser(LightningArgumentParser):
+    """Lightning's parser whose usage errors are one short message: the option, what is
+    wrong, the closest valid option ("did you mean"), and where the help is; no usage block
+    of 1,400 options (``MTLSCENE_DEBUG=1`` raises instead, with the traceback)."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error or debug_requested():
+            return super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        options = [s for action in parser._actions for s in action.option_strings]
+        sys.stderr.write(
+            f"{prog}: error: {short_parser_message(message, options)}\n"
+            f"`{prog} --help` lists every option.\n"
+        )
+        self.exit(2)
+
+
+def _named_data_class(args: list[str]) -> str:
+    """The data class a command line names before its configs (``--data=X``), else the
+    default: plain ``data:`` arguments in the configs belong to it."""
+    for index, arg in enumerate(args):
+        value = arg.partition("=")[2] if arg.startswith("--data=") else None
+        if arg == "--data" and index + 1 < len(args):
+            value = args[index + 1]
+        if value and not value.endswith((".yaml", ".yml", ".json")) and "{" not in value:
+            return value
+    return DEFAULT_DATA_MODULE
+
+
+def _subcommand_options(parser) -> list[str]:
+    """Option names (without dashes) a subcommand's parser accepts."""
+    return [
+        string.lstrip("-")
+        for action in parser._actions
+        for string in action.option_strings
+        if string.startswith("--")
+    ]
+
+
 class MTLSceneCLI(LightningCLI):
     """LightningCLI whose subcommands read checkpoints with ``weights_only=True`` by default
     (tensors and plain data only; pass ``--weights_only false`` for trusted legacy files), and
@@ -109,10 +171,15 @@ class MTLSceneCLI(LightningCLI):
         """Parse, giving the CityScapes data module to command lines that name none."""
         if isinstance(args, dict | Namespace):
             return super().parse_arguments(parser, args)
-        listed = list(sys.argv[1:] if args is None else args)
+        listed = with_default_data_module(list(sys.argv[1:] if args is None else args))
+        subparser = getattr(self, "_subcommand_parsers", {}).get(listed[0] if listed else "")
+        if subparser is not None:
+            # Every unknown key of a config file at once, with the file named.
+            keys = ConfigKeys(_subcommand_options(subparser), _named_data_class(listed))
+            check_config_files(listed[1:], keys, f"mtlscene {listed[0]}")
         # Parsed directly: Lightning warns when both sys.argv and args are given, and here
         # args is sys.argv's own list with one addition.
-        self.config = parser.parse_args(with_default_data_module(listed))
+        self.config = parser.parse_args(listed)
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
@@ -142,13 +209,52 @@ class MTLSceneCLI(LightningCLI):
         return str(path) if path and Path(path).is_file() else None
 
     def _parse_ckpt_path(self) -> None:
-        # Lightning parses the checkpoint's hyperparameters into the config, importing the
-        # class paths they name: refuse code that is neither trusted nor already imported.
+        """Merge the checkpoint's model into the config, as Lightning does, but stop where
+        the config describes a different network (see :mod:`mtlscene.checkpoint_config`)."""
+        subcommand = self.config.get("subcommand")
+        given = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if given and not Path(given).is_file():
+            raise CheckpointError(
+                f"--ckpt_path {given}: no such file; pass a .ckpt that `mtlscene fit` wrote"
+            )
         path = self._ckpt_path()
-        if path is not None:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            check_class_paths(checkpoint.get("hyper_parameters", {}), f"checkpoint {path}")
-        super()._parse_ckpt_path()
+        if path is None:
+            return
+        checkpoint = load_checkpoint(path)
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        hparams.pop("_instantiator", None)
+        # Merging imports the class paths the checkpoint names: refuse code that is neither
+        # trusted nor already imported.
+        try:
+            check_class_paths(hparams, f"checkpoint {path}")
+        except ValueError as error:
+            raise CheckpointError(str(error)) from None
+        if not hparams:
+            return
+        defaults = self._subcommand_parsers[subcommand].get_defaults()
+        hparams = reconcile(
+            path, hparams, self.config[subcommand]["model"], defaults["model"], DEFAULT_TASKS
+        )
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+
+    def instantiate_classes(self) -> None:
+        """Build the parts; a constructor's refusal of a config value is a ConfigError with
+        its own sentence (not jsonargparse's report of every Union member it tried)."""
+        try:
+            super().instantiate_classes()
+        except USER_ERRORS:
+            raise
+        except (ValueError, TypeError) as error:
+            raise ConfigError(plain_message(error)) from error
+
+    def instantiate_trainer(self, **kwargs):
+        """The Trainer, with Lightning's default model summary replaced by ours (no
+        "0 Total Flops" line)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        for index, callback in enumerate(trainer.callbacks):
+            if type(callback) is LightningModelSummary:
+                trainer.callbacks[index] = ModelSummary(max_depth=callback._max_depth)
+        return trainer
 
     def before_instantiate_classes(self) -> None:
         """Evaluations of a training run's checkpoint log inside that run's directory."""
@@ -194,7 +300,8 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
         subclass_mode_data=True,
         save_config_callback=SaveConfigToLoggers,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": "mtlscene", "description": DESCRIPTION},
+        parser_kwargs={"prog": "mtlscene", "description": DESCRIPTION, **PARSER_KWARGS},
+        parser_class=MTLSceneArgumentParser,
         # The module takes its optimizer and scheduler as injected arguments.
         auto_configure_optimizers=False,
         args=args,
@@ -215,6 +322,8 @@ def parse_config(args: list[str]):
         LightningDataModule,
         subclass_mode_data=True,
         save_config_callback=None,
+        parser_kwargs=PARSER_KWARGS,
+        parser_class=MTLSceneArgumentParser,
         auto_configure_optimizers=False,
         args=args,
         run=False,
@@ -227,5 +336,14 @@ def _print_summary(trainer, subcommand: str, ckpt_path: str | None) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console entry point. Several ``--config`` files compose in order (later ones win)."""
-    build_cli(args)
+    """Console entry point. Several ``--config`` files compose in order (later ones win).
+
+    A user error (config, option, checkpoint, data) ends in one message naming the file or
+    option and the fix, exit status 2; ``MTLSCENE_DEBUG=1`` shows its traceback.
+    """
+    try:
+        build_cli(args)
+    except USER_ERRORS as error:
+        if debug_requested():
+            raise
+        raise SystemExit(report(error, "mtlscene")) from None

@@ -26,12 +26,17 @@ def evaluation_logger_args(subcommand: str, ckpt_path: str | Path) -> dict[str, 
 
     ``<run>/<subcommand>_<checkpoint name>/`` instead of a new ``logs/version_N`` that
     looks like another training run (and would not hold the checkpoints it evaluates).
+    A repeated evaluation gets the next free ``_2``, ``_3``... folder: earlier logs are kept.
     None when the checkpoint is not in a training run's ``checkpoints`` folder.
     """
     run = training_run_dir(ckpt_path)
     if run is None:
         return None
-    return {"save_dir": str(run), "name": "", "version": f"{subcommand}_{Path(ckpt_path).stem}"}
+    base = version = f"{subcommand}_{Path(ckpt_path).stem}"
+    number = 2
+    while (run / version).exists():
+        version, number = f"{base}_{number}", number + 1
+    return {"save_dir": str(run), "name": "", "version": version}
 
 
 def output_summary(trainer: Trainer, subcommand: str, ckpt_path: str | None = None) -> str:

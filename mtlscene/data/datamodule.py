@@ -10,10 +10,12 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from mtlscene.data import cache as prepared
+from mtlscene.data import preflight
 from mtlscene.data.dataset import CityscapesMultiTask
 from mtlscene.data.io import DatasetFileError
 from mtlscene.data.layout import has_images
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
+from mtlscene.data.sizes import height_width
 from mtlscene.data.transforms import JointAugmentation
 
 
@@ -96,11 +98,11 @@ class CityscapesDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.root = Path(root)
-        self.size = (int(size[0]), int(size[1]))
+        self.size = height_width(size, "data.size")
         self.label_set = label_set
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.crop_size = (int(crop_size[0]), int(crop_size[1])) if crop_size else self.size
+        self.crop_size = height_width(crop_size, "data.crop_size") or self.size
         self._test_split = test_split
         self.predict_split = predict_split
         self.cache = cache
@@ -234,15 +236,17 @@ class CityscapesDataModule(LightningDataModule):
 
     def setup(self, stage: str) -> None:
         # Building the datasets here scans the files, so bad roots fail before training.
-        if stage == "fit":
-            self.dataset("train", train=True)
-            self.evaluation_dataset("val")
-        elif stage == "validate":
+        if stage == "predict":
+            self.dataset(self.predict_split, with_targets=False)
+            return
+        for split in self._splits_of(stage):
+            dataset = self.dataset(split, train=stage == "fit" and split == "train")
+            # Every frame's files, before the first step (a passed check is remembered).
+            preflight.check_split(self.root, split, dataset.samples, self.cache_dir)
+        if stage in ("fit", "validate"):
             self.evaluation_dataset("val")
         elif stage == "test":
             self.evaluation_dataset(self.test_split)
-        elif stage == "predict":
-            self.dataset(self.predict_split, with_targets=False)
 
     def _evaluation_loader(self, dataset) -> DataLoader:
         return DataLoader(

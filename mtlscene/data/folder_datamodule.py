@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from mtlscene.data.folder_dataset import FolderDataset
 from mtlscene.data.folder_spec import read_spec
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
+from mtlscene.data.sizes import height_width
 
 
 class FolderDataModule(LightningDataModule):
@@ -55,7 +56,7 @@ class FolderDataModule(LightningDataModule):
         # Read now: the batch keys (checked against the heads at setup) come from the YAML,
         # and a broken YAML should stop before anything else is built.
         self.spec = read_spec(root)
-        self.size = (int(size[0]), int(size[1])) if size else None
+        self.size = height_width(size or None, "data.size")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.hflip_prob = hflip_prob

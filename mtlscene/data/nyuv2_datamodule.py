@@ -13,6 +13,7 @@ from mtlscene.data.nyuv2_dataset import NYUv2Dataset
 from mtlscene.data.nyuv2_layout import NYUV2_SHAPE
 from mtlscene.data.nyuv2_transforms import SCALES, ScaleCropFlip
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
+from mtlscene.data.sizes import height_width
 
 
 class NYUv2DataModule(LightningDataModule):
@@ -82,7 +83,7 @@ class NYUv2DataModule(LightningDataModule):
         if val_from_train < 0:
             raise ValueError(f"data.val_from_train must be >= 0, got {val_from_train}")
         self.root = Path(root)
-        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.size = height_width(size, "data.size")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augmentation = ScaleCropFlip(scales, hflip_prob)

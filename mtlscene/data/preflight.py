@@ -1,0 +1,207 @@
+"""Check every frame of a CityScapes split before the first step, and remember a pass.
+
+Training reads a frame only when its batch comes, so a bad file used to stop an epoch
+halfway, inside a long traceback. This check runs at ``setup`` over every frame of the
+splits a command uses and reports all problems at once, as ``mtlscene-data check`` does
+(same messages), but reads only what it must:
+
+- every PNG's header (size, bit depth, colour type) and its last 12 bytes (a truncated
+  file has no ``IEND`` chunk);
+- the labelIds images fully (8-bit, small), for ids outside the official table;
+- the camera JSON files.
+
+What it leaves to reading (the dataset raises naming the file): damage inside a PNG's
+compressed data, and instanceIds disagreeing with labelIds (both need full decoding).
+
+A passed check is remembered by the files' names, sizes and modification times in
+``{cache_dir}/checked/{split}.json``; the next run stats the files and skips the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+from mtlscene.data.check import (
+    CORRUPT_PNG,
+    MISSING_FILE,
+    SIZE_MISMATCH,
+    WRONG_FORMAT,
+    DatasetReport,
+    Problem,
+    _check_camera,
+    target_problems,
+)
+from mtlscene.data.io import DatasetFileError, read_png
+from mtlscene.data.layout import SampleFiles
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# PNG colour types: 0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA.
+_SINGLE_CHANNEL = (0, 3)
+MAX_LISTED = 5  # problems listed per kind in the error; `mtlscene-data check` lists all
+
+
+def png_header(path: Path) -> tuple[int, int, int, int] | None:
+    """``(height, width, bit_depth, colour_type)`` of a complete PNG; None when the file is
+    not a PNG or is truncated (no ``IEND`` chunk at its end)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(26)
+            file.seek(-12, os.SEEK_END)
+            tail = file.read(12)
+    except OSError:
+        return None
+    if len(head) < 26 or head[:8] != _SIGNATURE or head[12:16] != b"IHDR" or tail != _IEND:
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return height, width, head[24], head[25]
+
+
+def frame_problems(files: SampleFiles) -> list[Problem]:
+    """What the pre-flight check finds wrong with one frame (empty when nothing)."""
+    problems: list[Problem] = []
+    headers = {}
+    named = {
+        "image": files.image,
+        "labelIds": files.label_ids,
+        "instanceIds": files.instance_ids,
+        "disparity": files.disparity,
+    }
+    for name, path in named.items():
+        if not path.is_file():
+            problems.append(Problem(path, MISSING_FILE, f"{name} file missing"))
+            continue
+        headers[name] = png_header(path)
+        if headers[name] is None:
+            problems.append(
+                Problem(
+                    path,
+                    CORRUPT_PNG,
+                    "not a complete PNG (truncated or another format); re-download or "
+                    "re-extract its package (or regenerate a synthetic dataset)",
+                )
+            )
+    image = headers.get("image")
+    for name in ("labelIds", "instanceIds", "disparity"):
+        header, path = headers.get(name), named[name]
+        if header is None:
+            continue
+        height, width, depth, colour = header
+        if colour not in _SINGLE_CHANNEL:
+            problems.append(
+                Problem(
+                    path,
+                    WRONG_FORMAT,
+                    f"is a colour PNG (colour type {colour}), but CityScapes {name} images "
+                    "are single-channel; this looks like a colour visualisation "
+                    "(_color.png), not the ids file",
+                )
+            )
+        elif name == "disparity" and depth < 16:
+            problems.append(
+                Problem(
+                    path,
+                    WRONG_FORMAT,
+                    f"disparity PNG is {depth}-bit, not 16-bit; CityScapes disparity stores "
+                    "p = d * 256 + 1 in 16 bits: re-extract disparity_trainvaltest.zip (an "
+                    "8-bit export loses the disparity)",
+                )
+            )
+        if image is not None and (height, width) != image[:2]:
+            problems.append(
+                Problem(
+                    path,
+                    SIZE_MISMATCH,
+                    f"is {height}x{width} (HxW) but its image {files.image.name} is "
+                    f"{image[0]}x{image[1]}; all files of a frame must have the same size as "
+                    "the image (do not resize the ground truth separately)",
+                )
+            )
+    if headers.get("labelIds") is not None and headers["labelIds"][3] in _SINGLE_CHANNEL:
+        try:
+            label_ids = read_png(files.label_ids)
+        except DatasetFileError as error:
+            problems.append(Problem(files.label_ids, CORRUPT_PNG, str(error)))
+        else:  # the ids only: sizes and formats were read from the headers above
+            problems += target_problems(files, None, label_ids, None, None)
+    if not files.camera.is_file():
+        problems.append(Problem(files.camera, MISSING_FILE, "camera file missing"))
+    else:
+        _check_camera(files.camera, problems)
+    return problems
+
+
+def fingerprint(samples: Sequence[SampleFiles]) -> str:
+    """A digest of every file's name, size and modification time (changes when any does)."""
+    digest = hashlib.sha1()
+    for files in samples:
+        for path in (files.image, *files.target_files().values()):
+            try:
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            except OSError:
+                digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
+def check_split(
+    root: Path, split: str, samples: Sequence[SampleFiles], cache_dir: Path | None
+) -> bool:
+    """Check every frame of a split unless an identical set of files passed before.
+
+    Args:
+        root: the dataset root (named in the error).
+        split: the split's name.
+        samples: the split's frames.
+        cache_dir: where the record of passed checks lives (None: not remembered).
+
+    Returns:
+        True when the check ran, False when a remembered pass made it unnecessary.
+
+    Raises:
+        DatasetFileError: listing the problems, with the command that lists them all.
+    """
+    record = None if cache_dir is None else Path(cache_dir) / "checked" / f"{split}.json"
+    digest = fingerprint(samples)
+    if record is not None and _remembered(record) == digest:
+        return False
+    report = DatasetReport(root=Path(root), frames_checked={split: len(samples)})
+    for files in samples:
+        report.problems += frame_problems(files)
+    if not report.ok:
+        raise DatasetFileError(
+            f"split {split!r} of {root} has bad files; nothing was trained or evaluated. "
+            f"Fix them (or regenerate the data), then run again; `mtlscene-data check "
+            f"{root} --splits {split}` lists every problem.\n"
+            + report.format(max_per_kind=MAX_LISTED)
+        )
+    if record is not None:
+        _remember(record, digest, len(samples))
+    return True
+
+
+def _remembered(record: Path) -> str | None:
+    try:
+        return json.loads(record.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _remember(record: Path, digest: str, frames: int) -> None:
+    # Written atomically (ranks of a DDP run check at once); a read-only dataset folder
+    # only means the next run checks again.
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        partial = record.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"fingerprint": digest, "frames": frames}))
+        partial.replace(record)
+    except OSError:
+        pass
+
+
+__all__ = ["MAX_LISTED", "check_split", "fingerprint", "frame_problems", "png_header"]

@@ -1,0 +1,35 @@
+"""Silence the three messages every run printed that tell a user nothing about their run.
+
+- Lightning's "💡 Tip: ... try installing litlogger" advertisement (logged at info level on
+  every Trainer construction).
+- torch 2.14's deprecation of ``isinstance(treespec, LeafSpec)``, which Lightning 2.6's
+  ``utilities/_pytree.py`` still calls on every batch of a combined loader; nothing a user
+  can act on (drop this filter once Lightning stops calling it).
+
+"0 Total Flops" of the model summary is fixed in
+:class:`mtlscene.callbacks.model_summary.ModelSummary` instead (FLOPs are not measured).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+_LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
+class _DropLitLoggerTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg)
+
+
+def silence_known_noise() -> None:
+    """Install the filters (idempotent: each is added once)."""
+    warnings.filterwarnings("ignore", message=_LEAFSPEC)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLitLoggerTip) for f in logger.filters):
+            logger.addFilter(_DropLitLoggerTip())
+
+
+__all__ = ["silence_known_noise"]

@@ -1,0 +1,94 @@
+"""fit/validate/test check every frame of their splits before the first step (issue 20), all
+problems at once, and remember a passed check by the files' sizes and times."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from handmade import HEIGHT, WIDTH, label_ids, write_frame
+from PIL import Image
+
+from mtlscene.data import CityscapesDataModule, DatasetFileError
+from mtlscene.data.layout import find_samples
+from mtlscene.data.preflight import check_split, png_header
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    root = tmp_path / "cs"
+    for city in ("aachen", "bochum"):
+        write_frame(root, split="train", city=city)
+    write_frame(root, split="val")
+    return root
+
+
+def _module(root: Path) -> CityscapesDataModule:
+    return CityscapesDataModule(str(root), size=(HEIGHT, WIDTH), num_workers=0, batch_size=1)
+
+
+def test_wrong_size_label_in_train_stops_fit_at_setup_naming_the_file(root):
+    bad = find_samples(root, "train")[1].label_ids
+    Image.fromarray(label_ids()[: HEIGHT // 2]).save(bad)
+    with pytest.raises(DatasetFileError) as error:
+        _module(root).setup("fit")  # before any batch is read
+    message = str(error.value)
+    assert "split 'train'" in message and "nothing was trained" in message
+    assert str(bad.relative_to(root)) in message
+    assert f"is {HEIGHT // 2}x{WIDTH} (HxW)" in message
+    assert f"mtlscene-data check {root} --splits train" in message
+
+
+def test_every_problem_is_listed_at_once(root):
+    first, second = find_samples(root, "train")
+    labels = label_ids()
+    labels[0, 0] = 200
+    Image.fromarray(labels).save(first.label_ids)
+    with Image.open(second.disparity) as image:
+        Image.fromarray((np.array(image) // 256).astype(np.uint8)).save(second.disparity)
+    data = second.instance_ids.read_bytes()
+    second.instance_ids.write_bytes(data[: len(data) // 2])
+    first.camera.write_text("{not json")
+    with pytest.raises(DatasetFileError) as error:
+        _module(root).setup("fit")
+    message = str(error.value)
+    assert "label ids [200]" in message
+    assert "disparity PNG is 8-bit, not 16-bit" in message
+    assert "not a complete PNG (truncated" in message
+    assert "unreadable camera file" in message
+    assert "4 problem(s) found" in message
+
+
+@pytest.mark.parametrize(("stage", "split"), [("validate", "val"), ("test", "val")])
+def test_validate_and_test_check_the_split_they_score(root, stage, split):
+    bad = find_samples(root, split)[0].label_ids
+    Image.fromarray(np.dstack([label_ids()] * 3)).save(bad)  # a colour picture
+    with pytest.raises(DatasetFileError, match="is a colour PNG"):
+        _module(root).setup(stage)
+    _module(root).setup("predict")  # images only: predict needs no labels
+
+
+def test_a_passed_check_is_remembered_until_a_file_changes(root):
+    samples = find_samples(root, "train")
+    cache = root / "mtlscene_cache"
+    assert check_split(root, "train", samples, cache) is True
+    assert check_split(root, "train", samples, cache) is False  # remembered: nothing read
+    assert (cache / "checked" / "train.json").is_file()
+    # The same size but a new modification time: checked again, and the problem found.
+    labels = label_ids()
+    labels[1, 1] = 250
+    Image.fromarray(labels).save(samples[0].label_ids)
+    stat = samples[0].label_ids.stat()
+    os.utime(samples[0].label_ids, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(DatasetFileError, match=r"label ids \[250\]"):
+        check_split(root, "train", samples, cache)
+
+
+def test_png_header_reads_size_depth_and_completeness(root):
+    files = find_samples(root, "val")[0]
+    assert png_header(files.image) == (HEIGHT, WIDTH, 8, 2)
+    assert png_header(files.disparity) == (HEIGHT, WIDTH, 16, 0)
+    files.image.write_bytes(files.image.read_bytes()[:-5])
+    assert png_header(files.image) is None
