@@ -424,21 +424,29 @@ def best_weights(study) -> dict[str, float]:
     return dict(study.best_trial.user_attrs["weights"])
 
 
-def comparison_experiment(experiment: Experiment, weights: Mapping[str, float]) -> Experiment:
-    """The experiment's rows plus the best weights as the row ``search best``."""
+def comparison_experiment(
+    experiment: Experiment, weights: Mapping[str, float], spec: SearchSpec | None = None
+) -> Experiment:
+    """The comparison: the best weights as the row ``search best``, then the learned rows,
+    the other fixed rows, and the single-task baselines last (their seed 0 is trained
+    already), so that the rows being compared are trained first."""
     best = Row(name=BEST_ROW, weights=dict(weights))
-    rows = tuple(r for r in experiment.rows if r.name != BEST_ROW) + (best,)
-    return replace(experiment, rows=rows)
+    baselines = set(spec.baselines) if spec is not None else set()
+    rows = [r for r in experiment.rows if r.name != BEST_ROW]
+    others = [r for r in rows if r.name not in baselines]
+    ordered = [best] + [r for r in others if not r.is_fixed] + [r for r in others if r.is_fixed]
+    ordered += [r for r in rows if r.name in baselines]
+    return replace(experiment, rows=tuple(ordered))
 
 
 def write_experiment_copy(experiment: Experiment, path: Path) -> Path:
     """The comparison as an experiment YAML (``summarize OUT`` reads it back)."""
     raw = yaml.safe_load(experiment.source.read_text(encoding="utf-8")) if experiment.source else {}
     raw = dict(raw or {})
-    raw["rows"] = list(raw.get("rows") or [])
-    raw["rows"] = [r for r in raw["rows"] if r.get("name") != BEST_ROW]
+    by_name = {r.get("name"): r for r in raw.get("rows") or []}
     best = next(r for r in experiment.rows if r.name == BEST_ROW)
-    raw["rows"].append({"name": BEST_ROW, "weights": dict(best.weights or {})})
+    by_name[BEST_ROW] = {"name": BEST_ROW, "weights": dict(best.weights or {})}
+    raw["rows"] = [by_name[row.name] for row in experiment.rows]
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path
 

@@ -101,7 +101,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         )
         if args.no_compare:
             return 0
-        comparison = comparison_experiment(experiment, weights)
+        comparison = comparison_experiment(experiment, weights, spec)
         write_experiment_copy(comparison, out / EXPERIMENT_COPY)
         outcome = run_experiment(
             comparison,
