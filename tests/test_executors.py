@@ -167,3 +167,27 @@ def test_shipped_search_experiments_load():
     assert three.tasks == ("semantic", "instance", "depth")
     rows = {row.name for row in load_experiment("search_three_tasks").rows}
     assert set(three.baselines) <= rows and "3-task uncertainty" in rows
+
+
+def test_pruning_reports_to_the_journal_and_stops_a_trial_behind_the_median(tmp_path):
+    from mtlscene.experiments.pruning import TrialPruning, objective_value
+    from mtlscene.experiments.search import SearchSpec, open_study
+
+    spec = SearchSpec(tasks=("semantic", "depth"), objective="val/depth/mae", pruning=True)
+    study = open_study(spec, "pruned", tmp_path)
+    for _ in range(4):  # finished trials that were at 1.0 after 10 steps
+        trial = study.ask()
+        trial.report(1.0, step=10)
+        study.tell(trial, 1.0)
+    journal = str(tmp_path / "search" / "study.journal")
+
+    def callback(trial):
+        return TrialPruning(journal, "pruned", trial._trial_id, str(tmp_path), "val/depth/mae")
+
+    behind, ahead = study.ask(), study.ask()
+    assert callback(behind).check({"val/depth/mae": 3.0}, step=10)
+    assert not callback(ahead).check({"val/depth/mae": 0.5}, step=10)
+    # Δm over [key, single-task value, higher is better]: IoU +10 % (-10), error +20 % (+20).
+    terms = [["val/semantic/miou", 0.5, True], ["val/depth/mae", 0.5, False]]
+    metrics = {"val/semantic/miou": 0.55, "val/depth/mae": 0.6}
+    assert objective_value(metrics, None, terms) == pytest.approx(5.0)

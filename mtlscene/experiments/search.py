@@ -41,6 +41,7 @@ import yaml
 
 from mtlscene.experiments.definition import Experiment, Row, resolve_config
 from mtlscene.experiments.plan import PlannedRun, RunJob, duration, run_args
+from mtlscene.experiments.pruning import PRUNED_FILE, make_pruner
 
 SEARCH_DIR = "search"
 JOURNAL_FILE = "study.journal"
@@ -57,6 +58,7 @@ _KEYS = {
     "baselines",
     "sampler",
     "seed",
+    "pruning",
 }
 
 
@@ -82,6 +84,9 @@ class SearchSpec:
         baselines: rows of the experiment that train each searched task alone.
         sampler: ``tpe`` (default), ``random`` or ``qmc``.
         seed: the sampler's seed.
+        pruning: report the objective after each validation of a trial and stop trials
+            that fall behind (Optuna's median pruner); needs a budget that validates more
+            than once (e.g. ``--override trainer.check_val_every_n_epoch=1``).
     """
 
     tasks: tuple[str, ...]
@@ -94,6 +99,7 @@ class SearchSpec:
     baselines: tuple[str, ...] = ()
     sampler: str = "tpe"
     seed: int = 0
+    pruning: bool = False
 
     def weights(self, trial) -> dict[str, float]:
         """The trial's weights (suggested through Optuna's ``trial.suggest_float``)."""
@@ -192,6 +198,7 @@ def load_search(experiment: Experiment) -> SearchSpec:
         baselines=baselines,
         sampler=sampler,
         seed=int(block.get("seed", 0)),
+        pruning=bool(block.get("pruning", False)),
     )
 
 
@@ -217,6 +224,16 @@ class Objective:
         columns = {c.key: c for r in as_test for c in declared_columns(r)}
         self.columns = list(columns.values())
         self.baselines = single_task_baselines(as_test, self.columns)
+
+    def pruning_terms(self) -> list[list[Any]]:
+        """``[val key, single-task value, higher is better]`` of each Δm metric."""
+        from mtlscene.experiments.columns import delta_columns
+
+        return [
+            ["val/" + c.key[len("test/") :], self.baselines[c.key], c.higher_is_better]
+            for c in delta_columns(self.columns)
+            if c.key in self.baselines
+        ]
 
     def __call__(self, result: Mapping[str, Any]) -> float:
         if self.spec.objective == "delta_m":
@@ -250,10 +267,12 @@ def open_study(spec: SearchSpec, name: str, out_dir: Path, storage: str | None =
         storage_obj: Any = JournalStorage(backend)
     else:
         storage_obj = storage
+    pruner = make_pruner() if spec.pruning else optuna.pruners.NopPruner()
     return optuna.create_study(
         study_name=name,
         storage=storage_obj,
         sampler=_sampler(spec),
+        pruner=pruner,
         direction=spec.direction,
         load_if_exists=True,
     )
@@ -328,6 +347,7 @@ def run_search(
         ]
         objective.set_baselines(results)
     study = open_study(spec, experiment.name, out_dir, storage)
+    journal = storage or str(out_dir / SEARCH_DIR / JOURNAL_FILE)
     in_flight: dict[int, tuple[Any, Any]] = {}
     start = time.perf_counter()
 
@@ -336,6 +356,10 @@ def run_search(
         return len(study.get_trials(deepcopy=False, states=states))
 
     def conclude(trial, handle) -> None:
+        if (handle.run.run_dir / PRUNED_FILE).is_file():
+            study.tell(trial, state=TrialState.PRUNED)
+            echo(f"  trial {trial.number:3d}: {trial.user_attrs.get('weights', '')} pruned")
+            return
         error = handle.error()
         if error is None:
             result = json.loads((handle.run.run_dir / "result.json").read_text())
@@ -381,6 +405,8 @@ def run_search(
                 trial.set_user_attr("worker", _worker())
                 run = _trial_run(out_dir, trial.number, weights)
                 args = run_args(experiment, run, list(extra_args), wandb=False)
+                if spec.pruning:
+                    args.append(pruning_callback(spec, objective, study, trial, run, journal))
                 job = RunJob(experiment.name, run, args, spec_extra={"skip_test": True})
                 in_flight[trial.number] = (trial, executor.start(job))
             ended = [n for n, (_, handle) in in_flight.items() if handle.poll()]
@@ -404,6 +430,22 @@ def run_search(
                 handle.stop()
                 study.tell(trial, state=TrialState.FAIL)
     return study
+
+
+def pruning_callback(spec: SearchSpec, objective, study, trial, run, storage: str) -> str:
+    """The ``--trainer.callbacks+=`` argument that lets a trial report to the study."""
+    callback = {
+        "class_path": "mtlscene.experiments.pruning.TrialPruning",
+        "init_args": {
+            "storage": storage,
+            "study": study.study_name,
+            "trial_id": trial._trial_id,
+            "run_dir": str(run.run_dir),
+            "metric": None if spec.objective == "delta_m" else spec.objective,
+            "terms": objective.pruning_terms() if spec.objective == "delta_m" else [],
+        },
+    }
+    return f"--trainer.callbacks+={json.dumps(callback)}"
 
 
 class _Finished:
