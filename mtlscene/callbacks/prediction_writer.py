@@ -17,13 +17,12 @@ from mtlscene.evaluation.cityscapes_panoptic import (
     panoptic_name,
     write_panoptic_result,
 )
+from mtlscene.panels import class_legend, classes_present, enlarge, titled_grid, with_colorbar
 from mtlscene.tasks.kinds import HeadKind
 from mtlscene.uncertainty_plots import colorize_with_colorbar
 from mtlscene.visualize import (
-    colorize_disparity,
     colorize_panoptic,
     colorize_semantic,
-    make_panel,
     overlay_instances,
     to_uint8_image,
 )
@@ -138,12 +137,20 @@ class PredictionWriter(BasePredictionWriter):
     def write_image(self, stem: str, batch: dict, outputs: dict, index: int) -> None:
         """Write every file of one image."""
         image = to_uint8_image(batch["image"][index].float().cpu())
+        self._legend: list[int] | None = None  # classes shown: set with the semantic picture
         # (file suffix, panel title, picture) for every output of this image.
         pictures: list[tuple[str, str, np.ndarray]] = []
         semantic_name, depth_name = self._sources["semantic"], self._sources["depth"]
         if semantic_name in outputs:
             semantic = outputs[semantic_name][index].cpu().numpy().astype(np.uint8)
             pictures.append(("semantic", "semantic", colorize_semantic(semantic, self.label_set)))
+            truth = _truth(batch, "semantic", index)
+            self._legend = classes_present(
+                semantic, *([] if truth is None else [truth]), label_set=self.label_set
+            )
+            if truth is not None and (truth != 255).any():
+                # Suffix "": ground truth goes in the panel only, beside its prediction.
+                pictures.append(("", "ground truth", colorize_semantic(truth, self.label_set)))
             if self.benchmark and self.label_set == "trainid":
                 write_semantic_result(
                     self.output_dir / "cityscapes" / "semantic",
@@ -155,6 +162,10 @@ class PredictionWriter(BasePredictionWriter):
             instances = outputs["instances"][index]
             instance_map = instances["instance_map"].cpu().numpy()
             pictures.append(("instances", "instances", overlay_instances(image, instance_map)))
+            truth = _truth(batch, "instance_ids", index)
+            if truth is not None and (truth >= 1000).any():  # labelId * 1000 + k: instances
+                truth = np.where(truth >= 1000, truth, 0)
+                pictures.append(("", "ground truth", overlay_instances(image, truth)))
             if self.benchmark:
                 masks = instances["masks"].cpu().numpy().astype(bool)
                 write_instance_result(
@@ -183,10 +194,18 @@ class PredictionWriter(BasePredictionWriter):
                     valid, float(batch["depth_scale"][index]) / np.maximum(disparity, 1e-3), 0
                 )
                 # Reversed map so that near is bright, as in the disparity pictures.
-                picture = colorize_disparity(depth, valid, vmax=self.max_depth, cmap="magma_r")
-                pictures.append(("depth", f"depth [m], 0-{self.max_depth:g}", picture))
+                picture = with_colorbar(depth, valid, self.max_depth, "depth [m]", "magma_r")
+                pictures.append(("depth", "depth [m]", picture))
             else:
-                pictures.append(("depth", "disparity [px]", colorize_disparity(disparity)))
+                truth = _truth(batch, "disparity", index)
+                mask = _truth(batch, "disparity_mask", index)
+                # One scale for prediction and ground truth, so colours compare.
+                reference, where = (disparity, None) if truth is None else (truth, mask)
+                vmax = _high_percentile(reference, where)
+                label = "disparity [px]"
+                pictures.append(("depth", label, with_colorbar(disparity, None, vmax, label)))
+                if truth is not None and mask is not None and mask.any():
+                    pictures.append(("", "ground truth", with_colorbar(truth, mask, vmax, label)))
         for task, sigma_maps in outputs.get("sigma", {}).items():
             sigma = sigma_maps[index].float().cpu().numpy()
             raw = self.output_dir / "uncertainty" / f"{stem}_{task}_sigma.npy"
@@ -199,15 +218,58 @@ class PredictionWriter(BasePredictionWriter):
         folder = self.output_dir / "pictures"
         folder.mkdir(parents=True, exist_ok=True)
         for suffix, _, picture in pictures:
+            if not suffix:
+                continue  # ground truth: in the panel only
             path = folder / f"{stem}_{suffix}.png"
             Image.fromarray(picture).save(path)
             self.num_written += 1
-        panels = [("input", image)] + [(title, picture) for _, title, picture in pictures]
         panel_path = folder / f"{stem}_panel.png"
-        Image.fromarray(make_panel(panels, columns=min(len(panels), 4))).save(panel_path)
+        Image.fromarray(self._panel(image, pictures)).save(panel_path)
         self.num_written += 1
+
+    def _panel(self, image: np.ndarray, pictures: list[tuple[str, str, np.ndarray]]) -> np.ndarray:
+        tiles, legend = self.panel_tiles(image, pictures)
+        return titled_grid(tiles, legend, self.label_set)
+
+    def panel_tiles(
+        self, image: np.ndarray, pictures: list[tuple[str, str, np.ndarray]]
+    ) -> tuple[list[tuple[str, np.ndarray]], list[int] | None]:
+        """The panel's (title, tile) pairs, two per row, and the classes its legend strip
+        explains (None when the legend is a tile already).
+
+        Tiles are enlarged; each prediction sits beside its ground truth; pictures without
+        one come first in pairs, and the class legend fills a row they leave half empty.
+        """
+        singles: list[tuple[str, np.ndarray]] = [("input", enlarge(image))]
+        pairs: list[tuple[str, np.ndarray]] = []
+        for position, (suffix, title, picture) in enumerate(pictures):
+            has_truth = position + 1 < len(pictures) and not pictures[position + 1][0]
+            if not suffix:
+                pairs.append((f"{pictures[position - 1][1]}: {title}", enlarge(picture)))
+            elif has_truth:
+                pairs.append((f"{title}: prediction", enlarge(picture)))
+            else:
+                singles.append((title, enlarge(picture)))
+        legend = self._legend
+        if legend is not None and len(singles) % 2:
+            width = max(tile.shape[1] for _, tile in singles + pairs)
+            singles.append(("classes", class_legend(legend, self.label_set, width)))
+            legend = None
+        return singles + pairs, legend
 
     def _benchmark_resize(self, array: np.ndarray) -> np.ndarray:
         if self.benchmark_size is None:
             return array
         return resize_nearest(array, self.benchmark_size)
+
+
+def _truth(batch: dict, key: str, index: int) -> np.ndarray | None:
+    """The ground truth ``key`` of one image when the batch has it (labelled splits)."""
+    value = batch.get(key)
+    return None if value is None else value[index].cpu().numpy()
+
+
+def _high_percentile(values: np.ndarray, valid: np.ndarray | None) -> float:
+    """The 99th percentile of the valid finite values (a few outliers do not wash out)."""
+    mask = np.isfinite(values) if valid is None else valid.astype(bool) & np.isfinite(values)
+    return float(np.percentile(values[mask], 99)) if mask.any() else 1.0

@@ -101,7 +101,9 @@ class UncertaintyTracker(Callback):
         self.write_history(directory)
         from mtlscene.plots import plot_uncertainty_history
 
-        self.plot_path = plot_uncertainty_history(self.history, directory / f"{self.filename}.png")
+        self.plot_path = plot_uncertainty_history(
+            self.history, directory / f"{self.filename}.png", weight_rules(pl_module.weighting)
+        )
         for logger in trainer.loggers:
             self._log_to(logger)
 
@@ -153,3 +155,17 @@ def run_dir(trainer: Trainer) -> Path:
     if logger is not None and getattr(logger, "log_dir", None):
         return Path(logger.log_dir)
     return Path(trainer.default_root_dir)
+
+
+def weight_rules(weighting) -> dict[str, str]:
+    """How each task's weight follows from its sigma (``1/σ²``, ``1/(2σ²)``...), for
+    weightings with a learned sigma per task (empty for the others)."""
+    from mtlscene.plots import weight_rule
+
+    likelihoods = getattr(weighting, "likelihoods", None) or {}
+    sigma_tasks = weighting.log_variances()
+    return {
+        task: weight_rule(*likelihoods[task].weight_exponent())
+        for task in sigma_tasks
+        if task in likelihoods
+    }

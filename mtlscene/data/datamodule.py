@@ -237,7 +237,7 @@ class CityscapesDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         # Building the datasets here scans the files, so bad roots fail before training.
         if stage == "predict":
-            self.dataset(self.predict_split, with_targets=False)
+            self.predict_dataset()
             return
         for split in self._splits_of(stage):
             dataset = self.dataset(split, train=stage == "fit" and split == "train")
@@ -276,5 +276,13 @@ class CityscapesDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._evaluation_loader(self.evaluation_dataset(self.test_split))
 
+    def predict_dataset(self) -> CityscapesMultiTask:
+        """The predict split, with its labels where every frame has them (the pictures then
+        show the ground truth beside each prediction), else the images alone."""
+        try:
+            return self.dataset(self.predict_split, with_targets=True)
+        except DatasetFileError:
+            return self.dataset(self.predict_split, with_targets=False)
+
     def predict_dataloader(self) -> DataLoader:
-        return self._evaluation_loader(self.dataset(self.predict_split, with_targets=False))
+        return self._evaluation_loader(self.predict_dataset())
