@@ -1,8 +1,10 @@
 """``mtlscene-experiment status|cancel OUT``: an output folder's runs and their jobs.
 
 A run is *finished* when its folder has ``result.json`` (the one truth, whatever ran it),
-*running* or *pending* while its SLURM job (``job.json``) is in the queue, *failed* when it
-left ``failed.json`` or its job ended without a result, and *not started* otherwise.
+*running* or *pending* while its SLURM job (``job.json``) is in the queue (a local run:
+*running* while its runner holds the folder, *interrupted* when it no longer does),
+*failed* when it left ``failed.json`` or its job ended without a result, and *not started*
+otherwise.
 """
 
 from __future__ import annotations
@@ -40,9 +42,24 @@ def _queue() -> dict[str, tuple[str, str]] | None:
         return None
 
 
+def _local_runner_active(out_dir: Path) -> bool:
+    """Whether a local runner holds the folder (its runs without a result are in progress)."""
+    from mtlscene.experiments.runner import LOCK_FILE
+    from mtlscene.filelock import LockedError, exclusive_lock
+
+    if not (out_dir / LOCK_FILE).is_file():
+        return False
+    try:
+        with exclusive_lock(out_dir / LOCK_FILE, wait=False):
+            return False
+    except LockedError:
+        return True
+
+
 def run_statuses(out_dir: Path) -> list[RunStatus]:
     """Every run folder under ``out_dir/runs`` with its state."""
     queue = _queue()
+    local_active = _local_runner_active(out_dir)
     statuses = []
     for spec_path in sorted(out_dir.glob(f"runs/*/seed*/{SPEC_FILE}")):
         run_dir = spec_path.parent
@@ -66,6 +83,9 @@ def run_statuses(out_dir: Path) -> list[RunStatus]:
         elif job_id and queue is not None:
             state = "failed"  # the job left the queue without a result
             log = job.get("stderr", log)
+        elif not job_id and (run_dir / "run.log").is_file():
+            # A local run: in progress while its runner holds the folder, else interrupted.
+            state = "running" if local_active else "interrupted"
         else:
             state = "not started"
         statuses.append(RunStatus(str(spec["row"]), int(spec["seed"]), state, job_id, elapsed, log))
