@@ -41,6 +41,19 @@ class SemanticOnlyData(LightningDataModule):
     train_dataloader = val_dataloader = test_dataloader = _loader
 
 
+def _one_step_trainer(root, validate: bool = True) -> Trainer:
+    return Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=None if validate else 0,
+    )
+
+
 def _model(tasks):
     backbone = DeepLabEncoder(name="resnet18", output_stride=16, aspp_channels=8)
     return MultiTaskModule(backbone=backbone, tasks=tasks, weighting=UncertaintyWeighting())
@@ -50,15 +63,7 @@ def test_a_head_whose_keys_the_data_lacks_fails_at_setup_naming_both(tmp_path):
     data = SemanticOnlyData()
     model = _model({"semantic": {"hidden_channels": 8}, "depth": {"hidden_channels": 8}})
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = _one_step_trainer(tmp_path)
     with pytest.raises(DataKeyMismatchError) as error:
         trainer.fit(model, datamodule=data)
     message = str(error.value)
@@ -71,16 +76,7 @@ def test_a_head_whose_keys_the_data_lacks_fails_at_setup_naming_both(tmp_path):
 
 
 def test_heads_the_data_serves_train(tmp_path):
-    trainer = Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = _one_step_trainer(tmp_path, validate=False)
     trainer.fit(_model({"semantic": {"hidden_channels": 8}}), datamodule=SemanticOnlyData())
     assert trainer.global_step == 1
 
@@ -124,15 +120,7 @@ class FiveClassData(SemanticOnlyData):
 
 
 def test_a_class_count_mismatch_fails_at_setup_naming_the_fix(tmp_path):
-    trainer = Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = _one_step_trainer(tmp_path)
     model = _model({"semantic": {"hidden_channels": 8}})  # 19 CityScapes trainIds
     with pytest.raises(
         DataKeyMismatchError, match=r"predicts 19 classes.*labels 5.*num_classes: 5"
@@ -140,15 +128,6 @@ def test_a_class_count_mismatch_fails_at_setup_naming_the_fix(tmp_path):
         trainer.fit(model, datamodule=FiveClassData())
     assert trainer.global_step == 0
     matching = _model({"semantic": {"hidden_channels": 8, "num_classes": 5}})
-    trainer = Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = _one_step_trainer(tmp_path, validate=False)
     trainer.fit(matching, datamodule=FiveClassData())
     assert trainer.global_step == 1
