@@ -58,6 +58,28 @@ SUBCOMMANDS = {
     "predict": "Write pictures and CityScapes-format result files of a checkpoint's "
     "predictions (needs the PredictionWriter callback).",
 }
+# What a newcomer needs of the ~1,400 lines of each subcommand's help, shown first.
+_COMMON_OPTIONS = """\
+  --config FILE              a YAML config; repeat to compose, later files win, e.g.
+                             --config configs/quickstart.yaml --config configs/weighting/dwa.yaml
+  --print_config             print the resolved config (every value) and exit
+  --data.root DIR            the dataset folder (CityScapes layout unless data names a class)
+  --data.size "[H, W]"       working resolution, height first, e.g. "[128, 256]"
+  --data.batch_size N        images per step
+  --trainer.max_epochs N     epochs (or --trainer.max_steps N)
+  --trainer.accelerator A    cpu, gpu or auto
+  --model.active_tasks LIST  train a subset of the tasks, e.g. "[semantic, depth]"
+  --model.weighting CLASS    a loss weighting; presets in configs/weighting/*.yaml"""
+START_HERE = {
+    "fit": _COMMON_OPTIONS + """
+  --ckpt_path FILE           resume an interrupted run exactly from its last.ckpt""",
+    "validate": _COMMON_OPTIONS + """
+  --ckpt_path FILE           the checkpoint to evaluate (its model is used)""",
+    "test": _COMMON_OPTIONS + """
+  --ckpt_path FILE           the checkpoint to evaluate (its model is used)""",
+    "predict": _COMMON_OPTIONS + """
+  --ckpt_path FILE           the checkpoint whose predictions are written""",
+}
 # The data module a config without ``data.class_path`` gets: configs written before data
 # modules became plugins keep working unchanged.
 DEFAULT_DATA_MODULE = "mtlscene.data.CityscapesDataModule"
@@ -125,6 +147,20 @@ class MTLSceneArgumentParser(LightningArgumentParser):
     """Lightning's parser whose usage errors are one short message: the option, what is
     wrong, the closest valid option ("did you mean"), and where the help is; no usage block
     of 1,400 options (``MTLSCENE_DEBUG=1`` raises instead, with the traceback)."""
+
+    #: Text shown right after the usage line of ``--help`` (set on subcommand parsers).
+    start_here: str | None = None
+
+    def format_help(self) -> str:
+        """Help whose first screen holds the options a newcomer needs; every option after."""
+        text = super().format_help()
+        if not self.start_here:
+            return text
+        usage, _, rest = text.partition("\n\n")
+        return (
+            f"{usage}\n\nStart here (the options most runs need; every option is listed "
+            f"below, and `--print_config` shows their values):\n{self.start_here}\n\n{rest}"
+        )
 
     def error(self, message: str, ex: Exception | None = None):
         if not self.exit_on_error or debug_requested():
@@ -200,6 +236,9 @@ class MTLSceneCLI(LightningCLI):
             subparser = self._prepare_subcommand_parser(
                 self.trainer_class, name, **subparser_kwargs
             )
+            # One usage line, not every option: the help's first screen is for newcomers.
+            subparser.usage = f"mtlscene {name} [--config FILE ...] [--ckpt_path FILE] [options]"
+            subparser.start_here = START_HERE[name]
             self._subcommand_parsers[name] = subparser
             subcommands.add_subcommand(name, subparser, help=description)
 

@@ -21,3 +21,19 @@ def test_experiment_help_shows_example_commands(capsys):
     out = capsys.readouterr().out
     assert "examples:" in out
     assert "mtlscene-experiment run table1 --seeds 3" in out
+
+
+@pytest.mark.parametrize("subcommand", ["fit", "validate"])
+def test_subcommand_help_starts_with_the_options_a_newcomer_needs(subcommand, capsys):
+    from mtlscene.main import main
+
+    with pytest.raises(SystemExit):
+        main([subcommand, "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[0] == f"usage: mtlscene {subcommand} [--config FILE ...] [--ckpt_path FILE] [options]"
+    )
+    first_screen = "\n".join(lines[:20])
+    for option in ("--config FILE", "--data.root", "--trainer.max_epochs", "--ckpt_path FILE"):
+        assert option in first_screen
+    assert "--trainer.limit_predict_batches" in "\n".join(lines[20:])  # the rest still follows
