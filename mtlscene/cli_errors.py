@@ -10,6 +10,9 @@ from mtlscene.errors import plain_message
 
 _UNRECOGNIZED = re.compile(r"unrecognized arguments:\s*(?P<args>.*)", re.DOTALL | re.IGNORECASE)
 _NOT_ACCEPTED = re.compile(r"does not accept option '(?P<key>[^']+)'")
+_PARSER_KEY = re.compile(r'Parser key "(?P<key>[^"]+)"')
+_GIVEN = re.compile(r"Given value: (?P<value>.*)")
+_UNION = "Does not validate against any of the Union subtypes"
 
 
 def short_parser_message(message: str, options: Iterable[str]) -> str:
@@ -33,7 +36,30 @@ def short_parser_message(message: str, options: Iterable[str]) -> str:
     if not_accepted:
         key = not_accepted["key"]
         return f"unknown option --{key}{_dashed(suggest(key, names))}"
+    parser_key = _PARSER_KEY.search(message)
+    if parser_key:
+        return _bad_value(parser_key["key"], message)
     return plain_message(ValueError(message))
+
+
+def _bad_value(key: str, message: str) -> str:
+    """``--key: what is wrong (got VALUE)`` from jsonargparse's report of a rejected value."""
+    given = _GIVEN.search(message)
+    reasons = [
+        line.strip()[2:]
+        for line in message.splitlines()
+        if line.strip().startswith("- ")
+        and "NoneType" not in line
+        and _UNION not in line
+        and not line.strip()[2:].startswith("Expected a path but")
+    ]
+    reason = reasons[0] if reasons else "not a valid value"
+    if reason.startswith("Expected a dot import path string"):
+        reason = "no such class: give its import path (e.g. mtlscene.weighting.DWAWeighting)"
+        reason += " or a config file (presets under configs/)"
+    reason = re.sub(r"<class '([\w.]+)'>", r"\1", reason).replace("Expected a ", "expected ")
+    got = f" (got {given['value'].strip()!r})" if given else ""
+    return f"--{key}: {reason}{got}"
 
 
 def _key(arg: str) -> str:

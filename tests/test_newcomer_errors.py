@@ -232,3 +232,23 @@ def test_combined_loader_raises_no_pytree_deprecation():
         silence_known_noise()
         _tree_flatten({"a": torch.zeros(1), "b": [torch.zeros(1)]})
     assert not [w for w in caught if "LeafSpec" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--trainer.max_epochs", "abc", "--trainer.max_epochs: expected int (got 'abc')"),
+        ("--model.weighting", "NoSuchWeighting", "--model.weighting: no such class"),
+    ],
+)
+def test_rejected_option_value_names_the_option_and_value(option, value, message, capsys):
+    with pytest.raises(SystemExit):
+        build_cli(["fit", "--config", TINY, option, value])
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Union subtypes" not in err and len(err.strip().splitlines()) == 2
+
+
+def test_zero_batch_size_is_refused_before_training():
+    with pytest.raises(ConfigError, match="data.batch_size must be a whole number >= 1, got 0"):
+        build_cli(["fit", "--config", TINY, "--data.batch_size", "0"])

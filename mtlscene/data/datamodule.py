@@ -15,7 +15,7 @@ from mtlscene.data.dataset import CityscapesMultiTask
 from mtlscene.data.io import DatasetFileError
 from mtlscene.data.layout import has_images
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
-from mtlscene.data.sizes import height_width
+from mtlscene.data.sizes import height_width, whole_number
 from mtlscene.data.transforms import JointAugmentation
 
 
@@ -100,8 +100,8 @@ class CityscapesDataModule(LightningDataModule):
         self.root = Path(root)
         self.size = height_width(size, "data.size")
         self.label_set = label_set
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.batch_size = whole_number(batch_size, "data.batch_size", 1)
+        self.num_workers = whole_number(num_workers, "data.num_workers", 0)
         self.crop_size = height_width(crop_size, "data.crop_size") or self.size
         self._test_split = test_split
         self.predict_split = predict_split

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from mtlscene.data.folder_dataset import FolderDataset
 from mtlscene.data.folder_spec import read_spec
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
-from mtlscene.data.sizes import height_width
+from mtlscene.data.sizes import height_width, whole_number
 
 
 class FolderDataModule(LightningDataModule):
@@ -57,8 +57,8 @@ class FolderDataModule(LightningDataModule):
         # and a broken YAML should stop before anything else is built.
         self.spec = read_spec(root)
         self.size = height_width(size or None, "data.size")
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.batch_size = whole_number(batch_size, "data.batch_size", 1)
+        self.num_workers = whole_number(num_workers, "data.num_workers", 0)
         self.hflip_prob = hflip_prob
         self.train_split = train_split
         self.val_split = val_split

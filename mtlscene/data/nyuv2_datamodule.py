@@ -13,7 +13,7 @@ from mtlscene.data.nyuv2_dataset import NYUv2Dataset
 from mtlscene.data.nyuv2_layout import NYUV2_SHAPE
 from mtlscene.data.nyuv2_transforms import SCALES, ScaleCropFlip
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
-from mtlscene.data.sizes import height_width
+from mtlscene.data.sizes import height_width, whole_number
 
 
 class NYUv2DataModule(LightningDataModule):
@@ -84,8 +84,8 @@ class NYUv2DataModule(LightningDataModule):
             raise ValueError(f"data.val_from_train must be >= 0, got {val_from_train}")
         self.root = Path(root)
         self.size = height_width(size, "data.size")
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.batch_size = whole_number(batch_size, "data.batch_size", 1)
+        self.num_workers = whole_number(num_workers, "data.num_workers", 0)
         self.augmentation = ScaleCropFlip(scales, hflip_prob)
         self.val_from_train = int(val_from_train)
         self.split_seed = split_seed

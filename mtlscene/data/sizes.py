@@ -1,4 +1,5 @@
-"""Image sizes given as options: ``[height, width]`` checked once, the option named."""
+"""Sizes given as options (``[height, width]``, batch size, workers) checked once, the option
+named."""
 
 from __future__ import annotations
 
@@ -26,4 +27,11 @@ def height_width(value: Sequence[int] | None, option: str) -> tuple[int, int] | 
     return height, width
 
 
-__all__ = ["height_width"]
+def whole_number(value: int, option: str, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``; ValueError naming ``option`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{option} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+__all__ = ["height_width", "whole_number"]
