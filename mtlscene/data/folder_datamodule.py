@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from mtlscene.data.cache import DEFAULT_FOLDER
+from mtlscene.data.folder_check import sample_problems
 from mtlscene.data.folder_dataset import FolderDataset
 from mtlscene.data.folder_spec import read_spec
+from mtlscene.data.preflight import check_once
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
 from mtlscene.data.sizes import height_width, whole_number
 
@@ -106,15 +109,26 @@ class FolderDataModule(LightningDataModule):
 
     def setup(self, stage: str) -> None:
         # Building the datasets here matches files to stems, so bad folders fail before training.
-        if stage == "fit":
-            self.dataset(self.train_split, train=True)
-            self.dataset(self.val_split)
-        elif stage == "validate":
-            self.dataset(self.val_split)
-        elif stage == "test":
-            self.dataset(self.test_split)
-        elif stage == "predict":
+        if stage == "predict":
             self.dataset(self.predict_split, with_targets=False)
+            return
+        splits = {
+            "fit": [self.train_split, self.val_split],
+            "validate": [self.val_split],
+            "test": [self.test_split],
+        }
+        for split in splits.get(stage, []):
+            dataset = self.dataset(split, train=stage == "fit" and split == self.train_split)
+            # Every file decoded with the training readers before the first step; a pass is
+            # remembered by the files' sizes and times.
+            check_once(
+                self.spec.root,
+                split,
+                dataset.samples,
+                lambda sample: (sample.image, *sample.targets.values()),
+                lambda sample: sample_problems(sample, self.spec),
+                self.spec.root / DEFAULT_FOLDER,
+            )
 
     def _evaluation_loader(self, dataset: FolderDataset) -> DataLoader:
         return DataLoader(

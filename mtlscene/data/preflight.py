@@ -23,9 +23,10 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -50,6 +51,7 @@ _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _SINGLE_CHANNEL = (0, 3)
 _VALID = np.zeros(256, dtype=bool)
 _VALID[sorted(VALID_LABEL_IDS)] = True
+T = TypeVar("T")
 MAX_LISTED = 5  # problems listed per kind in the error; `mtlscene-data check` lists all
 
 
@@ -152,28 +154,34 @@ def _ids_valid(label_ids: np.ndarray) -> bool:
     return bool(_VALID[present].all())
 
 
-def fingerprint(samples: Sequence[SampleFiles]) -> str:
+def fingerprint(paths: Iterable[Path]) -> str:
     """A digest of every file's name, size and modification time (changes when any does)."""
     digest = hashlib.sha1()
-    for files in samples:
-        for path in (files.image, *files.target_files().values()):
-            try:
-                stat = path.stat()
-                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-            except OSError:
-                digest.update(f"{path}\0missing\n".encode())
+    for path in paths:
+        try:
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
     return digest.hexdigest()
 
 
-def check_split(
-    root: Path, split: str, samples: Sequence[SampleFiles], cache_dir: Path | None
+def check_once(
+    root: Path,
+    split: str,
+    frames: Sequence[T],
+    paths: Callable[[T], Iterable[Path]],
+    problems_of: Callable[[T], list[Problem]],
+    cache_dir: Path | None,
 ) -> bool:
     """Check every frame of a split unless an identical set of files passed before.
 
     Args:
         root: the dataset root (named in the error).
         split: the split's name.
-        samples: the split's frames.
+        frames: the split's frames (any per-frame description).
+        paths: a frame's files (their names, sizes and times are remembered).
+        problems_of: a frame's problems (empty when it is fine); called from threads.
         cache_dir: where the record of passed checks lives (None: not remembered).
 
     Returns:
@@ -183,13 +191,13 @@ def check_split(
         DatasetFileError: listing the problems, with the command that lists them all.
     """
     record = None if cache_dir is None else Path(cache_dir) / "checked" / f"{split}.json"
-    digest = fingerprint(samples)
+    digest = fingerprint(path for frame in frames for path in paths(frame))
     if record is not None and _remembered(record) == digest:
         return False
-    report = DatasetReport(root=Path(root), frames_checked={split: len(samples)})
+    report = _FullPaths(root=Path(root), frames_checked={split: len(frames)})
     # Threads: PNG decoding and file reads release the GIL.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for problems in pool.map(frame_problems, samples):
+        for problems in pool.map(problems_of, frames):
             report.problems += problems
     if not report.ok:
         raise DatasetFileError(
@@ -199,8 +207,26 @@ def check_split(
             + report.format(max_per_kind=MAX_LISTED)
         )
     if record is not None:
-        _remember(record, digest, len(samples))
+        _remember(record, digest, len(frames))
     return True
+
+
+def check_split(
+    root: Path, split: str, samples: Sequence[SampleFiles], cache_dir: Path | None
+) -> bool:
+    """:func:`check_once` for a CityScapes split with :func:`frame_problems`."""
+    return check_once(root, split, samples, _frame_paths, frame_problems, cache_dir)
+
+
+def _frame_paths(files: SampleFiles) -> Iterable[Path]:
+    return (files.image, *files.target_files().values())
+
+
+class _FullPaths(DatasetReport):
+    """A report naming each file by its full path (a run's error is read far from the root)."""
+
+    def _display(self, path: Path) -> str:
+        return str(path)
 
 
 def _remembered(record: Path) -> str | None:
@@ -222,4 +248,11 @@ def _remember(record: Path, digest: str, frames: int) -> None:
         pass
 
 
-__all__ = ["MAX_LISTED", "check_split", "fingerprint", "frame_problems", "png_header"]
+__all__ = [
+    "MAX_LISTED",
+    "check_once",
+    "check_split",
+    "fingerprint",
+    "frame_problems",
+    "png_header",
+]
