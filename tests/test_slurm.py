@@ -190,3 +190,29 @@ def test_nonexistent_partition_shows_slurms_error_and_submits_nothing(tmp_path, 
     assert "invalid partition" in message.lower() and "partition" in message
     assert "Nothing was submitted" in message
     assert not list(out.rglob(JOB_FILE)) and len(squeue()) == queued
+    # One SLURM task per device: a config that says otherwise is refused before submitting.
+    with pytest.raises(SystemExit, match="tasks_per_node=2 but the runs have trainer.devices=1"):
+        experiment_main(
+            ["run", str(path), "--out", str(out), "--executor", "slurm"]
+            + ["--executor-config", str(LOCALHOST), "--slurm", "tasks_per_node=2"]
+        )
+    assert not list(out.rglob(JOB_FILE)) and len(squeue()) == queued
+
+
+def test_search_dispatches_trials_as_slurm_jobs(tmp_path):
+    rows = (
+        '  - {name: "sem only", weights: {semantic: 1, depth: 0}}\n'
+        '  - {name: "depth only", weights: {semantic: 0, depth: 1}}\n'
+        "search:\n  tasks: [semantic, depth]\n  n_trials: 2\n"
+        '  baselines: ["sem only", "depth only"]\n'
+    )
+    path = _experiment(tmp_path, rows, name="tiny_search")
+    out = tmp_path / "search"
+    argv = ["search", str(path), "--out", str(out), "--parallel", "2", "--seeds", "1"]
+    argv += ["--executor", "slurm", "--executor-config", str(LOCALHOST)]
+    assert experiment_main(argv) == 0
+    trials = sorted((out / "search" / "trials").glob(f"trial*/seed0/{JOB_FILE}"))
+    assert len(trials) == 2  # each trial ran as its own SLURM job
+    assert len({json.loads(p.read_text())["job_id"] for p in trials}) == 2
+    with (out / "results.csv").open() as handle:
+        assert "search best" in {row["row"] for row in csv.DictReader(handle)}
