@@ -116,3 +116,13 @@ def test_folder_data_checks_every_file_content_at_setup_and_remembers(tmp_path):
     save_png(root / "labels" / "b.png", labels_of(1))
     FolderDataModule(str(root), batch_size=1, num_workers=0).setup("fit")
     assert (root / "mtlscene_cache" / "checked" / "train.json").is_file()
+
+
+def test_problems_of_train_and_val_are_reported_together(root):
+    train_label = find_samples(root, "train")[0].label_ids
+    val_camera = find_samples(root, "val")[0].camera
+    Image.fromarray(label_ids()[:, : WIDTH // 2]).save(train_label)
+    val_camera.write_text("[]")
+    with pytest.raises(DatasetFileError) as error:
+        _module(root).setup("fit")
+    assert str(train_label) in str(error.value) and str(val_camera) in str(error.value)

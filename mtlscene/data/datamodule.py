@@ -239,10 +239,15 @@ class CityscapesDataModule(LightningDataModule):
         if stage == "predict":
             self.predict_dataset()
             return
-        for split in self._splits_of(stage):
-            dataset = self.dataset(split, train=stage == "fit" and split == "train")
-            # Every frame's files, before the first step (a passed check is remembered).
-            preflight.check_split(self.root, split, dataset.samples, self.cache_dir)
+        # Every frame's files, before the first step (a passed check is remembered), and the
+        # problems of every split the stage uses at once.
+        preflight.check_splits(
+            {
+                split: self.dataset(split, train=stage == "fit" and split == "train").samples
+                for split in self._splits_of(stage)
+            },
+            lambda split, samples: preflight.check_split(self.root, split, samples, self.cache_dir),
+        )
         if stage in ("fit", "validate"):
             self.evaluation_dataset("val")
         elif stage == "test":

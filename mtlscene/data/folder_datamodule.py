@@ -11,7 +11,7 @@ from mtlscene.data.cache import DEFAULT_FOLDER
 from mtlscene.data.folder_check import sample_problems
 from mtlscene.data.folder_dataset import FolderDataset
 from mtlscene.data.folder_spec import read_spec
-from mtlscene.data.preflight import check_once
+from mtlscene.data.preflight import check_once, check_splits
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
 from mtlscene.data.sizes import height_width, whole_number
 
@@ -117,18 +117,24 @@ class FolderDataModule(LightningDataModule):
             "validate": [self.val_split],
             "test": [self.test_split],
         }
-        for split in splits.get(stage, []):
-            dataset = self.dataset(split, train=stage == "fit" and split == self.train_split)
-            # Every file decoded with the training readers before the first step; a pass is
-            # remembered by the files' sizes and times.
-            check_once(
+        # Every file decoded with the training readers before the first step, every split's
+        # problems at once; a pass is remembered by the files' sizes and times.
+        check_splits(
+            {
+                split: self.dataset(
+                    split, train=stage == "fit" and split == self.train_split
+                ).samples
+                for split in splits.get(stage, [])
+            },
+            lambda split, samples: check_once(
                 self.spec.root,
                 split,
-                dataset.samples,
+                samples,
                 lambda sample: (sample.image, *sample.targets.values()),
                 lambda sample: sample_problems(sample, self.spec),
                 self.spec.root / DEFAULT_FOLDER,
-            )
+            ),
+        )
 
     def _evaluation_loader(self, dataset: FolderDataset) -> DataLoader:
         return DataLoader(

@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -211,6 +211,24 @@ def check_once(
     return True
 
 
+def check_splits(
+    splits: Mapping[str, Sequence[T]], check: Callable[[str, Sequence[T]], bool]
+) -> None:
+    """Run ``check`` on every split and raise once with the problems of all of them.
+
+    Raises:
+        DatasetFileError: the messages of every split that has bad files.
+    """
+    failures = []
+    for split, frames in splits.items():
+        try:
+            check(split, frames)
+        except DatasetFileError as error:
+            failures.append(str(error))
+    if failures:
+        raise DatasetFileError("\n\n".join(failures))
+
+
 def check_split(
     root: Path, split: str, samples: Sequence[SampleFiles], cache_dir: Path | None
 ) -> bool:
@@ -251,6 +269,7 @@ def _remember(record: Path, digest: str, frames: int) -> None:
 __all__ = [
     "MAX_LISTED",
     "check_once",
+    "check_splits",
     "check_split",
     "fingerprint",
     "frame_problems",
