@@ -1,0 +1,142 @@
+"""Training-step time with per-pixel (aleatoric) uncertainty on every head vs without.
+
+Builds the quick start's network (resnet18 DeepLab, the three CityScapes heads, uncertainty
+weighting) at the CPU experiments' size once per variant, with the same seed (same initial
+weights apart from the extra log-scale channel), and times full training steps (forward,
+losses, weighting, backward, optimizer step) on the same fixed batches. Every round runs one
+step of each variant in a shuffled order, and each variant's time is divided by the plain
+network's in the same round: the table shows median step times and the median of these
+paired ratios, so slow drifts of a shared machine cancel.
+
+Variants: ``off`` (no aleatoric head), ``on, T=...`` (every head aleatoric; T the semantic
+head's Monte-Carlo samples, default 10), ``regressions only`` (instance and depth aleatoric,
+semantics plain: the cost of the regression NLLs alone).
+
+    python benchmarks/bench_aleatoric.py --size 64 128 --batch-size 8 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import torch  # noqa: E402
+
+from mtlscene.main import build_cli  # noqa: E402
+from mtlscene.tasks.aleatoric import DEFAULT_SEMANTIC_SAMPLES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tasks_option(semantic: bool, regressions: bool, samples: int) -> str:
+    """The ``--model.tasks`` value of the quick start's heads with these switches."""
+    sem = f"aleatoric: {str(semantic).lower()}, aleatoric_samples: {samples}"
+    reg = f"aleatoric: {str(regressions).lower()}"
+    return (
+        f"{{semantic: {{label_set: trainid, hidden_channels: 64, {sem}}}, "
+        f"instance: {{hidden_channels: 64, {reg}}}, depth: {{hidden_channels: 64, {reg}}}}}"
+    )
+
+
+def build(tasks: str, args: argparse.Namespace):
+    cli = build_cli(
+        [
+            "--config",
+            str(ROOT / "configs" / "quickstart.yaml"),
+            "--config",
+            str(ROOT / "configs" / "budgets" / "cpu_small.yaml"),
+            "--model.tasks",
+            tasks,
+            "--data.root",
+            args.data,
+            "--data.size",
+            f"[{args.size[0]}, {args.size[1]}]",
+            "--data.batch_size",
+            str(args.batch_size),
+            "--data.synthetic_images",
+            f"{{train: {args.batch_size * args.batches}, val: 2, test: 2}}",
+            "--trainer.logger",
+            "false",
+        ],
+        run=False,
+    )
+    model = cli.model.train()
+    optimizer = model.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    return cli, model, optimizer
+
+
+def step(model, optimizer, batch, index: int) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss = model.training_step(batch, index)
+    loss.backward()
+    optimizer.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, nargs=2, default=[64, 128])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=2, help="distinct batches, reused")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--samples",
+        type=int,
+        nargs="*",
+        default=[1, DEFAULT_SEMANTIC_SAMPLES, 50],
+        help="semantic Monte-Carlo samples T to compare",
+    )
+    parser.add_argument("--data", default="data/bench_aleatoric")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")  # self.log without a Trainer warns once per key
+
+    variants = {"off": tasks_option(False, False, DEFAULT_SEMANTIC_SAMPLES)}
+    for samples in args.samples:
+        variants[f"on, T={samples}"] = tasks_option(True, True, samples)
+    variants["regressions only"] = tasks_option(False, True, DEFAULT_SEMANTIC_SAMPLES)
+    runs = {}
+    for name, tasks in variants.items():
+        torch.manual_seed(0)
+        runs[name] = build(tasks, args)
+    cli = runs["off"][0]
+    cli.datamodule.prepare_data()
+    cli.datamodule.setup("fit")
+    loader = iter(cli.datamodule.train_dataloader())
+    batches = [next(loader) for _ in range(args.batches)]
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
+    for index in range(args.warmup + args.steps):
+        batch = batches[index % len(batches)]
+        random.Random(index).shuffle(order)
+        for name in order:
+            _, model, optimizer = runs[name]
+            start = time.perf_counter()
+            step(model, optimizer, batch, index)
+            if index >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    print(
+        f"Training step, {args.size[0]}x{args.size[1]}, batch {args.batch_size}, quick start "
+        f"network (resnet18 DeepLab, 3 heads, uncertainty weighting), {args.steps} steps per "
+        f"variant, torch threads {torch.get_num_threads()}"
+    )
+    print("| variant | median step (ms) | vs off (median paired ratio) |")
+    print("|---|---:|---:|")
+    for name in runs:
+        ratios = [t / o for t, o in zip(times[name], times["off"], strict=True)]
+        print(
+            f"| {name} | {1000 * statistics.median(times[name]):.1f} | "
+            f"{statistics.median(ratios):.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
