@@ -12,7 +12,9 @@ def test_experiment_with_no_seeds_is_refused_not_an_empty_success(seeds, capsys)
     with pytest.raises(SystemExit) as exit_info:
         experiment_main(["run", "table1", "--seeds", seeds])
     assert exit_info.value.code == 2
-    assert f"--seeds: takes a whole number >= 1, got '{seeds}'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--seeds: takes a whole number >= 1, got '{seeds}'" in err
+    assert len(err.strip().splitlines()) == 2  # the error and where the help is, no usage
 
 
 def test_experiment_help_shows_example_commands(capsys):

@@ -114,8 +114,15 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line and a pointer to the help (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n`{self.prog} --help` shows the options.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mtlscene-experiment",
         description="Run a named experiment (rows of composed configs over seeds: a real fit "
         "then test per run) and write results.csv, table.md and figures.",
