@@ -190,15 +190,17 @@ class TaskHead(nn.Module, ABC):
         metric.update(residual, log_scale.detach(), mask)
 
     def aleatoric_table_metrics(self) -> tuple[TableMetric, ...]:
-        """Columns an aleatoric head adds to an experiment's table (none counts in Δm)."""
+        """Columns an aleatoric head adds to an experiment's table (none counts in Δm), titled
+        with the task's name since every regression head adds the same ones."""
         one, two = (100 * nominal_coverage(k, self.pixel_likelihood) for k in (1, 2))
+        task = getattr(self, "task_name", type(self).__name__)
         return (
-            TableMetric("nll", "NLL", higher_is_better=False, digits=3, in_delta=False),
-            TableMetric("ause", "AUSE", higher_is_better=False, digits=3, in_delta=False),
+            TableMetric("nll", f"{task} NLL", False, digits=3, in_delta=False),
+            TableMetric("ause", f"{task} AUSE", False, digits=3, in_delta=False),
             # Coverage is best close to nominal, neither high nor low: ``target`` says so.
             TableMetric(
                 "coverage_1sigma",
-                f"±1σ % (nom. {one:.1f})",
+                f"{task} ±1σ % (nom. {one:.1f})",
                 True,
                 scale=100.0,
                 digits=1,
@@ -207,7 +209,7 @@ class TaskHead(nn.Module, ABC):
             ),
             TableMetric(
                 "coverage_2sigma",
-                f"±2σ % (nom. {two:.1f})",
+                f"{task} ±2σ % (nom. {two:.1f})",
                 True,
                 scale=100.0,
                 digits=1,

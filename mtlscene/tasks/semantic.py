@@ -158,8 +158,8 @@ class SemanticHead(TaskHead):
 
     def aleatoric_table_metrics(self) -> tuple[TableMetric, ...]:
         return (
-            TableMetric("nll", "NLL", higher_is_better=False, digits=3, in_delta=False),
-            TableMetric("ece", "ECE %", higher_is_better=False, scale=100.0, in_delta=False),
+            TableMetric("nll", "semantic NLL", False, digits=3, in_delta=False),
+            TableMetric("ece", "semantic ECE %", False, scale=100.0, in_delta=False),
         )
 
     def sigma(self, log_scale: Tensor) -> Tensor:
