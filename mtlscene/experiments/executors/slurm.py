@@ -285,6 +285,7 @@ class SlurmJobHandle:
         self.executor = executor
         self.run = run
         self.record = record
+        self.since = time.monotonic()
 
     @property
     def job_id(self) -> str:
@@ -293,7 +294,9 @@ class SlurmJobHandle:
     def poll(self) -> bool:
         if self.run.done:
             return True
-        return self.job_id not in self.executor.queue()
+        # A queue looked up before this job was submitted or attached does not know it.
+        fresh = self.executor.queue_time <= self.since
+        return self.job_id not in self.executor.queue(fresh=fresh)
 
     def error(self) -> str | None:
         if self.run.done:
@@ -328,7 +331,7 @@ class SlurmExecutor:
         self.config = config
         self.wait = wait
         self._queue: dict[str, tuple[str, str]] = {}
-        self._queue_time = -1e9
+        self.queue_time = -1e9
         self._checked: set[int] = set()
 
     @property
@@ -338,9 +341,9 @@ class SlurmExecutor:
     # -- queue ---------------------------------------------------------------------------
     def queue(self, fresh: bool = False) -> dict[str, tuple[str, str]]:
         """The user's live jobs, looked up at most every ``poll_s`` seconds."""
-        if fresh or time.monotonic() - self._queue_time >= min(self.config.poll_s, 5.0):
+        if fresh or time.monotonic() - self.queue_time >= min(self.config.poll_s, 5.0):
             self._queue = {job: value for job, value in squeue().items() if value[0] in LIVE_STATES}
-            self._queue_time = time.monotonic()
+            self.queue_time = time.monotonic()
         return self._queue
 
     # -- submission ----------------------------------------------------------------------
