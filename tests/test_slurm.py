@@ -174,7 +174,9 @@ def test_rerun_while_pending_attaches_then_status_and_cancel(tmp_path, capsys):
     while any(job in squeue() for job in first) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert experiment_main(["status", str(out)]) == 1
-    assert "2 failed" in capsys.readouterr().out  # cancelled: gone without a result
+    status = capsys.readouterr().out
+    assert "2 failed" in status  # cancelled: gone without a result
+    assert "seed 0 failed; end of" in status  # each failed job's log tail follows
 
 
 def test_nonexistent_partition_shows_slurms_error_and_submits_nothing(tmp_path, capsys):
