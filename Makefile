@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 
-.PHONY: install quickstart test lint clean-data
+.PHONY: install quickstart test lint docs clean-data
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check mtlscene tests benchmarks
 	$(BIN)/ruff format --check mtlscene tests benchmarks
+
+# The documentation site (mkdocs.yml) into site/; strict, as tests/test_docs.py builds it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean-data:
 	rm -rf data/synthetic_cityscapes runs
