@@ -9,6 +9,7 @@ import sys
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
@@ -71,13 +72,17 @@ _COMMON_OPTIONS = """\
   --model.active_tasks LIST  train a subset of the tasks, e.g. "[semantic, depth]"
   --model.weighting CLASS    a loss weighting; presets in configs/weighting/*.yaml"""
 START_HERE = {
-    "fit": _COMMON_OPTIONS + """
+    "fit": _COMMON_OPTIONS
+    + """
   --ckpt_path FILE           resume an interrupted run exactly from its last.ckpt""",
-    "validate": _COMMON_OPTIONS + """
+    "validate": _COMMON_OPTIONS
+    + """
   --ckpt_path FILE           the checkpoint to evaluate (its model is used)""",
-    "test": _COMMON_OPTIONS + """
+    "test": _COMMON_OPTIONS
+    + """
   --ckpt_path FILE           the checkpoint to evaluate (its model is used)""",
-    "predict": _COMMON_OPTIONS + """
+    "predict": _COMMON_OPTIONS
+    + """
   --ckpt_path FILE           the checkpoint whose predictions are written""",
 }
 # The data module a config without ``data.class_path`` gets: configs written before data
@@ -197,6 +202,46 @@ def _subcommand_options(parser) -> list[str]:
     ]
 
 
+# Trainer options that mean a number of batches when whole and a fraction when not: Lightning
+# types them float-first, so jsonargparse turns "1" into 1.0, which Lightning reads as 100%.
+_BATCH_COUNT_KEYS = (
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "limit_predict_batches",
+    "overfit_batches",
+    "val_check_interval",
+)
+
+
+def _whole_batch_counts(args: list[str]) -> set[str]:
+    """The batch-count options written as whole numbers (``1`` is one batch; ``1.0`` stays
+    the whole set), reading the configs and options in order."""
+    written: dict[str, Any] = {}
+    for index, arg in enumerate(args):
+        if arg in ("--config", "-c") and index + 1 < len(args):
+            try:
+                content = yaml.safe_load(Path(args[index + 1]).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                continue
+            section = content.get("trainer") if isinstance(content, dict) else None
+            for key in _BATCH_COUNT_KEYS:
+                if isinstance(section, dict) and key in section:
+                    written[key] = section[key]
+        for key in _BATCH_COUNT_KEYS:
+            option = f"--trainer.{key}"
+            if arg == option and index + 1 < len(args):
+                written[key] = args[index + 1]
+            elif arg.startswith(option + "="):
+                written[key] = arg.partition("=")[2]
+    return {
+        key
+        for key, value in written.items()
+        if (isinstance(value, int) and not isinstance(value, bool))
+        or (isinstance(value, str) and value.strip().isdigit())
+    }
+
+
 class MTLSceneCLI(LightningCLI):
     """LightningCLI whose subcommands read checkpoints with ``weights_only=True`` by default
     (tensors and plain data only; pass ``--weights_only false`` for trusted legacy files), and
@@ -216,6 +261,7 @@ class MTLSceneCLI(LightningCLI):
         # Parsed directly: Lightning warns when both sys.argv and args are given, and here
         # args is sys.argv's own list with one addition.
         self.config = parser.parse_args(listed)
+        self._whole_counts = _whole_batch_counts(listed[1:])
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
@@ -289,6 +335,10 @@ class MTLSceneCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         """The Trainer, with Lightning's default model summary replaced by ours (no
         "0 Total Flops" line)."""
+        config = self._get(self.config_init, "trainer", default={})
+        for key in getattr(self, "_whole_counts", ()):
+            if isinstance(config.get(key), float):  # jsonargparse made 1 into 1.0 (100 %)
+                config[key] = int(config[key])
         trainer = super().instantiate_trainer(**kwargs)
         for index, callback in enumerate(trainer.callbacks):
             if type(callback) is LightningModelSummary:

@@ -252,3 +252,15 @@ def test_rejected_option_value_names_the_option_and_value(option, value, message
 def test_zero_batch_size_is_refused_before_training():
     with pytest.raises(ConfigError, match="data.batch_size must be a whole number >= 1, got 0"):
         build_cli(["fit", "--config", TINY, "--data.batch_size", "0"])
+
+
+# 3. A whole number of batches is a number of batches, not 100 %.
+
+
+@pytest.mark.parametrize(("given", "batches"), [("1", [1]), ("1.0", [2])])
+def test_limit_of_one_batch_is_one_batch_not_the_whole_split(given, batches):
+    cli = build_cli(
+        ["validate", "--config", TINY, "--data.batch_size", "1"]
+        + ["--trainer.limit_val_batches", given, "--model.instance_ap", "false"]
+    )
+    assert cli.trainer.num_val_batches == batches  # the val split has 2 images
