@@ -44,7 +44,7 @@ def uncertainty_figure(
     rows = list(history)
     rules = dict(weight_rules or {})
     tasks = sorted({row["task"] for row in rows})
-    figure = Figure(figsize=(11, 4.6 if rules else 4), constrained_layout=True)
+    figure = Figure(figsize=(11, 4), constrained_layout=True)
     ax_sigma, ax_weight = figure.subplots(1, 2)
     for task in tasks:
         points = sorted(
@@ -60,7 +60,6 @@ def uncertainty_figure(
         axis.grid(alpha=0.3)
         axis.legend()
     if len(set(rules.values())) > 1:
-        figure.get_layout_engine().set(h_pad=0.2)
         figure.supxlabel(WEIGHT_NOTE, fontsize=9)
     return figure
 

@@ -49,12 +49,14 @@ def test_all_void_labels_stop_evaluation_with_a_clear_error(tmp_path):
     module.setup("validate")  # the labelled split is fine
 
 
-def test_cli_test_refuses_placeholder_labels(tmp_path):
+def test_cli_test_refuses_placeholder_labels(tmp_path, capsys):
     root = synthetic.generate_dataset(tmp_path / "syn", {"train": 4, "val": 2, "test": 2}, 32, 64)
     _void_labels(root, "test")
     args = ["test", "--config", str(CONF / "tiny.yaml"), "--data.root", str(root)]
-    with pytest.raises(DatasetFileError, match="void"):
+    with pytest.raises(SystemExit) as exit_info:  # a user error: one message, no traceback
         main(args)
+    assert exit_info.value.code == 2
+    assert "is void at 32x64" in capsys.readouterr().err
 
 
 def test_crop_size_crops_training_samples_only(tmp_path):
