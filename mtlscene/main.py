@@ -252,7 +252,10 @@ class MTLSceneCLI(LightningCLI):
         """Parse, giving the CityScapes data module to command lines that name none."""
         if isinstance(args, dict | Namespace):
             return super().parse_arguments(parser, args)
-        listed = with_default_data_module(list(sys.argv[1:] if args is None else args))
+        listed = list(sys.argv[1:] if args is None else args)
+        subcommands = getattr(self, "_subcommand_parsers", None)
+        if not subcommands or any(arg in subcommands for arg in listed):
+            listed = with_default_data_module(listed)  # (without a subcommand: the parser asks)
         subparser = getattr(self, "_subcommand_parsers", {}).get(listed[0] if listed else "")
         if subparser is not None:
             # Every unknown key of a config file at once, with the file named.

@@ -39,3 +39,13 @@ def test_subcommand_help_starts_with_the_options_a_newcomer_needs(subcommand, ca
     for option in ("--config FILE", "--data.root", "--trainer.max_epochs", "--ckpt_path FILE"):
         assert option in first_screen
     assert "--trainer.limit_predict_batches" in "\n".join(lines[20:])  # the rest still follows
+
+
+def test_no_subcommand_asks_for_one(capsys):
+    from mtlscene.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "one of {fit,validate,test,predict}" in err and "--data" not in err
