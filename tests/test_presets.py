@@ -14,8 +14,10 @@ from mtlscene.main import build_cli, parse_config
 ROOT = Path(__file__).parents[1] / "configs"
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
 MAIN_CONFIGS = [ROOT / "quickstart.yaml", ROOT / "cityscapes_tiny.yaml"]
-# Experiment definitions (configs/experiments/) are runner input, not CLI configs.
-PRESETS = sorted(p for p in ROOT.glob("*/*.yaml") if p.parent.name != "experiments")
+# Experiment definitions and executor settings are runner input, not CLI configs.
+PRESETS = sorted(
+    p for p in ROOT.glob("*/*.yaml") if p.parent.name not in ("experiments", "executors")
+)
 KINDS = sorted({preset.parent.name for preset in PRESETS})
 WEIGHTING = sorted((ROOT / "weighting").glob("*.yaml"))
 TASK_SETS = [None, *sorted((ROOT / "tasks").glob("*.yaml"))]
