@@ -205,8 +205,23 @@ def test_trainer_and_summary_print_no_tip_and_no_zero_flops(trained):
     handler = logging.Handler()
     handler.emit = lambda record: records.append(record.getMessage())
     loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    # The loggers that emit (the summary's, rank_zero_info's) must be on whatever earlier
+    # tests or libraries did to logging (a dictConfig disables existing loggers, a level may
+    # have been raised); their state is restored afterwards.
+    emitters = [loggers[0], loggers[1]] + [
+        logging.getLogger(n)
+        for n in (
+            "lightning.pytorch.callbacks.model_summary",
+            "lightning.pytorch.utilities.rank_zero",
+            "lightning.fabric.utilities.rank_zero",
+        )
+    ]
+    saved = [(logger, logger.level, logger.disabled) for logger in emitters]
     for logger in loggers:
         logger.addHandler(handler)
+    for logger in emitters:
+        logger.setLevel(logging.INFO)
+        logger.disabled = False
     try:
         Trainer(accelerator="cpu", logger=True, default_root_dir="runs")
         ModelSummary.summarize(
@@ -215,6 +230,9 @@ def test_trainer_and_summary_print_no_tip_and_no_zero_flops(trained):
     finally:
         for logger in loggers:
             logger.removeHandler(handler)
+        for logger, level, disabled in saved:
+            logger.setLevel(level)
+            logger.disabled = disabled
     text = "\n".join(records)
     assert "Trainable params" in text  # the summary was logged
     assert "litlogger" not in text
