@@ -14,7 +14,7 @@ from mtlscene.data import preflight
 from mtlscene.data.dataset import CityscapesMultiTask
 from mtlscene.data.io import DatasetFileError
 from mtlscene.data.layout import has_images
-from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
+from mtlscene.data.loaders import evaluation_loader, training_loader
 from mtlscene.data.sizes import height_width, whole_number
 from mtlscene.data.transforms import JointAugmentation
 
@@ -254,25 +254,12 @@ class CityscapesDataModule(LightningDataModule):
             self.evaluation_dataset(self.test_split)
 
     def _evaluation_loader(self, dataset) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-        )
+        return evaluation_loader(dataset, self.batch_size, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train", train=True)
-        drop_last = len(dataset) > self.batch_size
-        return ResumableDataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=ResumableSampler(dataset, shuffle=True, seed=self.seed, drop_last=False),
-            num_workers=self.num_workers,
-            drop_last=drop_last,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
+        return training_loader(
+            dataset, self.batch_size, self.num_workers, self.seed, self.pin_memory
         )
 
     def val_dataloader(self) -> DataLoader:

@@ -11,8 +11,8 @@ from mtlscene.data.cache import DEFAULT_FOLDER
 from mtlscene.data.folder_check import sample_problems
 from mtlscene.data.folder_dataset import FolderDataset
 from mtlscene.data.folder_spec import read_spec
+from mtlscene.data.loaders import evaluation_loader, training_loader
 from mtlscene.data.preflight import check_once, check_splits
-from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
 from mtlscene.data.sizes import height_width, whole_number
 
 
@@ -137,25 +137,12 @@ class FolderDataModule(LightningDataModule):
         )
 
     def _evaluation_loader(self, dataset: FolderDataset) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-        )
+        return evaluation_loader(dataset, self.batch_size, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset(self.train_split, train=True)
-        return ResumableDataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=ResumableSampler(dataset, shuffle=True, seed=self.seed),
-            num_workers=self.num_workers,
-            # A last short batch would be a noisy step; kept when it is the only batch.
-            drop_last=len(dataset) > self.batch_size,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
+        return training_loader(
+            dataset, self.batch_size, self.num_workers, self.seed, self.pin_memory
         )
 
     def val_dataloader(self) -> DataLoader:

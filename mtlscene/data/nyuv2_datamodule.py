@@ -9,10 +9,10 @@ import numpy as np
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from mtlscene.data.loaders import evaluation_loader, training_loader
 from mtlscene.data.nyuv2_dataset import NYUv2Dataset
 from mtlscene.data.nyuv2_layout import NYUV2_SHAPE
 from mtlscene.data.nyuv2_transforms import SCALES, ScaleCropFlip
-from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
 from mtlscene.data.sizes import height_width, whole_number
 
 
@@ -165,24 +165,12 @@ class NYUv2DataModule(LightningDataModule):
             self.dataset(role)
 
     def _evaluation_loader(self, dataset: NYUv2Dataset) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-        )
+        return evaluation_loader(dataset, self.batch_size, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")
-        return ResumableDataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=ResumableSampler(dataset, shuffle=True, seed=self.seed, drop_last=False),
-            num_workers=self.num_workers,
-            drop_last=len(dataset) > self.batch_size,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
+        return training_loader(
+            dataset, self.batch_size, self.num_workers, self.seed, self.pin_memory
         )
 
     def val_dataloader(self) -> DataLoader:

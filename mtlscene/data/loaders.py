@@ -1,0 +1,37 @@
+"""The loaders every data module serves: a resumable shuffled one for training, plain ones
+for evaluation (one place, so the three data modules cannot drift apart)."""
+
+from __future__ import annotations
+
+from torch.utils.data import DataLoader, Dataset
+
+from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
+
+
+def training_loader(
+    dataset: Dataset, batch_size: int, num_workers: int, seed: int, pin_memory: bool
+) -> ResumableDataLoader:
+    """Shuffled per epoch from ``seed`` and resumable mid-epoch (exact resume)."""
+    return ResumableDataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=ResumableSampler(dataset, shuffle=True, seed=seed, drop_last=False),
+        num_workers=num_workers,
+        # A last short batch would be a noisy step; kept when it is the only batch.
+        drop_last=len(dataset) > batch_size,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
+    )
+
+
+def evaluation_loader(
+    dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool
+) -> DataLoader:
+    """Every item once, in order."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
+    )
