@@ -118,6 +118,10 @@ class MultiTaskModule(LightningModule):
         self.check_finite = check_finite
         self.finite_monitor = NonFiniteLossMonitor()
         self.latest_losses: dict[str, Tensor] = {}
+        # This step's task losses with their graph, between the training step and its
+        # backward: callbacks that look at per-task gradients (gradient diagnostics) read
+        # them in ``on_before_backward``; cleared at batch end so no graph outlives its step.
+        self.step_losses: dict[str, Tensor] = {}
         import_task_modules(task_modules or [])
         self.configure_network(
             backbone or DeepLabEncoder(),
@@ -260,6 +264,7 @@ class MultiTaskModule(LightningModule):
         else:
             total = self.weighting(losses, present)
         self.latest_losses = {name: loss.detach() for name, loss in losses.items()}
+        self.step_losses = dict(losses)
         batch_size = batch["image"].shape[0]
         self.log_dict(
             {f"train/loss/{n}": loss.detach() for n, loss in losses.items()},
@@ -293,6 +298,7 @@ class MultiTaskModule(LightningModule):
         self.weighting.check_trainer_options(self.trainer.accumulate_grad_batches)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.step_losses = {}
         if self.check_finite and (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             self.finite_monitor.check("training")
 

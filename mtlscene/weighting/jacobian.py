@@ -36,6 +36,9 @@ class JacobianWeighting(LossWeighting):
         super().bind(likelihoods)
         n = len(self.likelihoods)
         self.register_buffer("last_weights", torch.full((n,), 1.0 / n), persistent=False)
+        # J J^T of the last step's (DDP-averaged) per-task gradients of the shared
+        # parameters: norms and cosines for gradient diagnostics without another backward.
+        self.register_buffer("last_gramian", torch.zeros(n, n), persistent=False)
 
     def check_trainer_options(self, accumulate_grad_batches: int) -> None:
         if accumulate_grad_batches > 1:
@@ -75,6 +78,7 @@ class JacobianWeighting(LossWeighting):
                 if grad is not None:
                     surrogate = surrogate + (param * grad).sum()
         jacobian = all_reduce_mean(torch.stack(rows))
+        self.last_gramian.copy_(jacobian @ jacobian.T)
         weights = self.jacobian_weights(jacobian).to(jacobian.dtype)
         self.last_weights.copy_(weights)
         update = weights @ jacobian
