@@ -1,0 +1,5 @@
+"""Task relationships: which tasks help each other (gradient statistics, task affinity).
+
+Plain torch, usable without Lightning; the callbacks in :mod:`mtlscene.callbacks` record
+these quantities during training.
+"""

@@ -1,0 +1,180 @@
+"""Inter-task affinity (TAG lookahead), the grouping search, its callback and experiment."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mtlscene.main import build_cli
+from mtlscene.relationships.affinity import (
+    AdamPreconditioner,
+    lookahead_affinity,
+    optimizer_lookahead,
+)
+from mtlscene.relationships.grouping import (
+    grouping_score,
+    groupings_by_size,
+    rank_groupings,
+    set_partitions,
+)
+
+CONF = Path(__file__).parent / "conf"
+TINY = str(CONF / "tiny.yaml")
+
+
+def _toy():
+    """A shared linear layer, three tasks: a, its identical twin b, and c with -y targets."""
+    torch.manual_seed(0)
+    x = torch.randn(32, 4)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]).unsqueeze(1)
+    shared = nn.Linear(4, 1)
+
+    def losses():
+        out = shared(x)
+        return {
+            "a": nn.functional.mse_loss(out, y),
+            "b": nn.functional.mse_loss(out, y),
+            "c": nn.functional.mse_loss(out, -y),
+        }
+
+    return shared, losses
+
+
+@pytest.mark.parametrize("adam", [False, True])
+def test_identical_tasks_have_positive_affinity_and_opposed_ones_negative(adam):
+    shared, losses = _toy()
+    params = list(shared.parameters())
+    before = [p.detach().clone() for p in params]
+    optimizer = torch.optim.Adam(params, lr=0.01) if adam else torch.optim.SGD(params, lr=0.01)
+    lr, precondition, kind = optimizer_lookahead(optimizer, params)
+    assert kind == ("adam" if adam else "sgd") and lr == 0.01
+    tasks, z = lookahead_affinity(params, losses, lr, precondition)
+    a, b, c = (tasks.index(t) for t in "abc")
+    assert z[a, a] > 0 and z[a, b] > 0 and z[b, a] > 0
+    assert z[a, b] == pytest.approx(float(z[a, a]))  # the twin gains what a itself gains
+    assert z[a, c] < 0 and z[c, a] < 0
+    # The shared parameters are back where they were, bit for bit, and no .grad was left.
+    assert all(torch.equal(p, q) for p, q in zip(params, before, strict=True))
+    assert all(p.grad is None for p in params)
+
+
+def test_adam_preconditioner_is_the_step_adam_takes_without_momentum():
+    torch.manual_seed(0)
+    param = nn.Parameter(torch.randn(5))
+    optimizer = torch.optim.Adam([param], lr=0.1, betas=(0.0, 0.9), eps=1e-8)
+    for _ in range(3):  # some second-moment history
+        param.grad = torch.randn(5)
+        optimizer.step()
+    grad = torch.randn(5)
+    _, precondition, _ = optimizer_lookahead(optimizer, [param])
+    assert isinstance(precondition, AdamPreconditioner)
+    expected = param.detach() - 0.1 * precondition(param, grad)
+    param.grad = grad
+    optimizer.step()  # beta1 = 0: Adam's update is exactly the preconditioned gradient
+    assert torch.allclose(param.detach(), expected, atol=1e-6)
+
+
+def _brute_force(matrix, tasks, k):
+    """Best score by labelling each task with a group number: k^T labellings."""
+    best = -float("inf")
+    for labels in itertools.product(range(k), repeat=len(tasks)):
+        if len(set(labels)) != k:
+            continue
+        groups = [[t for t in range(len(tasks)) if labels[t] == g] for g in range(k)]
+        best = max(best, grouping_score(matrix, groups))
+    return best
+
+
+def test_grouping_search_matches_brute_force_and_a_hand_checked_case():
+    # Stirling numbers of the second kind: S(5, k) = 1, 15, 25, 10, 1.
+    assert [len(list(set_partitions(range(5), k))) for k in range(1, 6)] == [1, 15, 25, 10, 1]
+    generator = torch.Generator().manual_seed(3)
+    tasks = [f"t{i}" for i in range(5)]
+    matrix = (torch.rand(5, 5, generator=generator) * 2 - 1).tolist()
+    for k, ranked in groupings_by_size(matrix, tasks).items():
+        assert ranked[0].score == pytest.approx(_brute_force(matrix, tasks, k))
+        assert [g.score for g in ranked] == sorted((g.score for g in ranked), reverse=True)
+        for grouping in ranked:
+            assert sorted(t for group in grouping.groups for t in group) == tasks
+    # By hand: a and b help each other (0.3, 0.1), c hurts both and is hurt by them.
+    hand = [[0.5, 0.3, -0.2], [0.1, 0.5, -0.1], [-0.4, -0.3, 0.5]]
+    two = rank_groupings(hand, ["a", "b", "c"], 2)
+    assert two[0].groups == (("a", "b"), ("c",))
+    assert two[0].score == pytest.approx(0.1 + 0.3)  # onto a: Z(b->a); onto b: Z(a->b)
+    one = rank_groupings(hand, ["a", "b", "c"], 1)[0]
+    # Each task: the mean of the two others' affinity onto it.
+    assert one.score == pytest.approx((0.1 - 0.4) / 2 + (0.3 - 0.3) / 2 + (-0.2 - 0.1) / 2)
+    assert rank_groupings(hand, ["a", "b", "c"], 3)[0].score == 0.0
+    with pytest.raises(ValueError, match="at most 8 tasks"):
+        rank_groupings([[0.0] * 9] * 9, [str(i) for i in range(9)], 2)
+
+
+def _affinity_config(tmp_path: Path, every: int) -> str:
+    path = tmp_path / "affinity.yaml"
+    path.write_text(
+        "trainer:\n  callbacks+:\n"
+        "    - class_path: mtlscene.callbacks.task_affinity.TaskAffinity\n"
+        f"      init_args: {{every_n_steps: {every}}}\n"
+    )
+    return str(path)
+
+
+def test_callback_leaves_training_unchanged_and_writes_its_files(tmp_path):
+    # Three steps over two epochs: the second epoch's shuffle draws from the RNG too.
+    common = ["--config", TINY, "--trainer.limit_val_batches=0", "--trainer.max_steps=3"]
+    common += ["--trainer.max_epochs=2", "--model.instance_ap=false"]
+    plain = build_cli(["fit", *common, "--trainer.default_root_dir=plain"])
+    measured = build_cli(
+        ["fit", *common, "--config", _affinity_config(tmp_path, 1), "--trainer.default_root_dir=m"]
+    )
+    first, second = plain.model.state_dict(), measured.model.state_dict()
+    assert first.keys() == second.keys()
+    changed = [name for name in first if not torch.equal(first[name], second[name])]
+    assert not changed, f"the affinity callback changed training: {changed[:5]}"
+    # The BatchNorm statistics moved during training, so the comparison above covered them.
+    assert any("running_mean" in name for name in first)
+
+    log_dir = Path(measured.trainer.log_dir)
+    with (log_dir / "task_affinity.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted({int(r["step"]) for r in rows}) == [0, 1, 2]
+    assert len(rows) == 3 * 9
+    summary = json.loads((log_dir / "task_affinity.json").read_text())
+    assert summary["tasks"] == ["semantic", "instance", "depth"] and summary["count"] == 3
+    assert summary["lookahead"] == "adam"
+    by_pair = {(r["i"], r["j"]): [] for r in rows}
+    for r in rows:
+        by_pair[r["i"], r["j"]].append(float(r["affinity"]))
+    for a, i in enumerate(summary["tasks"]):
+        for b, j in enumerate(summary["tasks"]):
+            assert summary["matrix"][a][b] == pytest.approx(sum(by_pair[i, j]) / 3)
+    assert all(value != 0 for row in summary["matrix"] for value in row)
+    assert (log_dir / "task_affinity.png").stat().st_size > 5_000
+    with (log_dir / "metrics.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert "affinity/semantic->depth" in header
+
+
+def test_callback_restores_batchnorm_statistics_and_rng_when_called_directly():
+    cli = build_cli(["--config", TINY], run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)  # sets up the optimizer
+    module, trainer = cli.model, cli.trainer
+    module.train()
+    module.zero_grad(set_to_none=True)
+    batch = next(iter(cli.datamodule.train_dataloader()))
+    buffers = copy.deepcopy({n: b.clone() for n, b in module.named_buffers()})
+    from mtlscene.callbacks.task_affinity import TaskAffinity
+
+    state = torch.random.get_rng_state()
+    tasks, matrix = TaskAffinity(every_n_steps=1).measure(trainer, module, batch)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(b, buffers[n]) for n, b in module.named_buffers())
+    assert all(p.grad is None for p in module.network.encoder.parameters())
+    assert tasks == ["semantic", "instance", "depth"] and torch.isfinite(matrix).all()
