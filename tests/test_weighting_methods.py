@@ -55,7 +55,8 @@ def _aggregated_update(weighting, gradients):
 
 def test_every_short_name_maps_to_a_weighting_class():
     assert set(WEIGHTING_METHODS) == {
-        "uncertainty", "fixed", "equal", "dwa", "rlw", "famo", "gls", "imtl_l", "gradnorm",
+        "uncertainty", "settled_uncertainty", "uw_so", "fixed", "equal", "dwa", "rlw", "famo",
+        "gls", "imtl_l", "gradnorm",
         "mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl", "upgrad",
     }  # fmt: skip
 

@@ -2,6 +2,9 @@
 
 ``WEIGHTING_METHODS`` maps each method's short name (as used by presets and experiments) to
 its class; every class is also constructible by ``class_path`` in a config.
+``ComposedWeighting`` (a loss weighting followed by a gradient method) takes two methods as
+arguments, so it has presets (``configs/weighting/uncertainty_pcgrad.yaml``...) but no
+short name of its own.
 """
 
 from mtlscene.weighting.aggregators import (
@@ -14,6 +17,7 @@ from mtlscene.weighting.aggregators import (
     UPGradWeighting,
 )
 from mtlscene.weighting.base import LossWeighting
+from mtlscene.weighting.composed import ComposedWeighting
 from mtlscene.weighting.dwa import DWAWeighting
 from mtlscene.weighting.equal import EqualWeighting
 from mtlscene.weighting.famo import FAMOWeighting
@@ -23,10 +27,14 @@ from mtlscene.weighting.gradnorm import GradNormWeighting
 from mtlscene.weighting.imtl_l import IMTLLWeighting
 from mtlscene.weighting.jacobian import JacobianWeighting
 from mtlscene.weighting.rlw import RandomLossWeighting
+from mtlscene.weighting.settled import SettledUncertaintyWeighting
 from mtlscene.weighting.uncertainty import UncertaintyWeighting
+from mtlscene.weighting.uw_so import SoftOptimalUncertaintyWeighting
 
 WEIGHTING_METHODS: dict[str, type[LossWeighting]] = {
     "uncertainty": UncertaintyWeighting,
+    "settled_uncertainty": SettledUncertaintyWeighting,
+    "uw_so": SoftOptimalUncertaintyWeighting,
     "fixed": FixedWeighting,
     "equal": EqualWeighting,
     "dwa": DWAWeighting,
@@ -48,6 +56,7 @@ __all__ = [
     "WEIGHTING_METHODS",
     "AlignedMTLWeighting",
     "CAGradWeighting",
+    "ComposedWeighting",
     "DWAWeighting",
     "EqualWeighting",
     "FAMOWeighting",
@@ -62,6 +71,8 @@ __all__ = [
     "NashMTLWeighting",
     "PCGradWeighting",
     "RandomLossWeighting",
+    "SettledUncertaintyWeighting",
+    "SoftOptimalUncertaintyWeighting",
     "UPGradWeighting",
     "UncertaintyWeighting",
 ]

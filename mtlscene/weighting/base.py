@@ -76,7 +76,9 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
                         "requires_gradients)"
                     )
                 # An absent task's zero loss contributes a zero gradient.
-                return self.combine_gradients(_zero_absent(losses32, present), shared, heads)
+                return self.combine_gradients(
+                    _zero_absent(losses32, present), shared, heads, present=present
+                )
             if not present:
                 return self.combine(losses32)
             return self.combine_present(losses32, present)
@@ -96,9 +98,17 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         return self.combine(_zero_absent(losses, present))
 
     def combine_gradients(
-        self, losses: Mapping[str, Tensor], shared: nn.Module, heads: Mapping[str, nn.Module]
+        self,
+        losses: Mapping[str, Tensor],
+        shared: nn.Module,
+        heads: Mapping[str, nn.Module],
+        present: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
-        """The objective to backpropagate, for methods that look at per-task gradients."""
+        """The objective to backpropagate, for methods that look at per-task gradients.
+
+        ``losses`` already has absent tasks' losses zeroed; ``present`` is passed on for
+        methods with per-task terms beside the losses (a composed loss weighting).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not use per-task gradients")
 
     def on_train_epoch_end(self) -> None:  # noqa: B027 - optional hook, no-op by default

@@ -91,7 +91,11 @@ class GradNormWeighting(LossWeighting):
         return (norms - target).abs().sum()
 
     def combine_gradients(
-        self, losses: Mapping[str, Tensor], shared: nn.Module, heads: Mapping[str, nn.Module]
+        self,
+        losses: Mapping[str, Tensor],
+        shared: nn.Module,
+        heads: Mapping[str, nn.Module],
+        present: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         values = stack_losses(self, losses)
         with torch.no_grad():

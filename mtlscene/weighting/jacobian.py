@@ -59,9 +59,25 @@ class JacobianWeighting(LossWeighting):
         raise NotImplementedError
 
     def combine_gradients(
-        self, losses: Mapping[str, Tensor], shared: nn.Module, heads: Mapping[str, nn.Module]
+        self,
+        losses: Mapping[str, Tensor],
+        shared: nn.Module,
+        heads: Mapping[str, nn.Module],
+        present: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         values = stack_losses(self, losses)
+        surrogate = self.aggregate(values, shared, heads)
+        weighted = (self.last_weights * values.detach()).sum()
+        # Value of the weighted loss sum, gradient of the surrogate.
+        return weighted + (surrogate - surrogate.detach())
+
+    def aggregate(self, values: Tensor, shared: nn.Module, heads: Mapping[str, nn.Module]):
+        """A surrogate whose gradient is the aggregated update of the per-task ``values``.
+
+        Shared parameters get ``w @ J`` (``w`` from :meth:`jacobian_weights`, kept in
+        ``last_weights``); each head gets its own task's gradient, unweighted. The
+        surrogate's value is meaningless: add ``surrogate - surrogate.detach()``.
+        """
         shared_params = [p for p in shared.parameters() if p.requires_grad]
         rows, surrogate = [], values.new_zeros(())
         for i, name in enumerate(self.tasks):
@@ -87,9 +103,7 @@ class JacobianWeighting(LossWeighting):
             size = param.numel()
             surrogate = surrogate + (param * update[offset : offset + size].view_as(param)).sum()
             offset += size
-        weighted = (weights * values.detach()).sum()
-        # Value of the weighted loss sum, gradient of the surrogate.
-        return weighted + (surrogate - surrogate.detach())
+        return surrogate
 
     def weights(self) -> dict[str, Tensor]:
         return as_dict(self, self.last_weights)

@@ -1,0 +1,110 @@
+"""A loss weighting composed with a gradient method (as Auto-Lambda and LibMTL combine them).
+
+First the loss weighting scales each task's loss (e.g. uncertainty weighting's
+``c * exp(-k s)``), then the gradient method (PCGrad, UPGrad, MGDA, ...) aggregates the
+per-task gradients of the *weighted* losses into one update of the shared parameters:
+
+    update_shared = A( [lambda_1 grad L_1, ..., lambda_T grad L_T] ),
+    update_head_i = lambda_i grad_head_i L_i,
+
+with the loss weights ``lambda`` detached. The loss weighting's own parameters (uncertainty
+weighting's s) learn from its usual objective evaluated on the detached losses, which gives
+them exactly the gradient they get alone; that objective is also the logged total. Scale-
+invariant aggregators (UPGrad's projections, PCGrad's) then act on gradients whose
+magnitudes the loss weighting chose, which is the point of composing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from mtlscene.tasks.likelihood import Likelihood
+from mtlscene.weighting.base import LossWeighting, as_dict, stack_losses
+from mtlscene.weighting.jacobian import JacobianWeighting
+
+
+class ComposedWeighting(JacobianWeighting):
+    """``loss_weighting`` scales the losses, ``gradient_method`` aggregates their gradients.
+
+    Args:
+        loss_weighting: a loss-based weighting (one that does not need per-task gradients),
+            e.g. ``UncertaintyWeighting``. The exact Boltzmann form (which rescales logits)
+            cannot be composed.
+        gradient_method: a per-task gradient method (a ``JacobianWeighting``), e.g.
+            ``PCGradWeighting`` or ``UPGradWeighting``.
+    """
+
+    def __init__(self, loss_weighting: LossWeighting, gradient_method: JacobianWeighting) -> None:
+        super().__init__()
+        if loss_weighting.requires_gradients:
+            raise ValueError(
+                "ComposedWeighting.loss_weighting must be a loss-based weighting, got "
+                f"{type(loss_weighting).__name__}, which needs per-task gradients itself; put "
+                "gradient methods under gradient_method"
+            )
+        if not isinstance(gradient_method, JacobianWeighting):
+            raise ValueError(
+                "ComposedWeighting.gradient_method must be a per-task gradient method (a "
+                f"JacobianWeighting such as PCGradWeighting), got {type(gradient_method).__name__}"
+            )
+        self.loss_weighting = loss_weighting
+        self.gradient_method = gradient_method
+        self.lr = loss_weighting.lr  # s's own learning rate, when the loss weighting sets one
+
+    def bind(self, likelihoods: Mapping[str, Likelihood | str]) -> None:
+        super().bind(likelihoods)
+        self.loss_weighting.bind(likelihoods)
+        self.gradient_method.bind(likelihoods)
+        if self.loss_weighting.prediction_scales():
+            raise ValueError(
+                "ComposedWeighting cannot compose a loss weighting that rescales predictions "
+                "(UncertaintyWeighting with boltzmann: exact); use boltzmann: approximate"
+            )
+        n = len(self.likelihoods)
+        self.register_buffer("last_scales", torch.ones(n), persistent=False)
+
+    def is_active(self, task: str) -> bool:
+        return self.loss_weighting.is_active(task)
+
+    def jacobian_weights(self, jacobian: Tensor) -> Tensor:
+        return self.gradient_method.jacobian_weights(jacobian)
+
+    def loss_scales(self, losses: Mapping[str, Tensor], present) -> tuple[Tensor, Tensor]:
+        """The loss weighting's objective on the detached losses, and its weights after it."""
+        detached = {name: loss.detach() for name, loss in losses.items()}
+        objective = self.loss_weighting(detached, present)
+        weights = self.loss_weighting.weights()
+        scales = torch.stack([weights[name] for name in self.tasks]).to(objective.device)
+        return objective, scales.detach().float()
+
+    def combine_gradients(
+        self,
+        losses: Mapping[str, Tensor],
+        shared: nn.Module,
+        heads: Mapping[str, nn.Module],
+        present: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
+        objective, scales = self.loss_scales(losses, present)
+        self.last_scales.copy_(scales)
+        surrogate = self.aggregate(stack_losses(self, losses) * scales, shared, heads)
+        # The Gramian of the raw task gradients, as every other gradient method reports it.
+        outer = torch.outer(scales, scales)
+        self.last_gramian.copy_(torch.where(outer > 0, self.last_gramian / outer, 0.0))
+        self.gradient_method.last_weights.copy_(self.last_weights)
+        return objective + (surrogate - surrogate.detach())
+
+    def weights(self) -> dict[str, Tensor]:
+        """The effective weight on each raw loss: aggregator weight x loss weight."""
+        return as_dict(self, self.last_weights * self.last_scales)
+
+    def log_variances(self) -> dict[str, Tensor]:
+        return self.loss_weighting.log_variances()
+
+    def sigmas(self) -> dict[str, Tensor]:
+        return self.loss_weighting.sigmas()
+
+
+__all__ = ["ComposedWeighting"]
