@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import itertools
 import json
@@ -12,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from mtlscene.callbacks.task_affinity import TaskAffinity
 from mtlscene.main import build_cli
 from mtlscene.relationships.affinity import (
     AdamPreconditioner,
@@ -161,20 +161,72 @@ def test_callback_leaves_training_unchanged_and_writes_its_files(tmp_path):
         header = next(csv.reader(handle))
     assert "affinity/semantic->depth" in header
 
-
-def test_callback_restores_batchnorm_statistics_and_rng_when_called_directly():
-    cli = build_cli(["--config", TINY], run=False)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)  # sets up the optimizer
-    module, trainer = cli.model, cli.trainer
+    # Called directly after fit (Adam state present, BatchNorm in train mode): the running
+    # statistics, the RNG state and .grad are as they were.
+    module, trainer = measured.model, measured.trainer
     module.train()
     module.zero_grad(set_to_none=True)
-    batch = next(iter(cli.datamodule.train_dataloader()))
-    buffers = copy.deepcopy({n: b.clone() for n, b in module.named_buffers()})
-    from mtlscene.callbacks.task_affinity import TaskAffinity
-
+    batch = next(iter(measured.datamodule.train_dataloader()))
+    buffers = {name: b.clone() for name, b in module.named_buffers()}
     state = torch.random.get_rng_state()
     tasks, matrix = TaskAffinity(every_n_steps=1).measure(trainer, module, batch)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert all(torch.equal(b, buffers[n]) for n, b in module.named_buffers())
-    assert all(p.grad is None for p in module.network.encoder.parameters())
+    assert all(p.grad is None for p in module.parameters())
     assert tasks == ["semantic", "instance", "depth"] and torch.isfinite(matrix).all()
+
+
+def test_affinity_experiment_trains_the_suggested_groups_and_checks_them(tmp_path):
+    from mtlscene.experiments import load_experiment, run_experiment
+    from mtlscene.experiments.cli import main as experiment_main
+
+    experiment_file = tmp_path / "tiny_affinity.yaml"
+    shipped = load_experiment("affinity")
+    assert shipped.grouping.measured_row == "All tasks (uncertainty)"
+    text = (CONF.parent.parent / "configs/experiments/affinity.yaml").read_text()
+    text = text.replace(
+        "[quickstart.yaml, recipes/adamw_poly.yaml, budgets/cpu_small.yaml]", f"[{TINY}]"
+    )
+    text = text.replace(
+        "[diagnostics/affinity.yaml, diagnostics/gradients.yaml]",
+        f"[{_affinity_config(tmp_path, 1)}]",
+    )
+    experiment_file.write_text(text.replace("seeds: 3", "seeds: 1"))
+    out = tmp_path / "out"
+    assert experiment_main(["run", str(experiment_file), "--out", str(out), "--jobs", "2"]) == 0
+
+    decision = json.loads((out / "grouping.json").read_text())
+    measured = json.loads((out / "runs/all_tasks_uncertainty/seed0/result.json").read_text())
+    stored = json.loads((Path(measured["log_dir"]) / "task_affinity.json").read_text())
+    assert decision["mean"] == stored["matrix"]
+    best = rank_groupings(stored["matrix"], stored["tasks"], 2)[0]
+    assert decision["suggested"]["groups"] == [list(g) for g in best.groups]
+    pair = next(g for g in best.groups if len(g) == 2)
+    group_dir = out / "runs" / ("group_" + "_".join(pair)) / "seed0"
+    group_result = json.loads((group_dir / "result.json").read_text())
+    assert group_result["tasks"] == list(pair)
+
+    report = (out / "grouping.md").read_text()
+    assert f"**Suggested for 2 groups: {best.label()}.**" in report
+    assert (out / "affinity.png").stat().st_size > 5_000
+    # The check: a task of the pair reads its metric from the group's run.
+    task = pair[0]
+    line = [row for row in report.splitlines() if row.startswith(f"| {task} |")][-1]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    key, scale, digits = {
+        "semantic": ("test/semantic/miou", 100.0, 2),
+        "instance": ("test/instance/mae", 1.0, 3),
+        "depth": ("test/depth/mae", 1.0, 3),
+    }[task]
+    zero = f"{0:.{digits}f}"
+    assert cells[3] == f"{measured['test'][key] * scale:.{digits}f} ± {zero}"
+    assert cells[4] == f"{group_result['test'][key] * scale:.{digits}f} ± {zero}"
+    assert "| | networks | 3 | 1 | 2 |" in report
+    assert "Δm % (↓) vs one per task" in report
+    assert "Group: " + " + ".join(pair) in (out / "table.md").read_text()
+
+    # Again: nothing new is trained, and the stored matrix gives the same grouping.
+    outcome = run_experiment(load_experiment(experiment_file), out, echo=lambda *_: None)
+    assert not outcome["done"] and len(outcome["skipped"]) == 5
+    assert json.loads((out / "grouping.json").read_text())["suggested"] == decision["suggested"]
+    assert f"**Suggested for 2 groups: {best.label()}.**" in (out / "grouping.md").read_text()

@@ -22,7 +22,7 @@ from pathlib import Path
 from mtlscene.experiments.definition import available_experiments, load_experiment, resolve_config
 from mtlscene.experiments.executors import EXECUTORS, ExecutorConfigError, make_executor
 from mtlscene.experiments.runner import OutputFolderError, run_experiment
-from mtlscene.experiments.summary import EXPERIMENT_COPY, summarize
+from mtlscene.experiments.summary import EXPERIMENT_COPY
 
 
 def _override(text: str) -> str:
@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<12} {len(experiment.rows):>3} rows  {experiment.description}")
         return 0
     if args.command == "summarize":
-        for path in summarize(Path(args.out)):
+        from mtlscene.experiments.grouping_experiment import summarize_with_grouping
+
+        for path in summarize_with_grouping(Path(args.out)):
             print(f"wrote {path}")
         return 0
     if args.command in ("status", "cancel"):

@@ -18,6 +18,8 @@ An experiment is a YAML file (the shipped ones live in ``configs/experiments/``)
         configs: [trainer/bf16.yaml]           # more files, relative to configs/
         overrides: ["--model.weighting.init_args.lr=0.1"]
     published: nyuv2     # optional: published rows printed under the table
+    grouping: {measured_row: 3-task uncertainty, groups: 2}   # optional: see
+                         # grouping_experiment.py (affinity -> suggested groups, trained)
 
 Config paths are relative to the ``configs/`` folder of the project (or absolute).
 """
@@ -28,6 +30,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -98,6 +101,8 @@ class Experiment:
     description: str = ""
     source: Path | None = None
     published: str | None = None
+    # A GroupingSpec (grouping_experiment.py): train the task groups the affinity suggests.
+    grouping: Any = None
 
     def base_args(self) -> list[str]:
         args: list[str] = []
@@ -170,6 +175,11 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         from mtlscene.experiments.published import load_published
 
         load_published(str(spec["published"]))
+    grouping = None
+    if spec.get("grouping") is not None:
+        from mtlscene.experiments.grouping_experiment import parse_grouping
+
+        grouping = parse_grouping(spec["grouping"], path, rows)
     return Experiment(
         name=str(spec.get("name", path.stem)),
         rows=tuple(rows),
@@ -178,4 +188,5 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         description=str(spec.get("description", "")),
         source=path,
         published=spec.get("published"),
+        grouping=grouping,
     )

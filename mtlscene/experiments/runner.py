@@ -153,13 +153,29 @@ def run_experiment(
             f"finished {len(done)}, skipped {len(outcome['skipped'])}, failed "
             f"{len(failed)} in {duration(time.perf_counter() - start)}"
         )
-        for run in failed:
+        if experiment.grouping is not None:  # train the groups the affinity suggests
+            from mtlscene.experiments.grouping_experiment import run_grouping_stage
+
+            experiment, grouped = run_grouping_stage(
+                experiment,
+                out_dir,
+                seeds,
+                extra_args,
+                wandb,
+                executor,
+                echo,
+                keep_checkpoints,
+                reuse,
+            )
+            for key, runs in grouped.items():
+                outcome[key] += runs
+        for run in outcome["failed"]:
             failure = json.loads((run.run_dir / FAILED_FILE).read_text(encoding="utf-8"))
             echo(f"  failed: {run.row.name} seed {run.seed}: see {failure['log']}")
         if summary:
-            from mtlscene.experiments.summary import summarize
+            from mtlscene.experiments.grouping_experiment import summarize_with_grouping
 
-            for path in summarize(out_dir, experiment):
+            for path in summarize_with_grouping(out_dir, experiment):
                 echo(f"  wrote {path}")
         return outcome
 

@@ -1,0 +1,447 @@
+"""An experiment's ``grouping`` stage: measure affinity, suggest task groups, train and check.
+
+An experiment with a ``grouping`` key::
+
+    grouping: {measured_row: 3-task uncertainty, groups: 2}
+
+has one row (``measured_row``) that trains all tasks with the
+:class:`~mtlscene.callbacks.task_affinity.TaskAffinity` callback. Once every seed of that
+row has finished, the runs' ``task_affinity.json`` (in each run's ``log_dir``) are
+averaged, the partition of the tasks into ``groups`` groups with the highest total affinity
+is chosen (:mod:`mtlscene.relationships.grouping`), and each group of two or more tasks is
+trained as an extra row over the same seeds, with the measured row's weighting (singleton
+groups are the single-task rows). The measured runs' files are the stored matrix: running
+the command again finds the same grouping and skips the finished group runs.
+
+``grouping.json`` and ``grouping.md`` + ``affinity.png`` sit beside the experiment's
+``table.md``: the mean matrix over seeds, the ranked groupings, and the check of the
+suggestion against one network per task and one for all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mtlscene.experiments.definition import Experiment, Row
+from mtlscene.experiments.plan import PlannedRun, RunJob, plan_runs, run_args
+from mtlscene.experiments.single_run import RESULT_FILE
+
+GROUPING_FILE = "grouping.json"
+REPORT_FILE = "grouping.md"
+FIGURE_FILE = "affinity.png"
+AFFINITY_FILE = "task_affinity.json"
+GROUP_ROW_PREFIX = "Group: "
+TOP_GROUPINGS = 5
+
+
+@dataclass(frozen=True)
+class GroupingSpec:
+    """The ``grouping`` key of an experiment.
+
+    Args:
+        measured_row: the row whose runs measure the affinity (all tasks, TaskAffinity on).
+        groups: K, the number of groups (networks) of the suggested grouping.
+    """
+
+    measured_row: str
+    groups: int = 2
+
+
+def parse_grouping(raw: Any, path: Path, rows: Sequence[Row]) -> GroupingSpec:
+    """The ``grouping`` key of the experiment file ``path``, checked against its rows."""
+    if not isinstance(raw, Mapping) or "measured_row" not in raw:
+        raise ValueError(
+            f"{path}: `grouping` takes a mapping like {{measured_row: <row name>, groups: 2}}"
+        )
+    unknown = sorted(set(raw) - {"measured_row", "groups"})
+    if unknown:
+        raise ValueError(
+            f"{path}: `grouping` has unknown keys {unknown}; it takes measured_row and groups"
+        )
+    names = [row.name for row in rows]
+    if raw["measured_row"] not in names:
+        raise ValueError(
+            f"{path}: grouping.measured_row {raw['measured_row']!r} is not a row; rows: {names}"
+        )
+    groups = raw.get("groups", 2)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{path}: grouping.groups must be a whole number >= 1, got {groups!r}")
+    return GroupingSpec(str(raw["measured_row"]), groups)
+
+
+def _measured_row(experiment: Experiment) -> Row | None:
+    return next((r for r in experiment.rows if r.name == experiment.grouping.measured_row), None)
+
+
+def _read_matrices(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
+    """Each measured run's ``task_affinity.json``; a clear error naming what is missing."""
+    matrices = []
+    for run in runs:
+        result = json.loads((run.run_dir / RESULT_FILE).read_text(encoding="utf-8"))
+        path = Path(result.get("log_dir", run.run_dir)) / AFFINITY_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"grouping: {run.row.name!r} seed {run.seed} wrote no {AFFINITY_FILE} "
+                f"(looked in {path.parent}); the measured row needs the TaskAffinity callback: "
+                "add `configs: [diagnostics/affinity.yaml]` to it and delete its run folders"
+            )
+        matrices.append({"seed": run.seed, **json.loads(path.read_text(encoding="utf-8"))})
+    tasks = matrices[0]["tasks"]
+    if any(m["tasks"] != tasks for m in matrices):
+        raise ValueError(f"grouping: the measured runs disagree on the task order: {matrices}")
+    return matrices
+
+
+def decide_grouping(experiment: Experiment, out_dir: Path, seeds: int) -> dict[str, Any] | None:
+    """The mean matrix over the measured row's seeds and the ranked groupings.
+
+    None while a seed of the measured row is unfinished (or the row is not being run).
+    """
+    from mtlscene.relationships.grouping import groupings_by_size, rank_groupings
+
+    row = _measured_row(experiment)
+    if row is None:
+        return None
+    runs = [r for r in plan_runs(experiment, out_dir, seeds) if r.row == row]
+    if not all(run.done for run in runs):
+        return None
+    matrices = _read_matrices(runs)
+    tasks = matrices[0]["tasks"]
+    size = len(tasks)
+    cells = [[[m["matrix"][i][j] for m in matrices] for j in range(size)] for i in range(size)]
+    mean = [[statistics.fmean(cell) for cell in row_cells] for row_cells in cells]
+    std = [
+        [statistics.stdev(cell) if len(cell) > 1 else 0.0 for cell in row_cells]
+        for row_cells in cells
+    ]
+    k = experiment.grouping.groups
+    if k > size:
+        raise ValueError(
+            f"grouping.groups is {k} but the measured row trains {size} tasks ({tasks})"
+        )
+    ranked = {
+        n: [
+            {"groups": [list(g) for g in grouping.groups], "score": grouping.score}
+            for grouping in groupings
+        ]
+        for n, groupings in groupings_by_size(mean, tasks).items()
+    }
+    best = rank_groupings(mean, tasks, k)[0]
+    return {
+        "measured_row": row.name,
+        "groups": k,
+        "tasks": tasks,
+        "seeds": [m["seed"] for m in matrices],
+        "steps_per_run": [m["count"] for m in matrices],
+        "lookahead": matrices[0].get("lookahead", ""),
+        "mean": mean,
+        "std": std,
+        "per_seed": [m["matrix"] for m in matrices],
+        "ranked": ranked,
+        "suggested": {"groups": [list(g) for g in best.groups], "score": best.score},
+    }
+
+
+def group_row_name(group: Sequence[str]) -> str:
+    return GROUP_ROW_PREFIX + " + ".join(group)
+
+
+def group_rows(experiment: Experiment, decision: Mapping[str, Any]) -> list[Row]:
+    """One row per suggested group of two or more tasks, trained like the measured row.
+
+    The measured row's diagnostics configs (``diagnostics/...``) are left out: they change
+    no weight (tested) and would only cost time.
+    """
+    measured = _measured_row(experiment)
+    rows = []
+    for group in decision["suggested"]["groups"]:
+        if len(group) < 2:
+            continue
+        weights = None
+        if measured.weights is not None:
+            weights = {task: measured.weights[task] for task in group if task in measured.weights}
+        rows.append(
+            Row(
+                name=group_row_name(group),
+                configs=tuple(c for c in measured.configs if Path(c).parent.name != "diagnostics"),
+                weighting=measured.weighting,
+                tasks=tuple(group),
+                weights=weights,
+                overrides=measured.overrides,
+            )
+        )
+    return rows
+
+
+def with_group_rows(experiment: Experiment, out_dir: Path) -> Experiment:
+    """The experiment with the group rows of the grouping stored in ``out_dir`` (if any)."""
+    path = out_dir / GROUPING_FILE
+    if experiment.grouping is None or not path.is_file():
+        return experiment
+    decision = json.loads(path.read_text(encoding="utf-8"))
+    known = {row.name for row in experiment.rows}
+    extra = [row for row in group_rows(experiment, decision) if row.name not in known]
+    return replace(experiment, rows=experiment.rows + tuple(extra))
+
+
+def run_grouping_stage(
+    experiment: Experiment,
+    out_dir: Path,
+    seeds: int,
+    extra_args: list[str],
+    wandb: bool,
+    executor,
+    echo: Callable[[str], None],
+    keep_checkpoints: bool = False,
+    reuse: Sequence[str | Path] = (),
+) -> tuple[Experiment, dict[str, list[PlannedRun]]]:
+    """Decide the grouping and train its group rows (skipping finished ones).
+
+    Returns the experiment with the group rows added (for the summary) and the group runs
+    as ``{"done", "skipped", "reused", "failed"}``.
+    """
+    from mtlscene.experiments.runner import adopt_finished_elsewhere, check_finished_runs_match
+
+    outcome: dict[str, list[PlannedRun]] = {"done": [], "skipped": [], "reused": [], "failed": []}
+    try:
+        decision = decide_grouping(experiment, out_dir, seeds)
+    except (FileNotFoundError, ValueError) as error:
+        echo(f"grouping: {error}")
+        return experiment, outcome
+    if decision is None:
+        if _measured_row(experiment) is not None:
+            echo(
+                f"grouping: waits for every seed of {experiment.grouping.measured_row!r}; "
+                "run the command again once they have finished"
+            )
+        return experiment, outcome
+    (out_dir / GROUPING_FILE).write_text(json.dumps(decision, indent=2), encoding="utf-8")
+    suggested = " ".join("{" + ", ".join(g) + "}" for g in decision["suggested"]["groups"])
+    echo(
+        f"grouping: affinity of {len(decision['seeds'])} run(s) of "
+        f"{decision['measured_row']!r} suggests {suggested} "
+        f"(score {decision['suggested']['score']:.4f})"
+    )
+    expanded = with_group_rows(experiment, out_dir)
+    new_rows = expanded.rows[len(experiment.rows) :]
+    if not new_rows:
+        return expanded, outcome
+    runs = plan_runs(replace(experiment, rows=new_rows), out_dir, seeds)
+    planned = {run.run_dir: run_args(experiment, run, extra_args, wandb) for run in runs}
+    check_finished_runs_match(runs, planned)
+    outcome["skipped"] = [run for run in runs if run.done]
+    todo = [run for run in runs if not run.done]
+    if reuse and todo:
+        outcome["reused"] = adopt_finished_elsewhere(todo, reuse, experiment, planned)
+        todo = [run for run in todo if run not in outcome["reused"]]
+    echo(
+        f"grouping: {len(new_rows)} group row(s) x {seeds} seeds = {len(runs)} runs, "
+        f"{len(outcome['skipped'])} already finished, {len(todo)} to run"
+    )
+    jobs = [RunJob(experiment.name, run, planned[run.run_dir], keep_checkpoints) for run in todo]
+    outcome["done"], outcome["failed"] = executor.run_all(jobs, echo)
+    return expanded, outcome
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _cell(values: Sequence[float], digits: int) -> str:
+    mean, std = _mean_std(values)
+    if math.isnan(mean):
+        return "-"
+    return f"{mean + 0.0:.{digits}f} ± {std:.{digits}f}"
+
+
+def _runs_by_setup(
+    results: Sequence[dict[str, Any]], decision: Mapping[str, Any]
+) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+    """Setup -> task -> seed -> the result of the run that trained that task there.
+
+    Setups: ``one`` (each task alone), ``all`` (the measured row), ``grouping`` (the run of
+    the suggested group holding the task; a task alone in its group is its single-task run).
+    """
+    tasks = decision["tasks"]
+    single = {t: {r["seed"]: r for r in results if r["tasks"] == [t]} for t in tasks}
+    measured = {r["seed"]: r for r in results if r["row"] == decision["measured_row"]}
+    setups: dict[str, dict[str, dict[int, dict[str, Any]]]] = {
+        "one": single,
+        "all": {t: measured for t in tasks},
+        "grouping": {},
+    }
+    for group in decision["suggested"]["groups"]:
+        if len(group) == 1:
+            setups["grouping"][group[0]] = single[group[0]]
+            continue
+        runs = {r["seed"]: r for r in results if r["row"] == group_row_name(group)}
+        for task in group:
+            setups["grouping"][task] = runs
+    return setups
+
+
+def _merged_metrics(by_task: Mapping[str, Mapping[int, dict]], seed: int) -> dict[str, float]:
+    """One seed's test metrics, each task's taken from the run that trained it."""
+    merged: dict[str, float] = {}
+    for task, runs in by_task.items():
+        result = runs.get(seed)
+        if result is None:
+            return {}
+        merged.update({k: v for k, v in result["test"].items() if k.startswith(f"test/{task}/")})
+    return merged
+
+
+def _networks(by_task: Mapping[str, Mapping[int, dict]]) -> tuple[int, float | None]:
+    """The number of distinct networks and their parameters summed (None if unrecorded)."""
+    rows: dict[str, dict] = {}
+    for runs in by_task.values():
+        for result in runs.values():
+            rows.setdefault(result["row"], result)
+            break
+    parameters = [(r.get("cost") or {}).get("parameters") for r in rows.values()]
+    total = None if not parameters or None in parameters else float(sum(parameters))
+    return len(rows), total
+
+
+def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any]) -> list[str]:
+    """``grouping.md``: the matrix, the ranked groupings and the check of the suggestion."""
+    from mtlscene.experiments.columns import delta_columns, experiment_columns
+    from mtlscene.experiments.delta import delta_m, single_task_baselines
+
+    tasks = decision["tasks"]
+    lines = [
+        f"### Task affinity and grouping: {decision['measured_row']}",
+        "",
+        f"Lookahead affinity Z(i → j) = 1 − L_j(after a step on task i alone) / L_j(before), "
+        f"on the training batch every few steps ({decision['lookahead'] or 'sgd'} step), "
+        f"averaged over training, then mean ± std over seeds {decision['seeds']} "
+        f"({decision['steps_per_run']} measurements per run). Row i: the task that stepped; "
+        "column j: the task whose loss is read. Positive: i's step helps j.",
+        "",
+        "| i \\ j | " + " | ".join(tasks) + " |",
+        "|" + "---|" * (len(tasks) + 1),
+    ]
+    for i, source in enumerate(tasks):
+        cells = [
+            f"{decision['mean'][i][j]:+.4f} ± {decision['std'][i][j]:.4f}"
+            for j in range(len(tasks))
+        ]
+        lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"![affinity]({FIGURE_FILE})",
+        "",
+        "#### Groupings ranked by total affinity",
+        "",
+        "A task's score is the mean affinity onto it from the other members of its group "
+        "(0 alone); a grouping's score is the sum over tasks (TAG). "
+        f"The best {TOP_GROUPINGS} of each number of groups:",
+        "",
+        "| groups | rank | grouping | score |",
+        "|---|---|---|---|",
+    ]
+    suggested = [list(g) for g in decision["suggested"]["groups"]]
+    for k, ranked in sorted(decision["ranked"].items(), key=lambda item: int(item[0])):
+        for rank, grouping in enumerate(ranked[:TOP_GROUPINGS], start=1):
+            label = " ".join("{" + ", ".join(g) + "}" for g in grouping["groups"])
+            mark = " (suggested)" if grouping["groups"] == suggested else ""
+            lines.append(f"| {k} | {rank} | {label}{mark} | {grouping['score']:+.4f} |")
+    label = " ".join("{" + ", ".join(g) + "}" for g in suggested)
+    lines += ["", f"**Suggested for {decision['groups']} groups: {label}.**", ""]
+
+    columns = experiment_columns(results)
+    metrics = [c for c in delta_columns(columns) if c.task in tasks]
+    baselines = single_task_baselines(results, columns)
+    setups = _runs_by_setup(results, decision)
+    names = {"one": "one per task", "all": "all in one", "grouping": "suggested grouping"}
+    lines += [
+        "#### The check: the suggestion trained against one network per task and one for all",
+        "",
+        "Test split, mean ± std over seeds; each task's metric from the run that trained it "
+        "in that setup.",
+        "",
+        "| task | metric | " + " | ".join(names.values()) + " |",
+        "|---|---|---|---|---|",
+    ]
+    for column in metrics:
+        cells = []
+        for setup in names:
+            runs = setups[setup].get(column.task, {})
+            values = [
+                r["test"][column.key] * column.scale
+                for r in runs.values()
+                if column.key in r["test"]
+            ]
+            cells.append(_cell(values, column.digits))
+        lines.append(f"| {column.task} | {column.title} | " + " | ".join(cells) + " |")
+    seeds = sorted({r["seed"] for r in results})
+    summary_cells = {"Δm % (↓) vs one per task": [], "networks": [], "parameters (M)": []}
+    for setup in names:
+        deltas = []
+        for seed in seeds:
+            merged = _merged_metrics(setups[setup], seed)
+            if merged:
+                deltas.append(delta_m(merged, baselines, columns))
+        summary_cells["Δm % (↓) vs one per task"].append(_cell(deltas, 2))
+        count, parameters = _networks(setups[setup])
+        summary_cells["networks"].append(str(count))
+        summary_cells["parameters (M)"].append(
+            "-" if parameters is None else f"{parameters / 1e6:.2f}"
+        )
+    for title, cells in summary_cells.items():
+        lines.append(f"| | {title} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Δm % (Nash-MTL/FAMO): the mean relative change of the tasks' metrics against the mean "
+        "of the single-task runs, signed so that positive is worse; per seed, each task's "
+        "metric taken from its setup's run of that seed (one per task: the seed-to-seed noise "
+        "of the reference). Parameters: the networks' total, from the runs' recorded cost.",
+    ]
+    return lines
+
+
+def write_grouping_report(out_dir: str | Path, experiment: Experiment) -> list[Path]:
+    """``grouping.md`` and ``affinity.png`` from ``grouping.json`` and the runs' results."""
+    from mtlscene.experiments.summary import load_results
+    from mtlscene.relationships.affinity_figure import plot_affinity
+
+    out_dir = Path(out_dir)
+    path = out_dir / GROUPING_FILE
+    if experiment.grouping is None or not path.is_file():
+        return []
+    decision = json.loads(path.read_text(encoding="utf-8"))
+    names = {row.name for row in experiment.rows}
+    results = [r for r in load_results(out_dir) if r["row"] in names and "test" in r]
+    figure = plot_affinity(
+        decision["tasks"],
+        decision["mean"],
+        out_dir / FIGURE_FILE,
+        std=decision["std"],
+        title=f"Lookahead affinity Z(i → j), mean ± std over {len(decision['seeds'])} seeds",
+    )
+    report = out_dir / REPORT_FILE
+    report.write_text("\n".join(report_lines(results, decision)) + "\n", encoding="utf-8")
+    return [report, figure]
+
+
+def summarize_with_grouping(out_dir: Path, experiment: Experiment | None = None) -> list[Path]:
+    """The usual summary of ``out_dir`` (group rows included) plus the grouping report."""
+    from mtlscene.experiments.definition import load_experiment
+    from mtlscene.experiments.summary import EXPERIMENT_COPY, summarize
+
+    if experiment is None:
+        experiment = load_experiment(out_dir / EXPERIMENT_COPY)
+    experiment = with_group_rows(experiment, out_dir)
+    return summarize(out_dir, experiment) + write_grouping_report(out_dir, experiment)
