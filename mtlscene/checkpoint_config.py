@@ -5,7 +5,8 @@ Policy (``mtlscene validate|test|predict|fit --ckpt_path``):
 - The checkpoint's network is what runs. Without model settings of your own (no ``model:``
   in your configs, no ``--model.*``), it is used as saved.
 - Where your configs or options describe the network (``model.backbone``, ``model.tasks``,
-  ``model.active_tasks``, ``model.weighting``, ``model.task_modules``) differently from the
+  ``model.active_tasks``, ``model.weighting``, ``model.task_modules``,
+  ``model.branch_point``) differently from the
   checkpoint, the command stops before any work and names both values: evaluating a
   different model than the one you wrote would report numbers for the wrong thing, and
   building yours would leave weights unused or missing.
@@ -27,7 +28,9 @@ import torch
 from mtlscene.errors import CheckpointError
 
 # Keys that decide the trained weights (and the loss they were trained with).
-NETWORK_KEYS = ("backbone", "tasks", "weighting", "task_modules")
+NETWORK_KEYS = ("backbone", "tasks", "weighting", "task_modules", "branch_point")
+# What a checkpoint saved before a network key existed was trained with.
+SAVED_BEFORE = {"branch_point": "aspp"}
 # Keys that only change how outputs are post-processed or checked.
 EVALUATION_KEYS = ("clustering", "panoptic", "instance_ap", "panoptic_quality", "check_finite")
 
@@ -165,8 +168,10 @@ def reconcile(
                 if mine[name] != theirs[name]
             ]
     for key in NETWORK_KEYS:
-        if key != "tasks" and key in written and key in hparams:
-            problems += _differences(user.get(key), _plain(hparams[key]), f"model.{key}")
+        if key == "tasks" or key not in written or key not in {*hparams, *SAVED_BEFORE}:
+            continue
+        saved = hparams[key] if key in hparams else SAVED_BEFORE[key]
+        problems += _differences(user.get(key), _plain(saved), f"model.{key}")
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise CheckpointError(

@@ -59,6 +59,8 @@ def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_p
         assert float(row["wall_time_s"]) > 0
         assert all(float(row[f"sigma/{t}"]) > 0 for t in ("semantic", "instance", "depth"))
         assert 0 <= float(row["test/semantic/miou"]) <= 1
+        # Each run records its cost (result.json "cost"), which the table summarises.
+        assert float(row["cost/parameters"]) > 0 and float(row["cost/median_step_s"]) > 0
     fixed = [r for r in rows if r["row"] != "Uncertainty"]
     assert {r["tasks"] for r in fixed} == {"semantic+depth"}
     assert {r["weight/depth"] for r in fixed} == {"0.1"}
@@ -71,6 +73,7 @@ def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_p
     depth = [float(r["test/depth/mae"]) for r in learned]
     assert cells[4] == f"{statistics.fmean(depth):.3f} ± {statistics.stdev(depth):.3f}"
     assert _table_cells(table, "Broken")[-1] == "0/2"
+    assert "### Cost: mean ± std over seeds" in table
     assert not list(out.rglob("*.ckpt"))  # deleted once each result was written
     for name in ("tradeoff_semantic_depth.png", "sigma_evolution.png"):
         assert (out / name).stat().st_size > 10_000

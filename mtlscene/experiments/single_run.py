@@ -34,6 +34,15 @@ def _tensor_values(values: Mapping[str, Any]) -> dict[str, float]:
     return {name: float(f"{float(value):.7g}") for name, value in values.items()}
 
 
+def _training_cost(trainer: Any) -> dict[str, Any] | None:
+    """The run's cost (parameters, FLOPs per image, median batch time) that the model's
+    TrainingCost callback measured during fit; None when it is not there."""
+    from mtlscene.callbacks.training_cost import TrainingCost
+
+    timer = next((c for c in trainer.callbacks if isinstance(c, TrainingCost)), None)
+    return None if timer is None else timer.summary()
+
+
 def _delete_checkpoints(run_dir: Path, spec: Mapping[str, Any]) -> None:
     if not spec.get("keep_checkpoints", False):
         # An experiment of a hundred runs would otherwise keep tens of GB of weights
@@ -81,6 +90,9 @@ def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
         "global_step": int(fit.trainer.global_step),
         "log_dir": str(fit.trainer.log_dir),
     }
+    cost = _training_cost(fit.trainer)
+    if cost is not None:
+        result["cost"] = cost
     if spec.get("skip_test"):
         # A search trial: its objective is read on validation, and the test split stays
         # unseen until the chosen weights are retrained and compared.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mtlscene.experiments.columns import LEGACY_COLUMNS, experiment_columns
+from mtlscene.experiments.cost_table import cost_lines, flat_cost
 from mtlscene.experiments.definition import Experiment, load_experiment
 from mtlscene.experiments.delta import (
     delta_m,
@@ -49,11 +50,13 @@ def _flatten(result: dict[str, Any]) -> dict[str, Any]:
     row.update(result["val"])
     row.update({f"sigma/{task}": value for task, value in result["sigma"].items()})
     row.update({f"weight/{task}": value for task, value in result["weight"].items()})
+    row.update(flat_cost(result))
     return row
 
 
 def write_csv(results: Sequence[dict[str, Any]], path: Path) -> Path:
-    """One line per run: row, seed, every final metric, final sigmas and weights, time."""
+    """One line per run: row, seed, every final metric, final sigmas and weights, time, and
+    the run's cost when it recorded one."""
     rows = [_flatten(result) for result in results]
     fixed = ["row", "seed", "tasks", "global_step", "wall_time_s"]
     others = sorted({key for row in rows for key in row} - set(fixed))
@@ -177,6 +180,7 @@ def write_table(
     if experiment.published:
         lines += published_lines(experiment.published, columns)
     lines += settling_lines(results, [row.name for row in experiment.rows if not row.is_fixed])
+    lines += cost_lines(results, [row.name for row in experiment.rows])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from torch import nn
 from mtlscene.describe import RecordsInitArgs
 from mtlscene.models.aspp import ASPP
 from mtlscene.models.resnet import DilatedResNet
+
+#: Where task heads may split from the shared encoder, from the latest to the earliest: after
+#: ASPP (everything shared), after ResNet layer4 (each head owns an ASPP), after layer3 (each
+#: head owns layer4 and an ASPP).
+BRANCH_POINTS = ("aspp", "layer4", "layer3")
 
 # ImageNet statistics, which torchvision ResNet weights expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -59,3 +65,39 @@ class DeepLabEncoder(RecordsInitArgs, nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.aspp(self.resnet((image - self.mean) / self.std))
+
+    def split_at(self, branch_point: str) -> tuple[nn.Module, nn.Module]:
+        """Cut this encoder in place at ``branch_point``: ``(shared part, tail)``.
+
+        The shared part is this encoder, now ending at the branch point (``out_channels``
+        follows); the tail maps its features to the full encoder's output, so
+        ``tail(shared(x))`` equals the uncut forward. Parameter names of the shared stages
+        stay as they were (``resnet.layers.0`` ...); the tail names its stages ``layer4`` and
+        ``aspp``. At "aspp" nothing is cut and the tail is an identity without parameters.
+
+        Args:
+            branch_point: one of :data:`BRANCH_POINTS`.
+        """
+        if branch_point not in BRANCH_POINTS:
+            raise ValueError(
+                f"branch point must be one of {', '.join(BRANCH_POINTS)}, got {branch_point!r}"
+            )
+        if branch_point == "aspp":
+            return self, nn.Identity()
+        stages: OrderedDict[str, nn.Module] = OrderedDict()
+        if branch_point == "layer3":
+            layers = list(self.resnet.layers)
+            stages["layer4"] = layers[3]
+            self.resnet.layers = nn.Sequential(*layers[:3])
+            self.resnet.out_channels = _output_channels(layers[2])
+        stages["aspp"] = self.aspp
+        self.aspp = nn.Identity()
+        self.out_channels = self.resnet.out_channels
+        return self, nn.Sequential(stages)
+
+
+def _output_channels(layer: nn.Module) -> int:
+    """Channels a ResNet stage outputs: its last block's last BatchNorm (only a stage's first
+    block has a downsample branch, so the last block's last norm is the output's)."""
+    norms = [m for m in layer[-1].modules() if isinstance(m, nn.BatchNorm2d)]
+    return norms[-1].num_features

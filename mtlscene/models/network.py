@@ -2,16 +2,55 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 from torch import Tensor, nn
 
+from mtlscene.errors import ConfigError
+from mtlscene.models.encoder import BRANCH_POINTS
 from mtlscene.tasks.aleatoric import aleatoric_key
 from mtlscene.tasks.base import TaskHead
 
 
+def branch_heads(encoder: nn.Module, heads: Mapping[str, TaskHead], branch_point: str) -> nn.Module:
+    """Split ``encoder`` at ``branch_point``; each head gets its own copy of the later stages.
+
+    The heads must have been built for the full encoder's ``out_channels``. Returns the
+    shared part, which the network keeps as its ``encoder``: gradient-based weightings treat
+    its parameters as the shared ones and everything inside a head as that task's own.
+
+    Args:
+        encoder: the full shared encoder; cut in place unless ``branch_point`` is "aspp".
+        heads: task name -> head; each receives a deep copy of the tail (``attach_trunk``).
+        branch_point: one of ``BRANCH_POINTS`` ("aspp": nothing moves).
+
+    Raises:
+        ConfigError: an unknown branch point, or one that the encoder cannot split at.
+    """
+    if branch_point not in BRANCH_POINTS:
+        raise ConfigError(
+            f"model.branch_point must be one of {', '.join(BRANCH_POINTS)}, got {branch_point!r}"
+        )
+    if branch_point == "aspp":
+        return encoder
+    if not callable(getattr(encoder, "split_at", None)):
+        raise ConfigError(
+            f"model.branch_point={branch_point!r} needs a backbone that can be split "
+            f"(a split_at method, as mtlscene.models.DeepLabEncoder has); "
+            f"{type(encoder).__name__} has none: use model.branch_point=aspp with this backbone"
+        )
+    shared, tail = encoder.split_at(branch_point)
+    for head in heads.values():
+        head.attach_trunk(copy.deepcopy(tail))
+    return shared
+
+
 class MultiTaskNetwork(nn.Module):
     """Shared encoder plus a head per task; usable without Lightning.
+
+    A head may own encoder stages of its own (its ``trunk``, see :func:`branch_heads`); the
+    network does not need to know: each head maps the shared features to its output.
 
     The outputs map each task to its prediction channels; a head with ``aleatoric: true``
     adds its bounded per-pixel log-scale under ``aleatoric_key(task)`` ("<task>/aleatoric",

@@ -47,7 +47,8 @@ class TaskHead(nn.Module, ABC):
     Register them with :func:`mtlscene.tasks.register_task` so a config can name them.
 
     Args:
-        in_channels: channels of the shared feature map (set by the model, not the config).
+        in_channels: channels of the encoder's output feature map, which the decoder reads
+            (set by the model, not the config).
         hidden_channels: width of the decoder's 3x3 conv layers.
         num_layers: number of 3x3 conv layers before the 1x1 projection.
         likelihood: override of the task's default likelihood.
@@ -102,6 +103,10 @@ class TaskHead(nn.Module, ABC):
             aleatoric_likelihood or self.default_pixel_likelihood,
             f"{type(self).__name__} aleatoric_likelihood",
         )
+        # The encoder stages this head owns when it branches off before the encoder's end
+        # (model.branch_point, attach_trunk); an identity without parameters by default, so
+        # state dicts of heads that own none are unchanged.
+        self.trunk: nn.Module = nn.Identity()
         extra = 1 if self.aleatoric else 0  # one s per pixel, shared by every component
         self.decoder = ConvDecoder(
             in_channels, self.out_channels + extra, hidden_channels, num_layers
@@ -119,11 +124,17 @@ class TaskHead(nn.Module, ABC):
                 )
             self.table_metrics = (*self.table_metrics, *self.aleatoric_table_metrics())
 
+    def attach_trunk(self, trunk: nn.Module) -> None:
+        """Give this head its own encoder stages, run on the shared features before the
+        decoder (the head then branches off earlier; its parameters count as the task's own)."""
+        self.trunk = trunk
+
     def forward(self, features: Tensor, output_size: Sequence[int]) -> Tensor:
         """Decode the shared features and upsample to the input image size.
 
         With ``aleatoric`` the last channel is the raw log-scale; :meth:`split_output` bounds it.
         """
+        features = self.trunk(features)
         probability = self.mc_dropout if self.mc_dropout is not None else self.dropout
         if probability > 0 and (self.training or self.mc_dropout is not None):
             hidden = features

@@ -12,11 +12,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from mtlscene.callbacks.exact_resume import ExactResume
+from mtlscene.callbacks.training_cost import TrainingCost
 from mtlscene.callbacks.uncertainty_figures import UncertaintyFigures
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.metrics.panoptic_quality import CityscapesPanopticQuality
 from mtlscene.models.encoder import DeepLabEncoder
-from mtlscene.models.network import MultiTaskNetwork
+from mtlscene.models.network import MultiTaskNetwork, branch_heads
 from mtlscene.postprocess.base import bind_or_disable
 from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.postprocess.panoptic import PanopticFusion
@@ -85,6 +86,11 @@ class MultiTaskModule(LightningModule):
             (default PanopticFusion); off when clustering is off or its heads are missing.
         panoptic_quality: evaluate panoptic quality (``{stage}/panoptic/pq`` ...) in
             validate/test (needs panoptic fusion); prediction always fuses.
+        branch_point: where the task heads split from the shared encoder: "aspp" (the
+            default: ResNet and ASPP shared, the heads are the decoders), "layer4" (shared up
+            to ResNet layer4, each head owns a copy of ASPP) or "layer3" (shared up to
+            layer3, each head owns copies of layer4 and ASPP). ``network.encoder`` is the
+            shared part; the copies live in the heads (``heads[task].trunk``).
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class MultiTaskModule(LightningModule):
         active_tasks: list[str] | None = None,
         panoptic: PanopticFusion | None = None,
         panoptic_quality: bool = True,
+        branch_point: str = "aspp",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -127,6 +134,7 @@ class MultiTaskModule(LightningModule):
             backbone or DeepLabEncoder(),
             select_tasks(dict(tasks or DEFAULT_TASKS), active_tasks),
             weighting or UncertaintyWeighting(),
+            branch_point,
         )
         self.configure_postprocessing(clustering, panoptic)
         self.instance_ap = instance_ap and self.clustering is not None
@@ -142,9 +150,14 @@ class MultiTaskModule(LightningModule):
         )
 
     def configure_network(
-        self, backbone: nn.Module, tasks: dict[str, Mapping[str, Any]], weighting: LossWeighting
+        self,
+        backbone: nn.Module,
+        tasks: dict[str, Mapping[str, Any]],
+        weighting: LossWeighting,
+        branch_point: str = "aspp",
     ) -> None:
-        """Build each registered head for the backbone and drop tasks weighted zero."""
+        """Build each registered head for the backbone, drop tasks weighted zero, and split
+        the backbone at ``branch_point`` (each head then owns a copy of the later stages)."""
         if not tasks:
             raise ValueError("model.tasks is empty: name at least one registered task")
         heads: dict[str, TaskHead] = {}
@@ -156,7 +169,9 @@ class MultiTaskModule(LightningModule):
                 raise TypeError(f"model.tasks.{name}: {error}") from error
         weighting.bind({name: head.likelihood for name, head in heads.items()})
         active = {name: head for name, head in heads.items() if weighting.is_active(name)}
-        self.network = MultiTaskNetwork(backbone, active)
+        # The checkpoint describes the whole backbone (its init arguments); branch_point, an
+        # hparam, redoes the same split when the checkpoint is rebuilt.
+        self.network = MultiTaskNetwork(branch_heads(backbone, active, branch_point), active)
         self.weighting = weighting
 
     @property
@@ -281,7 +296,8 @@ class MultiTaskModule(LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         # Exact mid-epoch resume (RNG states, the loader's position) lives in a callback.
-        callbacks: list[Callback] = [ExactResume()]
+        # Parameters and FLOPs printed at fit start, batch times kept for result files.
+        callbacks: list[Callback] = [ExactResume(), TrainingCost()]
         if self.aleatoric_tasks:  # reliability and sparsification figures beside the run
             callbacks.append(UncertaintyFigures())
         return callbacks
