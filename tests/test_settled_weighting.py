@@ -143,8 +143,10 @@ def test_uncertainty_then_pcgrad_equals_the_two_applied_by_hand():
     assert float(total.detach()) == pytest.approx(
         float(alone({n: torch.tensor(1.25) for n in "ab"}).detach())
     )
-    # The reported weights are the effective ones on each raw loss; sigmas are UW's.
+    # The reported weights and sigmas are uncertainty weighting's; PCGrad's are apart.
+    assert _floats(composed.weights()) == pytest.approx(lam.tolist(), rel=1e-6)
     assert set(composed.sigmas()) == {"a", "b"}
+    assert _floats(composed.aggregator_weights()) == pytest.approx([2.6487, 1.3033], rel=1e-3)
 
 
 def test_composition_with_upgrad_and_bad_parts_are_refused():

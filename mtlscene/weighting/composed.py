@@ -97,8 +97,16 @@ class ComposedWeighting(JacobianWeighting):
         return objective + (surrogate - surrogate.detach())
 
     def weights(self) -> dict[str, Tensor]:
-        """The effective weight on each raw loss: aggregator weight x loss weight."""
-        return as_dict(self, self.last_weights * self.last_scales)
+        """The loss weighting's weights (what its sigmas and the settling check describe).
+
+        The gradient method's combination weights of the scaled gradients are in
+        :meth:`aggregator_weights`; the update on a raw task gradient is their product.
+        """
+        return as_dict(self, self.last_scales)
+
+    def aggregator_weights(self) -> dict[str, Tensor]:
+        """The gradient method's last weights on the scaled task gradients."""
+        return as_dict(self, self.last_weights)
 
     def log_variances(self) -> dict[str, Tensor]:
         return self.loss_weighting.log_variances()
