@@ -76,6 +76,8 @@ def test_per_task_backward_leaves_grad_untouched_and_fills_unreached_parameters_
     assert torch.equal(rows[1], torch.cat([torch.zeros(4), 2 * torch.ones(3)]))
     assert torch.equal(rows[2], torch.zeros(7))
     assert torch.equal(gramian(rows), rows @ rows.T)
+    # Accumulated per parameter, the same Gramian as from the flattened gradients.
+    assert torch.allclose(task_gradient_gramian(losses, [toy.layer.weight, other]), rows @ rows.T)
 
 
 def test_a_zero_gradient_gives_nan_cosine_and_ratio_and_no_conflict():

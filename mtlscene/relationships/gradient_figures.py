@@ -55,7 +55,9 @@ def gradient_history_figure(rows: Sequence[Mapping[str, Any]], title: str = "") 
         )
     ax_norm.set_yscale("log")
     ax_norm.set(
-        title="Gradient norm per task (shared encoder)", xlabel="training step", ylabel="‖∇L‖"
+        title="Gradient norm per task (shared encoder)",
+        xlabel="training step",
+        ylabel="gradient norm ‖g‖ (log scale)",
     )
     for axis in (ax_cos, ax_norm):
         axis.grid(alpha=0.3)

@@ -23,6 +23,22 @@ def gramian(gradients: Tensor) -> Tensor:
     return rows @ rows.T
 
 
+def _per_task_grads(
+    losses: Sequence[Tensor], params: Sequence[Tensor]
+) -> list[list[Tensor | None]]:
+    """One ``torch.autograd.grad`` per loss (graph retained, ``.grad`` untouched); None where
+    a loss does not reach a parameter (or has no graph at all)."""
+    grads = []
+    for loss in losses:
+        if loss.requires_grad:
+            grads.append(
+                list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+            )
+        else:  # e.g. a constant zero loss: nothing to differentiate
+            grads.append([None] * len(params))
+    return grads
+
+
 def task_gradients(losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor:
     """Per-task gradients of ``losses`` w.r.t. ``params``, flattened: tasks x parameters.
 
@@ -35,27 +51,40 @@ def task_gradients(losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor
         params: the parameters (typically the shared encoder's trainable ones).
     """
     params = list(params)
-    rows = []
-    for loss in losses:
-        if loss.requires_grad:
-            grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-        else:  # e.g. a constant zero loss: no graph to differentiate
-            grads = (None,) * len(params)
-        rows.append(
-            torch.cat(
-                [
-                    (g if g is not None else torch.zeros_like(p)).reshape(-1).float()
-                    for g, p in zip(grads, params, strict=True)
-                ]
-            )
+    rows = [
+        torch.cat(
+            [
+                (g if g is not None else torch.zeros_like(p)).reshape(-1).float()
+                for g, p in zip(task, params, strict=True)
+            ]
         )
+        for task in _per_task_grads(losses, params)
+    ]
     return torch.stack(rows)
 
 
 def task_gradient_gramian(losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor:
-    """The Gramian of the per-task gradients of ``losses`` w.r.t. ``params`` (see
-    :func:`task_gradients`): one backward per task, ``.grad`` untouched."""
-    return gramian(task_gradients(losses, params))
+    """The Gramian ``J J^T`` of the per-task gradients of ``losses`` w.r.t. ``params`` (as
+    :func:`gramian` of :func:`task_gradients`): one backward per task, ``.grad`` untouched.
+
+    Accumulated parameter by parameter, without building the tasks x parameters matrix:
+    flattening and concatenating the gradients cost more than the products themselves.
+    """
+    params = list(params)
+    grads = _per_task_grads(losses, params)
+    count = len(grads)
+    device = params[0].device if params else torch.device("cpu")
+    gram = torch.zeros(count, count, device=device)
+    for i, j in itertools.combinations_with_replacement(range(count), 2):
+        products = [
+            torch.vdot(a.reshape(-1).float(), b.reshape(-1).float())
+            for a, b in zip(grads[i], grads[j], strict=True)
+            if a is not None and b is not None
+        ]
+        if products:
+            # On the device: no read-back.
+            gram[i, j] = gram[j, i] = torch.stack(products).sum()
+    return gram
 
 
 def gradient_norms(gram: Tensor) -> Tensor:
