@@ -221,3 +221,11 @@ def test_affinity_experiment_trains_the_suggested_groups_and_checks_them(tmp_pat
     assert experiment_main(["summarize", str(out)]) == 0
     assert (out / "grouping.md").read_text() == report
     assert "Group: " + " + ".join(pair) in (out / "table.md").read_text()
+
+
+def test_affinity_lookahead_choice_is_checked():
+    from mtlscene.callbacks.task_affinity import TaskAffinity
+
+    assert TaskAffinity(step="sgd").step == "sgd"
+    with pytest.raises(ValueError, match="step must be one of"):
+        TaskAffinity(step="adam")

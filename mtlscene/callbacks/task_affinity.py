@@ -39,11 +39,22 @@ class TaskAffinity(Callback):
     Args:
         every_n_steps: measurement interval in optimizer steps (step 0 included).
         filename: stem of the files written.
+        step: "optimizer" (the step as the optimizer would take it: Adam-preconditioned for
+            Adam-like optimizers, TAG's choice) or "sgd" (a plain gradient step at the same
+            learning rate: small, so the affinity is close to its first-order value
+            ``eta g_i . g_j / L_j``, free of the overshoot a normalised Adam step can have).
     """
 
-    def __init__(self, every_n_steps: int = 10, filename: str = "task_affinity") -> None:
+    STEPS = ("optimizer", "sgd")
+
+    def __init__(
+        self, every_n_steps: int = 10, filename: str = "task_affinity", step: str = "optimizer"
+    ) -> None:
         if every_n_steps < 1:
             raise ValueError(f"TaskAffinity: every_n_steps must be >= 1, got {every_n_steps}")
+        if step not in self.STEPS:
+            raise ValueError(f"TaskAffinity: step must be one of {self.STEPS}, got {step!r}")
+        self.step = step
         self.every_n_steps = every_n_steps
         self.filename = filename
         self.history: list[dict[str, Any]] = []
@@ -81,6 +92,8 @@ class TaskAffinity(Callback):
         """The affinity matrix on ``batch``, everything the model holds restored after."""
         params = [p for p in pl_module.network.encoder.parameters() if p.requires_grad]
         lr, precondition, self.lookahead = optimizer_lookahead(trainer.optimizers[0], params)
+        if self.step == "sgd":
+            precondition, self.lookahead = None, "sgd"
         buffers = [b for b in pl_module.buffers()]
         saved = [b.detach().clone() for b in buffers]
         device = pl_module.device
