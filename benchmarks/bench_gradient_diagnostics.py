@@ -1,4 +1,7 @@
-"""Cost of the GradientDiagnostics callback: training time with it against without it.
+"""Cost of the GradientDiagnostics (or TaskAffinity) callback: training time with it and without.
+
+``--callback affinity`` times :class:`~mtlscene.callbacks.task_affinity.TaskAffinity`
+instead (T + 1 forwards and T backwards per measurement).
 
 Builds the quickstart network (the model of ``configs/quickstart.yaml``, learned
 uncertainty weighting, so the callback pays one backward per task on its steps) and trains
@@ -12,6 +15,7 @@ measured step minus the median unmeasured one, within the same runs), which give
 overhead at any N as ``cost / (N * plain step)`` with far less noise.
 
     python benchmarks/bench_gradient_diagnostics.py --steps 50 --repeats 3
+    python benchmarks/bench_gradient_diagnostics.py --callback affinity --threads 1
     python benchmarks/bench_gradient_diagnostics.py --device cuda --precision bf16-mixed
 """
 
@@ -37,9 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training_step import make_batches  # noqa: E402
 
 from mtlscene.callbacks.gradient_diagnostics import GradientDiagnostics  # noqa: E402
+from mtlscene.callbacks.task_affinity import TaskAffinity  # noqa: E402
 from mtlscene.main import build_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+CALLBACKS = {"gradients": GradientDiagnostics, "affinity": TaskAffinity}
 
 
 class PerStepTimer(pl.Callback):
@@ -83,7 +89,7 @@ def timed_fit(module, batches, every: int | None, args, device) -> dict[int, flo
     timer = PerStepTimer(device)
     callbacks: list[pl.Callback] = [timer]
     if every is not None:
-        callbacks.append(GradientDiagnostics(every_n_steps=every))
+        callbacks.append(CALLBACKS[args.callback](every_n_steps=every))
     trainer = pl.Trainer(
         accelerator=device.type,
         devices=1,
@@ -105,6 +111,7 @@ def timed_fit(module, batches, every: int | None, args, device) -> dict[int, flo
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--callback", choices=sorted(CALLBACKS), default="gradients")
     parser.add_argument("--size", type=int, nargs=2, default=(64, 128), metavar=("H", "W"))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=50, help="timed steps per run")
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
 
     plain_step = statistics.median(s for run in times[None] for s in run.values())
     print(
+        f"{CALLBACKS[args.callback].__name__} on "
         f"device {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}, "
         f"quickstart network (resnet18 OS16, ASPP 128, heads 64), "
         f"{initial.weighting.__class__.__name__}, {args.size[0]}x{args.size[1]}, batch "
