@@ -176,6 +176,8 @@ def test_affinity_experiment_trains_the_suggested_groups_and_checks_them(tmp_pat
         "[diagnostics/affinity.yaml, diagnostics/gradients.yaml]",
         f"[{_affinity_config(tmp_path, 2)}]",
     )
+    # Only the suggested grouping here (check: all is tested without training below).
+    text = text.replace(", check: all", "")
     experiment_file.write_text(text.replace("seeds: 3", "seeds: 1"))
     out = tmp_path / "out"
     assert experiment_main(["run", str(experiment_file), "--out", str(out), "--jobs", "2"]) == 0
@@ -229,3 +231,39 @@ def test_affinity_lookahead_choice_is_checked():
     assert TaskAffinity(step="sgd").step == "sgd"
     with pytest.raises(ValueError, match="step must be one of"):
         TaskAffinity(step="adam")
+
+
+def test_check_all_trains_every_group_of_every_grouping_once(tmp_path):
+    from mtlscene.experiments import load_experiment
+    from mtlscene.experiments.grouping_experiment import checked_groupings, group_rows
+    from mtlscene.relationships.grouping import groupings_by_size
+
+    experiment = load_experiment("affinity")
+    assert experiment.grouping.check == "all"
+    tasks = ["semantic", "instance", "depth"]
+    matrix = [[0.1, 0.02, -0.01], [-0.03, 0.1, 0.01], [0.0, 0.02, 0.1]]
+    ranked = {
+        k: [
+            {"groups": [list(g) for g in grouping.groups], "score": grouping.score}
+            for grouping in v
+        ]
+        for k, v in groupings_by_size(matrix, tasks).items()
+    }
+    decision = {"groups": 2, "ranked": json.loads(json.dumps(ranked)), "check": "all"}
+    decision["suggested"] = decision["ranked"]["2"][0]
+    assert len(checked_groupings(decision)) == 3  # {a}{b, c} for each of the three tasks
+    rows = group_rows(experiment, decision)
+    assert sorted(row.tasks for row in rows) == sorted(
+        tuple(t for t in tasks if t != alone) for alone in tasks
+    )
+    assert all("diagnostics" not in c for row in rows for c in row.configs)
+    decision["check"] = "suggested"
+    assert len(group_rows(experiment, decision)) == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (CONF.parent.parent / "configs/experiments/affinity.yaml")
+        .read_text()
+        .replace("check: all", "check: every")
+    )
+    with pytest.raises(ValueError, match="grouping.check must be one of"):
+        load_experiment(bad)

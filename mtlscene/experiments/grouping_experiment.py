@@ -3,6 +3,7 @@
 An experiment with a ``grouping`` key::
 
     grouping: {measured_row: 3-task uncertainty, groups: 2}
+    grouping: {measured_row: 3-task uncertainty, groups: 2, check: all}
 
 has one row (``measured_row``) that trains all tasks with the
 :class:`~mtlscene.callbacks.task_affinity.TaskAffinity` callback. Once every seed of that
@@ -10,8 +11,11 @@ row has finished, the runs' ``task_affinity.json`` (in each run's ``log_dir``) a
 averaged, the partition of the tasks into ``groups`` groups with the highest total affinity
 is chosen (:mod:`mtlscene.relationships.grouping`), and each group of two or more tasks is
 trained as an extra row over the same seeds, with the measured row's weighting (singleton
-groups are the single-task rows). The measured runs' files are the stored matrix: running
-the command again finds the same grouping and skips the finished group runs.
+groups are the single-task rows). With ``check: all`` every group of every partition into
+``groups`` groups is trained, so the report can set the affinity's ranking of the groupings
+beside their trained ranking (affordable for a few tasks: 3 tasks, K = 2 is 3 pairs). The
+measured runs' files are the stored matrix: running the command again finds the same
+grouping and skips the finished group runs.
 
 ``grouping.json`` and ``grouping.md`` + ``affinity.png`` sit beside the experiment's
 ``table.md``: the mean matrix over seeds, the ranked groupings, and the check of the
@@ -38,6 +42,7 @@ FIGURE_FILE = "affinity.png"
 AFFINITY_FILE = "task_affinity.json"
 GROUP_ROW_PREFIX = "Group: "
 TOP_GROUPINGS = 5
+CHECKS = ("suggested", "all")
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,13 @@ class GroupingSpec:
     Args:
         measured_row: the row whose runs measure the affinity (all tasks, TaskAffinity on).
         groups: K, the number of groups (networks) of the suggested grouping.
+        check: "suggested" trains the suggested grouping's groups; "all" those of every
+            grouping into K groups.
     """
 
     measured_row: str
     groups: int = 2
+    check: str = "suggested"
 
 
 def parse_grouping(raw: Any, path: Path, rows: Sequence[Row]) -> GroupingSpec:
@@ -59,11 +67,15 @@ def parse_grouping(raw: Any, path: Path, rows: Sequence[Row]) -> GroupingSpec:
         raise ValueError(
             f"{path}: `grouping` takes a mapping like {{measured_row: <row name>, groups: 2}}"
         )
-    unknown = sorted(set(raw) - {"measured_row", "groups"})
+    unknown = sorted(set(raw) - {"measured_row", "groups", "check"})
     if unknown:
         raise ValueError(
-            f"{path}: `grouping` has unknown keys {unknown}; it takes measured_row and groups"
+            f"{path}: `grouping` has unknown keys {unknown}; it takes measured_row, groups "
+            "and check"
         )
+    check = raw.get("check", "suggested")
+    if check not in CHECKS:
+        raise ValueError(f"{path}: grouping.check must be one of {CHECKS}, got {check!r}")
     names = [row.name for row in rows]
     if raw["measured_row"] not in names:
         raise ValueError(
@@ -72,7 +84,7 @@ def parse_grouping(raw: Any, path: Path, rows: Sequence[Row]) -> GroupingSpec:
     groups = raw.get("groups", 2)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{path}: grouping.groups must be a whole number >= 1, got {groups!r}")
-    return GroupingSpec(str(raw["measured_row"]), groups)
+    return GroupingSpec(str(raw["measured_row"]), groups, check)
 
 
 def _measured_row(experiment: Experiment) -> Row | None:
@@ -145,6 +157,7 @@ def decide_grouping(experiment: Experiment, out_dir: Path, seeds: int) -> dict[s
         "per_seed": [m["matrix"] for m in matrices],
         "ranked": ranked,
         "suggested": {"groups": [list(g) for g in best.groups], "score": best.score},
+        "check": experiment.grouping.check,
     }
 
 
@@ -152,16 +165,26 @@ def group_row_name(group: Sequence[str]) -> str:
     return GROUP_ROW_PREFIX + " + ".join(group)
 
 
+def checked_groupings(decision: Mapping[str, Any]) -> list[list[list[str]]]:
+    """The groupings whose groups are trained: the suggested one, or every one of K groups."""
+    if decision.get("check", "suggested") != "all":
+        return [decision["suggested"]["groups"]]
+    ranked = decision["ranked"]
+    k = decision["groups"]
+    return [g["groups"] for g in ranked.get(k, ranked.get(str(k), []))]
+
+
 def group_rows(experiment: Experiment, decision: Mapping[str, Any]) -> list[Row]:
-    """One row per suggested group of two or more tasks, trained like the measured row.
+    """One row per checked group of two or more tasks, trained like the measured row.
 
     The measured row's diagnostics configs (``diagnostics/...``) are left out: they change
     no weight (tested) and would only cost time.
     """
     measured = _measured_row(experiment)
     rows = []
-    for group in decision["suggested"]["groups"]:
-        if len(group) < 2:
+    groups = [group for grouping in checked_groupings(decision) for group in grouping]
+    for index, group in enumerate(groups):
+        if len(group) < 2 or group in groups[:index]:
             continue
         weights = None
         if measured.weights is not None:
@@ -266,6 +289,21 @@ def _cell(values: Sequence[float], digits: int) -> str:
     return f"{mean + 0.0:.{digits}f} ± {std:.{digits}f}"
 
 
+def _runs_of_grouping(
+    results: Sequence[dict[str, Any]], groups: Sequence[Sequence[str]], single: Mapping
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """Task -> seed -> the run of the group holding the task (a task alone: its single run)."""
+    by_task: dict[str, dict[int, dict[str, Any]]] = {}
+    for group in groups:
+        if len(group) == 1:
+            by_task[group[0]] = single[group[0]]
+            continue
+        runs = {r["seed"]: r for r in results if r["row"] == group_row_name(group)}
+        for task in group:
+            by_task[task] = runs
+    return by_task
+
+
 def _runs_by_setup(
     results: Sequence[dict[str, Any]], decision: Mapping[str, Any]
 ) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
@@ -277,19 +315,11 @@ def _runs_by_setup(
     tasks = decision["tasks"]
     single = {t: {r["seed"]: r for r in results if r["tasks"] == [t]} for t in tasks}
     measured = {r["seed"]: r for r in results if r["row"] == decision["measured_row"]}
-    setups: dict[str, dict[str, dict[int, dict[str, Any]]]] = {
+    return {
         "one": single,
         "all": {t: measured for t in tasks},
-        "grouping": {},
+        "grouping": _runs_of_grouping(results, decision["suggested"]["groups"], single),
     }
-    for group in decision["suggested"]["groups"]:
-        if len(group) == 1:
-            setups["grouping"][group[0]] = single[group[0]]
-            continue
-        runs = {r["seed"]: r for r in results if r["row"] == group_row_name(group)}
-        for task in group:
-            setups["grouping"][task] = runs
-    return setups
 
 
 def _merged_metrics(by_task: Mapping[str, Mapping[int, dict]], seed: int) -> dict[str, float]:
@@ -409,6 +439,35 @@ def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any])
         "metric taken from its setup's run of that seed (one per task: the seed-to-seed noise "
         "of the reference). Parameters: the networks' total, from the runs' recorded cost.",
     ]
+    if decision.get("check") == "all":
+        single = setups["one"]
+
+        def trained_delta(groups) -> list[float]:
+            by_task = _runs_of_grouping(results, groups, single)
+            merged = (_merged_metrics(by_task, seed) for seed in seeds)
+            return [delta_m(m, baselines, columns) for m in merged if m]
+
+        lines += [
+            "",
+            f"#### Every grouping into {decision['groups']} groups, trained",
+            "",
+            "Does the affinity rank the groupings as training does? Rank and score by "
+            "affinity (as above) beside the trained Δm % (mean ± std over seeds, lower is "
+            "better):",
+            "",
+            "| affinity rank | grouping | affinity score | trained Δm % (↓) |",
+            "|---|---|---|---|",
+        ]
+        for rank, groups in enumerate(checked_groupings(decision), start=1):
+            label = " ".join("{" + ", ".join(g) + "}" for g in groups)
+            score = next(
+                g["score"]
+                for g in decision["ranked"].get(
+                    decision["groups"], decision["ranked"].get(str(decision["groups"]), [])
+                )
+                if g["groups"] == groups
+            )
+            lines.append(f"| {rank} | {label} | {score:+.4f} | {_cell(trained_delta(groups), 2)} |")
     return lines
 
 
