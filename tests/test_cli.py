@@ -40,7 +40,8 @@ def test_configs_compose_in_order(capsys):
         )
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["weighting"]["class_path"].endswith("FixedWeighting")
-    assert config["data"]["init_args"]["size"] == [32, 64]  # from the first file, untouched by the second
+    # From the first file, untouched by the second.
+    assert config["data"]["init_args"]["size"] == [32, 64]
 
 
 def _print_config(capsys, *configs: Path) -> str:
