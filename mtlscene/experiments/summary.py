@@ -90,7 +90,8 @@ def _row_weights(experiment: Experiment, row_name: str, results) -> str:
     if not weights:
         return ""
     tasks = list(weights[0])
-    if row is not None and row.weighting and "uncertainty" not in row.weighting:
+    # Learned: uncertainty weighting's presets (alone or composed with a gradient method).
+    if row is not None and row.weighting and not row.weighting.startswith("uncertainty"):
         label = row.weighting
     else:
         label = "learned"
