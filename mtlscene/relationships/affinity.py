@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from mtlscene.relationships.gradient_stats import per_task_gradients
+
 # (parameter, task gradient) -> the update direction u (the step is -lr * u).
 Preconditioner = Callable[[nn.Parameter, Tensor], Tensor]
 
@@ -87,18 +89,15 @@ def task_gradients(
 ) -> dict[str, list[Tensor]]:
     """Each task's gradient of ``params`` (zeros where a task does not reach a parameter).
 
-    ``torch.autograd.grad``, not ``backward``: nothing is accumulated in ``.grad``.
+    :func:`~mtlscene.relationships.gradient_stats.per_task_gradients`: one
+    ``torch.autograd.grad`` per task, nothing accumulated in ``.grad``.
     """
-    gradients = {}
-    names = list(losses)
-    for index, name in enumerate(names):
-        grads = torch.autograd.grad(
-            losses[name], params, retain_graph=index < len(names) - 1, allow_unused=True
-        )
-        gradients[name] = [
-            torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)
-        ]
-    return gradients
+    params = list(params)
+    grads = per_task_gradients(list(losses.values()), params)
+    return {
+        name: [torch.zeros_like(p) if g is None else g for p, g in zip(params, task, strict=True)]
+        for name, task in zip(losses, grads, strict=True)
+    }
 
 
 def lookahead_affinity(

@@ -23,7 +23,7 @@ def gramian(gradients: Tensor) -> Tensor:
     return rows @ rows.T
 
 
-def _per_task_grads(
+def per_task_gradients(
     losses: Sequence[Tensor], params: Sequence[Tensor]
 ) -> list[list[Tensor | None]]:
     """One ``torch.autograd.grad`` per loss (graph retained, ``.grad`` untouched); None where
@@ -58,7 +58,7 @@ def task_gradients(losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor
                 for g, p in zip(task, params, strict=True)
             ]
         )
-        for task in _per_task_grads(losses, params)
+        for task in per_task_gradients(losses, params)
     ]
     return torch.stack(rows)
 
@@ -71,7 +71,7 @@ def task_gradient_gramian(losses: Sequence[Tensor], params: Sequence[Tensor]) ->
     flattening and concatenating the gradients cost more than the products themselves.
     """
     params = list(params)
-    grads = _per_task_grads(losses, params)
+    grads = per_task_gradients(losses, params)
     count = len(grads)
     device = params[0].device if params else torch.device("cpu")
     gram = torch.zeros(count, count, device=device)
@@ -162,6 +162,7 @@ __all__ = [
     "gradient_stats",
     "gramian",
     "ratio_matrix",
+    "per_task_gradients",
     "task_gradient_gramian",
     "task_gradients",
     "task_pairs",
