@@ -12,10 +12,12 @@ from torch.utils.data import DataLoader
 from mtlscene.data import cache as prepared
 from mtlscene.data import preflight
 from mtlscene.data.dataset import CityscapesMultiTask
+from mtlscene.data.holdout import HeldOutSubset, carve, check_amount
 from mtlscene.data.io import DatasetFileError
-from mtlscene.data.layout import has_images
+from mtlscene.data.layout import IMAGE_SUFFIX, has_images
 from mtlscene.data.loaders import evaluation_loader, training_loader
 from mtlscene.data.sizes import height_width, whole_number
+from mtlscene.data.split_files import SplitFiles, resolved_files
 from mtlscene.data.transforms import JointAugmentation
 
 
@@ -39,6 +41,14 @@ class CityscapesDataModule(LightningDataModule):
             on synthetic data (generated with real test labels). A split whose labels are
             all void stops with an error instead of printing meaningless numbers.
         predict_split: split that ``predict`` runs on (labels are not needed there).
+        val_from_train: the validation (selection) split carved from train: a fraction in
+            (0, 1) of the training frames or a whole count, chosen by ``split_seed``, served
+            unaugmented while training uses the rest. 0 (default) validates on ``val``.
+            Set it wherever a score selects something (a weight search, early stopping)
+            and ``test`` evaluates ``val``, i.e. on a real CityScapes root: see
+            :mod:`mtlscene.data.holdout`.
+        split_seed: seed of the held-out choice; apart from ``seed``, so that runs of
+            different training seeds share one selection split.
         cache: build the prepared cache (``mtlscene-data prepare``) of every split used, when
             it is missing or stale. Whether set or not, a fresh cache found in ``cache_dir``
             is read instead of the PNG files (identical samples, far faster); a stale one is
@@ -85,6 +95,8 @@ class CityscapesDataModule(LightningDataModule):
         crop_size: Sequence[int] | None = None,
         test_split: str | None = None,
         predict_split: str = "val",
+        val_from_train: float = 0,
+        split_seed: int = 0,
         cache: bool = False,
         cache_dir: str | None = None,
         synthetic: bool = False,
@@ -105,6 +117,8 @@ class CityscapesDataModule(LightningDataModule):
         self.crop_size = height_width(crop_size, "data.crop_size") or self.size
         self._test_split = test_split
         self.predict_split = predict_split
+        self.val_from_train = check_amount(val_from_train)  # fails now, not at setup
+        self.split_seed = split_seed
         self.cache = cache
         self.cache_dir = Path(cache_dir) if cache_dir else prepared.default_cache_dir(self.root)
         self.synthetic = synthetic
@@ -118,6 +132,7 @@ class CityscapesDataModule(LightningDataModule):
         self.datasets: dict[str, CityscapesMultiTask] = {}
         self._caches: dict[str, prepared.SplitCache | None] = {}
         self._labels_checked: set[str] = set()
+        self._held_out: tuple[list[int], list[int]] | None = None
 
     @property
     def test_split(self) -> str:
@@ -160,17 +175,24 @@ class CityscapesDataModule(LightningDataModule):
         stage = getattr(getattr(trainer, "state", None), "fn", None)
         return None if stage is None else str(getattr(stage, "value", stage))
 
+    @property
+    def validation_split(self) -> str:
+        """The split whose files ``validate`` reads (``train`` under ``val_from_train``)."""
+        return "train" if self.val_from_train else "val"
+
     def _splits_of(self, stage: str | None) -> list[str]:
         splits = {
-            "fit": ["train", "val"],
-            "validate": ["val"],
+            "fit": list(dict.fromkeys(["train", self.validation_split])),
+            "validate": [self.validation_split],
             "test": [self.test_split],
             "predict": [self.predict_split],
         }
         if stage in splits:
             return splits[stage]
         # No trainer (a script calling prepare_data): every split it may serve that exists.
-        candidates = dict.fromkeys(["train", "val", self.test_split, self.predict_split])
+        candidates = dict.fromkeys(
+            ["train", self.validation_split, self.test_split, self.predict_split]
+        )
         return [split for split in candidates if has_images(self.root, split)]
 
     def split_cache(self, split: str) -> prepared.SplitCache | None:
@@ -249,21 +271,65 @@ class CityscapesDataModule(LightningDataModule):
             lambda split, samples: preflight.check_split(self.root, split, samples, self.cache_dir),
         )
         if stage in ("fit", "validate"):
-            self.evaluation_dataset("val")
+            self.validation_dataset()
         elif stage == "test":
             self.evaluation_dataset(self.test_split)
 
     def _evaluation_loader(self, dataset) -> DataLoader:
         return evaluation_loader(dataset, self.batch_size, self.num_workers, self.pin_memory)
 
-    def train_dataloader(self) -> DataLoader:
+    def held_out(self) -> tuple[list[int], list[int]]:
+        """(training, validation) positions in the train split under ``val_from_train``."""
+        if self._held_out is None:
+            total = len(self.dataset("train").samples)
+            try:
+                self._held_out = carve(total, self.val_from_train, self.split_seed)
+            except ValueError as error:
+                raise ValueError(f"{error} (split 'train' of {self.root})") from None
+        return self._held_out
+
+    def training_dataset(self) -> CityscapesMultiTask | HeldOutSubset:
+        """What ``fit`` trains on: the train split, less the held-out frames."""
         dataset = self.dataset("train", train=True)
+        if not self.val_from_train:
+            return dataset
+        return HeldOutSubset(dataset, self.held_out()[0])
+
+    def validation_dataset(self) -> CityscapesMultiTask | HeldOutSubset:
+        """What ``validate`` (and selection) scores: ``val``, or the frames carved from
+        train (unaugmented) under ``val_from_train``."""
+        if not self.val_from_train:
+            return self.evaluation_dataset("val")
+        return HeldOutSubset(self.dataset("train"), self.held_out()[1])
+
+    def split_files(self, role: str) -> SplitFiles:
+        """The images of a role (``train``, ``val`` or ``test``), to compare roles by file."""
+        split = {"train": "train", "val": self.validation_split, "test": self.test_split}[role]
+        folder = (self.root / "leftImg8bit" / split).resolve()
+        description = f"{role}: {folder}"
+        if role == "test" and split != "test":
+            description = f"test evaluates {split}: {folder}"
+        images = sorted(folder.glob(f"*/*{IMAGE_SUFFIX}"))
+        if role in ("train", "val") and self.val_from_train:
+            description = (
+                f"{role}: {'the rest of' if role == 'train' else 'carved from'} train "
+                f"({folder}, val_from_train {self.val_from_train:g}, split_seed "
+                f"{self.split_seed})"
+            )
+            if not images:
+                return SplitFiles(role, description, folder)
+            training, held_out = carve(len(images), self.val_from_train, self.split_seed)
+            images = [images[i] for i in (training if role == "train" else held_out)]
+        return SplitFiles(role, description, folder, resolved_files(images) if images else None)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.training_dataset()
         return training_loader(
             dataset, self.batch_size, self.num_workers, self.seed, self.pin_memory
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._evaluation_loader(self.evaluation_dataset("val"))
+        return self._evaluation_loader(self.validation_dataset())
 
     def test_dataloader(self) -> DataLoader:
         return self._evaluation_loader(self.evaluation_dataset(self.test_split))
