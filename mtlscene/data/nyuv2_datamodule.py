@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from mtlscene.data.holdout import carve, check_amount
 from mtlscene.data.loaders import evaluation_loader, training_loader
 from mtlscene.data.nyuv2_dataset import NYUv2Dataset
 from mtlscene.data.nyuv2_layout import NYUV2_SHAPE
 from mtlscene.data.nyuv2_transforms import SCALES, ScaleCropFlip
 from mtlscene.data.sizes import height_width, whole_number
+from mtlscene.data.split_files import SplitFiles, resolved_files
 
 
 class NYUv2DataModule(LightningDataModule):
@@ -24,9 +25,11 @@ class NYUv2DataModule(LightningDataModule):
     nash-mtl, FAMO, LibMTL) validates, and selects its reported epoch, on those 654 test
     images (LibMTL issue #75), and every published NYUv2 number we quote follows it. That is
     the default here (``val_from_train: 0``): validation and test both evaluate ``val``.
-    With ``val_from_train: N``, N training images, chosen by ``split_seed``, are held out
-    as the validation split (no augmentation) and training uses the other ``795 - N``, so
-    model selection never sees the test images; ``test`` still evaluates the 654.
+    With ``val_from_train: N`` (or a fraction), N training images, chosen by
+    ``split_seed``, are held out as the validation split (no augmentation) and training
+    uses the other ``795 - N``, so model selection never sees the test images; ``test``
+    still evaluates the 654. The experiment runner refuses a search (or any selection by
+    a score) without it, since it would select on the images it reports.
 
     Args:
         root: folder holding train/ and val/ (each with image/, label/, depth/, normal/).
@@ -36,7 +39,9 @@ class NYUv2DataModule(LightningDataModule):
         scales: training scale-crop zoom factors, drawn uniformly (nash-mtl/FAMO use
             1.0, 1.2, 1.5); [1.0] turns the scale-crop off.
         hflip_prob: training horizontal flip probability (negates the normals' x).
-        val_from_train: training images held out for validation (0: validate on ``val``).
+        val_from_train: training images held out for validation: a whole count, or a
+            fraction in (0, 1) of them (0: validate on ``val``). See
+            :mod:`mtlscene.data.holdout`.
         split_seed: seed of the held-out choice; apart from ``seed`` so that runs with
             different training seeds still share one validation split.
         predict_split: split that ``predict`` runs on.
@@ -68,7 +73,7 @@ class NYUv2DataModule(LightningDataModule):
         num_workers: int = 2,
         scales: Sequence[float] = SCALES,
         hflip_prob: float = 0.5,
-        val_from_train: int = 0,
+        val_from_train: float = 0,
         split_seed: int = 0,
         predict_split: str = "val",
         synthetic: bool = False,
@@ -80,14 +85,12 @@ class NYUv2DataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if val_from_train < 0:
-            raise ValueError(f"data.val_from_train must be >= 0, got {val_from_train}")
         self.root = Path(root)
         self.size = height_width(size, "data.size")
         self.batch_size = whole_number(batch_size, "data.batch_size", 1)
         self.num_workers = whole_number(num_workers, "data.num_workers", 0)
         self.augmentation = ScaleCropFlip(scales, hflip_prob)
-        self.val_from_train = int(val_from_train)
+        self.val_from_train = check_amount(val_from_train)  # fails now, not at setup
         self.split_seed = split_seed
         self.predict_split = predict_split
         self.synthetic = synthetic
@@ -119,15 +122,34 @@ class NYUv2DataModule(LightningDataModule):
     def held_out(self) -> tuple[list[int], list[int]]:
         """(training, validation) indices of the train split under ``val_from_train``."""
         count = len(self.dataset("train_all"))
-        if self.val_from_train >= count:
-            raise ValueError(
-                f"data.val_from_train is {self.val_from_train} but split 'train' of "
-                f"{self.root} has only {count} images; hold out fewer"
+        try:
+            return carve(count, self.val_from_train, self.split_seed)
+        except ValueError as error:
+            raise ValueError(f"{error} (split 'train' of {self.root})") from None
+
+    def split_files(self, role: str) -> SplitFiles:
+        """The images of a role (``train``, ``val`` or ``test``), to compare roles by file."""
+        split = "train" if role == "train" or (role == "val" and self.val_from_train) else "val"
+        folder = (self.root / split / "image").resolve()
+        description = f"{role}: {folder}"
+        if role == "test":
+            description = f"test evaluates val (NYUv2's test images): {folder}"
+        count = len(list(folder.glob("*.npy")))
+        positions = list(range(count))
+        if split == "train" and self.val_from_train:
+            description = (
+                f"{role}: {'the rest of' if role == 'train' else 'carved from'} train "
+                f"({folder}, val_from_train {self.val_from_train:g}, split_seed "
+                f"{self.split_seed})"
             )
-        order = np.random.default_rng(self.split_seed).permutation(count)
-        validation = sorted(int(i) for i in order[: self.val_from_train])
-        training = sorted(int(i) for i in order[self.val_from_train :])
-        return training, validation
+            if count:
+                training, held_out = carve(count, self.val_from_train, self.split_seed)
+                positions = training if role == "train" else held_out
+        if not count:
+            return SplitFiles(role, description, folder)
+        return SplitFiles(
+            role, description, folder, resolved_files(folder / f"{i}.npy" for i in positions)
+        )
 
     def dataset(self, role: str) -> NYUv2Dataset:
         """The dataset of a role: ``train`` (augmented), ``val``, ``test``, ``predict`` or
