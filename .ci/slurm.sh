@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A one-node SLURM on localhost for the `slurm` tests: bash .ci/slurm.sh start|stop|status
+# A one-node SLURM on localhost for the `slurm` tests: bash .ci/slurm.sh start|stop|status|running
+# (`start` leaves a cluster that is already running alone; `running` exits 0 when one answers)
 #
 # Debian's slurmctld, slurmd, slurm-client and munge (`start` installs them when missing;
 # root only). No systemd is needed: munged, slurmctld and slurmd are started by hand with
@@ -110,11 +111,27 @@ wait_for_node() {
     return 1
 }
 
+# Whether a cluster started here answers: both daemons alive and the node usable.
+running() {
+    local pidfile
+    for pidfile in /run/slurm-ci/slurmctld.pid /run/slurm-ci/slurmd.pid; do
+        [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || return 1
+    done
+    command -v sinfo >/dev/null 2>&1 &&
+        sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'
+}
+
 start() {
     local install_ns start_ns
     if [ "$(id -u)" -ne 0 ]; then
         echo "slurm.sh start: run as root (it installs packages and starts daemons)" >&2
         exit 1
+    fi
+    # A running cluster may hold someone's jobs: leave it (and its state) alone.
+    if running; then
+        echo "slurm.sh: a one-node SLURM is already running on $(hostname -s); left as it is" \
+            "(bash .ci/slurm.sh stop, then start, for a fresh one)"
+        return 0
     fi
     install_ns=$(date +%s%N)
     install_packages
@@ -163,8 +180,9 @@ case "${1:-}" in
 start) start ;;
 stop) stop ;;
 status) sinfo -N -l && squeue ;;
+running) running ;;
 *)
-    echo "usage: bash .ci/slurm.sh start|stop|status" >&2
+    echo "usage: bash .ci/slurm.sh start|stop|status|running" >&2
     exit 2
     ;;
 esac
