@@ -34,6 +34,16 @@ def _override(text: str) -> str:
     return f"--{key.lstrip('-')}={value}"
 
 
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"takes a rate > 0 (e.g. 15.4), got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -67,6 +77,20 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         help="override one key of --executor-config, e.g. --slurm time_min=600 (repeatable)",
     )
     parser.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="local: the GPUs to place runs on, each run seeing one of them "
+        "(CUDA_VISIBLE_DEVICES): 'all' (every visible GPU, the default with "
+        "--runs-per-device), indices such as 0,1,3, or 'cpu'",
+    )
+    parser.add_argument(
+        "--runs-per-device",
+        type=_positive_int,
+        metavar="K",
+        help="local: K runs at once on each GPU of --devices (default 1); a 128x256 run "
+        "leaves most of a GPU idle. On the CPU: K runs at once, as --jobs K",
+    )
+    parser.add_argument(
         "--no-wait",
         action="store_true",
         help="slurm: return once the jobs are submitted (the same command attaches to them "
@@ -88,6 +112,8 @@ def build_executor(args: argparse.Namespace, jobs: int, timeout: float | None):
             jobs=jobs,
             timeout=timeout,
             wait=not args.no_wait,
+            devices=args.devices,
+            runs_per_device=args.runs_per_device,
         )
     except (ExecutorConfigError, FileNotFoundError) as error:
         raise SystemExit(str(error)) from None
@@ -173,9 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--jobs",
         type=_positive_int,
-        default=1,
-        help="runs at once, each with an even share of the CPU threads (default 1); on a "
-        "small CPU model two runs of one thread each finish sooner than one after another",
+        help="runs at once, each with an even share of the CPU threads (default 1, or every "
+        "slot of --devices x --runs-per-device); on a small CPU model two runs of one thread "
+        "each finish sooner than one after another",
+    )
+    run.add_argument(
+        "--steps-per-second",
+        type=_positive_rate,
+        metavar="RATE",
+        help="training steps per second of one run, for the projected wall time printed "
+        "before the runs start (default: measured by this experiment's finished runs)",
     )
     add_executor_options(run)
     summary = commands.add_parser("summarize", help="rewrite the summary of an output folder")
@@ -245,10 +278,11 @@ def main(argv: list[str] | None = None) -> int:
             extra_args=extra + args.override,
             wandb=args.wandb,
             timeout=args.timeout,
-            jobs=args.jobs,
+            jobs=args.jobs or 1,
             reuse=args.reuse,
             keep_checkpoints=args.keep_checkpoints,
             executor=executor,
+            steps_per_second=args.steps_per_second,
         )
     except (FileNotFoundError, OutputFolderError, ExecutorConfigError) as error:
         raise SystemExit(str(error)) from None  # the message names the fix

@@ -23,6 +23,7 @@ from mtlscene.experiments.plan import (
     record_failure,
     run_args,
 )
+from mtlscene.experiments.projection import project_wall_time
 from mtlscene.experiments.reuse import SPEC_FILE, adopt, finished_runs, run_identity
 from mtlscene.experiments.single_run import RESULT_FILE
 from mtlscene.filelock import LockedError, exclusive_lock
@@ -100,6 +101,7 @@ def run_experiment(
     reuse: Sequence[str | Path] = (),
     keep_checkpoints: bool = False,
     executor=None,
+    steps_per_second: float | None = None,
 ) -> dict[str, list[PlannedRun]]:
     """Run every (row, seed) not finished yet, then summarise the experiment.
 
@@ -111,6 +113,8 @@ def run_experiment(
     adopted from there instead of trained again. A run deletes its checkpoints once its
     result is written unless ``keep_checkpoints``. ``executor`` runs them (an object of
     ``mtlscene.experiments.executors``; default: a local one with ``jobs`` and ``timeout``).
+    Before the runs start it prints their projected wall time (``projection.py``), from
+    ``steps_per_second`` or else the step time this experiment's finished runs measured.
 
     Returns:
         The runs grouped as ``{"done", "skipped", "reused", "failed"}``.
@@ -142,6 +146,10 @@ def run_experiment(
                 f"note: the {len(outcome['skipped'])} finished runs are not logged to W&B again; "
                 "their logs stay in their run folders"
             )
+        if todo:
+            finished = [run for run in runs if run.done]
+            todo_args = [planned_args[run.run_dir] for run in todo]
+            echo(project_wall_time(finished, todo_args, executor, steps_per_second))
         start = time.perf_counter()
         jobs_todo = [
             RunJob(experiment.name, run, planned_args[run.run_dir], keep_checkpoints)

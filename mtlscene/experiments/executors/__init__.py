@@ -21,9 +21,11 @@ def make_executor(
     name: str,
     config: str | Path | None = None,
     overrides: list[str] | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     timeout: float | None = None,
     wait: bool = True,
+    devices: str | None = None,
+    runs_per_device: int | None = None,
 ):
     """The executor called ``name``, configured from a file and ``KEY=VALUE`` overrides.
 
@@ -31,9 +33,11 @@ def make_executor(
         name: ``local`` or ``slurm``.
         config: an executor config file (``configs/executors/<cluster>.yaml``; slurm only).
         overrides: ``KEY=VALUE`` items over the file's keys (slurm only).
-        jobs: runs at once (local).
+        jobs: runs at once (local; None: one, or every device slot when packing).
         timeout: seconds before a local run counts as failed.
         wait: whether ``run_all`` waits for the runs to end (slurm; local always waits).
+        devices: local: the GPUs to pack runs on (``all``, ``cpu`` or ``0,1,3``).
+        runs_per_device: local: runs at once on each of those GPUs (K).
     """
     if name == "local":
         if config is not None or overrides:
@@ -43,12 +47,43 @@ def make_executor(
             )
         from mtlscene.experiments.executors.local import LocalExecutor
 
-        return LocalExecutor(jobs=jobs, timeout=timeout)
+        if devices is None and runs_per_device is None:
+            return LocalExecutor(jobs=jobs or 1, timeout=timeout)
+        return _packed_local_executor(jobs, timeout, devices, runs_per_device)
     if name == "slurm":
+        if devices is not None or runs_per_device is not None:
+            raise ExecutorConfigError(
+                "--devices and --runs-per-device place runs of the local executor; a SLURM "
+                "job gets its GPUs from the executor config (gpus_per_node)"
+            )
         from mtlscene.experiments.executors.slurm import SlurmExecutor, load_slurm_config
 
         return SlurmExecutor(load_slurm_config(config, overrides or []), wait=wait)
     raise ExecutorConfigError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+
+
+def _packed_local_executor(
+    jobs: int | None, timeout: float | None, devices: str | None, runs_per_device: int | None
+):
+    """A local executor with K runs on each listed GPU (on a CPU-only list: K at a time)."""
+    from mtlscene.experiments.executors.device_slots import (
+        DeviceListError,
+        DeviceSlots,
+        parse_devices,
+    )
+    from mtlscene.experiments.executors.local import LocalExecutor
+
+    try:
+        gpus = parse_devices(devices)
+    except DeviceListError as error:
+        raise ExecutorConfigError(str(error)) from None
+    if not gpus:  # the CPU is the one device: K runs share its threads, as --jobs K would
+        return LocalExecutor(jobs=jobs or runs_per_device or 1, timeout=timeout)
+    slots = DeviceSlots(gpus, runs_per_device or 1)
+    try:
+        return LocalExecutor(jobs=jobs, timeout=timeout, slots=slots)
+    except ValueError as error:
+        raise ExecutorConfigError(f"--jobs/--parallel: {error}") from None
 
 
 __all__ = ["EXECUTORS", "ExecutorConfigError", "make_executor"]

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from mtlscene.experiments.executors.device_slots import DeviceSlots
 from mtlscene.experiments.plan import FAILED_FILE, PlannedRun, RunJob, duration, record_failure
 from mtlscene.experiments.reuse import write_spec
 
@@ -21,9 +22,19 @@ def threads_per_run(jobs: int) -> int:
 
 
 class LocalRun:
-    """One (row, seed) being trained in its own process, with its log open."""
+    """One (row, seed) being trained in its own process, with its log open.
 
-    def __init__(self, job: RunJob, env: dict[str, str], timeout: float | None = None) -> None:
+    ``on_end`` is called once, when the process has ended (or is stopped): the executor
+    frees the run's device slot there.
+    """
+
+    def __init__(
+        self,
+        job: RunJob,
+        env: dict[str, str],
+        timeout: float | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         run = job.run
         run.run_dir.mkdir(parents=True, exist_ok=True)
         (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
@@ -40,6 +51,7 @@ class LocalRun:
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.timeout = timeout
         self.timed_out = False
+        self._on_end = on_end
         self._log = run.log_path.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(spec_path)],
@@ -51,12 +63,18 @@ class LocalRun:
     def poll(self) -> bool:
         """Whether the process has ended (killing it first when past its deadline)."""
         if self.process.poll() is not None:
+            self._ended()
             return True
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.timed_out = True
             self.stop()
             return True
         return False
+
+    def _ended(self) -> None:
+        if self._on_end is not None:
+            on_end, self._on_end = self._on_end, None  # once, however often it is polled
+            on_end()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -67,6 +85,7 @@ class LocalRun:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+        self._ended()
 
     def error(self) -> str | None:
         """Why the run failed, or None when it wrote its result."""
@@ -85,20 +104,32 @@ class LocalExecutor:
 
     Each run gets an even share of the CPU threads (unless OMP_NUM_THREADS is set): small
     CPU runs scale poorly over threads, so N runs on a share of the cores each finish
-    sooner in total than N runs one after another on all of them.
+    sooner in total than N runs one after another on all of them. With ``slots`` each run
+    also takes a slot on a GPU and sees that GPU alone (``CUDA_VISIBLE_DEVICES``).
 
     Args:
-        jobs: runs at once.
+        jobs: runs at once (with ``slots``: at most their capacity; None: all of it).
         timeout: seconds before a run is stopped and counted as failed.
+        slots: K runs on each of these GPUs (``device_slots.DeviceSlots``).
     """
 
     name = "local"
     poll_s = 0.5
 
-    def __init__(self, jobs: int = 1, timeout: float | None = None) -> None:
+    def __init__(
+        self, jobs: int | None = 1, timeout: float | None = None, slots: DeviceSlots | None = None
+    ) -> None:
+        if jobs is None:
+            jobs = slots.capacity if slots is not None else 1
         if jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
+        if slots is not None and jobs > slots.capacity:
+            raise ValueError(
+                f"{jobs} runs at once do not fit in {slots.capacity} device slots "
+                f"({slots.describe()}): raise --runs-per-device or name more --devices"
+            )
         self.jobs = jobs
+        self.slots = slots
         self.timeout = timeout
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
         if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
@@ -106,7 +137,17 @@ class LocalExecutor:
 
     def start(self, job: RunJob) -> LocalRun:
         """Start one run now; poll the returned handle until it ends."""
-        return LocalRun(job, self.env, self.timeout)
+        if self.slots is None:
+            return LocalRun(job, self.env, self.timeout)
+        device = self.slots.acquire()
+        if device is None:  # the scheduler starts no more runs than there are slots
+            raise RuntimeError(f"no free device slot to start {job.run.run_dir}")
+        try:
+            env = self.slots.environment(device, self.env)
+            return LocalRun(job, env, self.timeout, lambda: self.slots.release(device))
+        except BaseException:
+            self.slots.release(device)
+            raise
 
     def run_all(
         self, jobs: Sequence[RunJob], echo: Callable[[str], None]
