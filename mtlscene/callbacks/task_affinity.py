@@ -23,13 +23,15 @@ class TaskAffinity(Callback):
     """Every ``every_n_steps`` optimizer steps, the T x T lookahead affinity on the batch.
 
     ``Z(i -> j) = 1 - L_j(theta_s - eta * u_i) / L_j(theta_s)``: the shared encoder takes a
-    step on task ``i``'s loss alone (the heads stay), and task ``j``'s loss on the same
-    training batch is read again (see :mod:`mtlscene.relationships.affinity` for ``eta``
-    and ``u_i``). Measured at ``on_train_batch_start``, before the step, on the batch the
-    step is about to train on. It leaves training untouched: the parameters are copied back,
-    BatchNorm running statistics (every buffer) restored, the random number generators
-    forked (dropout draws and the data order do not move), and no ``.grad`` is written.
-    Costs T + 1 forward and T backward passes on those steps only.
+    step on task ``i``'s weighted loss alone (the heads stay), and task ``j``'s loss on the
+    same training batch is read again (see :mod:`mtlscene.relationships.affinity` for
+    ``eta`` and ``u_i``). The weight ``w_i`` is the weighting's current one
+    (``weighting.weights()``), so the step is task ``i``'s share of the update the
+    optimizer is about to take. Measured at ``on_train_batch_start``, before the step, on
+    the batch the step is about to train on. It leaves training untouched: the parameters
+    are copied back, BatchNorm running statistics (every buffer) restored, the random
+    number generators forked (dropout draws and the data order do not move), and no
+    ``.grad`` is written. Costs T + 1 forward and T backward passes on those steps only.
 
     At the end of fit (rank zero) it writes in the run's log folder ``<filename>.csv``
     (step, i, j, affinity), ``<filename>.json`` (task order, the mean matrix over training,
@@ -39,16 +41,17 @@ class TaskAffinity(Callback):
     Args:
         every_n_steps: measurement interval in optimizer steps (step 0 included).
         filename: stem of the files written.
-        step: "optimizer" (the step as the optimizer would take it: Adam-preconditioned for
-            Adam-like optimizers, TAG's choice) or "sgd" (a plain gradient step at the same
-            learning rate: small, so the affinity is close to its first-order value
-            ``eta g_i . g_j / L_j``, free of the overshoot a normalised Adam step can have).
+        step: "sgd" (the default: a plain gradient step ``eta w_i g_i`` at the optimizer's
+            learning rate, so the affinity is close to its first-order value
+            ``eta w_i g_i . g_j / L_j``) or "adam" (Adam's second-moment preconditioning of
+            ``w_i g_i``, the step as an Adam-like optimizer would take it, as in TAG; needs
+            Adam or AdamW).
     """
 
-    STEPS = ("optimizer", "sgd")
+    STEPS = ("sgd", "adam")
 
     def __init__(
-        self, every_n_steps: int = 10, filename: str = "task_affinity", step: str = "optimizer"
+        self, every_n_steps: int = 10, filename: str = "task_affinity", step: str = "sgd"
     ) -> None:
         if every_n_steps < 1:
             raise ValueError(f"TaskAffinity: every_n_steps must be >= 1, got {every_n_steps}")
@@ -68,6 +71,15 @@ class TaskAffinity(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
         self.lookahead = state_dict.get("lookahead", "")
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Refuse step: adam with another optimizer before training, not at the first measure.
+        if self.step == "adam":
+            params = [p for p in pl_module.network.encoder.parameters() if p.requires_grad]
+            try:
+                optimizer_lookahead(trainer.optimizers[0], params, "adam")
+            except ValueError as error:
+                raise ValueError(f"TaskAffinity: {error}") from None
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -91,9 +103,11 @@ class TaskAffinity(Callback):
     ) -> tuple[list[str], torch.Tensor]:
         """The affinity matrix on ``batch``, everything the model holds restored after."""
         params = [p for p in pl_module.network.encoder.parameters() if p.requires_grad]
-        lr, precondition, self.lookahead = optimizer_lookahead(trainer.optimizers[0], params)
-        if self.step == "sgd":
-            precondition, self.lookahead = None, "sgd"
+        lr, precondition, self.lookahead = optimizer_lookahead(
+            trainer.optimizers[0], params, self.step
+        )
+        # Each task's step is its share of the weighted update: w_i g_i.
+        weights = {name: float(w) for name, w in pl_module.weighting.weights().items()}
         buffers = [b for b in pl_module.buffers()]
         saved = [b.detach().clone() for b in buffers]
         device = pl_module.device
@@ -108,7 +122,7 @@ class TaskAffinity(Callback):
 
         try:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
-                return lookahead_affinity(params, compute_losses, lr, precondition)
+                return lookahead_affinity(params, compute_losses, lr, precondition, weights)
         finally:
             with torch.no_grad():
                 for buffer, value in zip(buffers, saved, strict=True):

@@ -8,8 +8,10 @@ An experiment with a ``grouping`` key::
 has one row (``measured_row``) that trains all tasks with the
 :class:`~mtlscene.callbacks.task_affinity.TaskAffinity` callback. Once every seed of that
 row has finished, the runs' ``task_affinity.json`` (in each run's ``log_dir``) are
-averaged, the partition of the tasks into ``groups`` groups with the highest total affinity
-is chosen (:mod:`mtlscene.relationships.grouping`), and each group of two or more tasks is
+averaged, the partition of the tasks into ``groups`` disjoint groups with the highest total
+affinity is chosen, and beside it TAG's overlapping selection of ``groups`` groups (each
+task served by its best chosen group; :mod:`mtlscene.relationships.grouping`). Each group
+of two or more tasks of either suggestion (of the overlapping one: those serving a task) is
 trained as an extra row over the same seeds, with the measured row's weighting (singleton
 groups are the single-task rows). With ``check: all`` every group of every partition into
 ``groups`` groups is trained, so the report can set the affinity's ranking of the groupings
@@ -115,7 +117,11 @@ def decide_grouping(experiment: Experiment, out_dir: Path, seeds: int) -> dict[s
 
     None while a seed of the measured row is unfinished (or the row is not being run).
     """
-    from mtlscene.relationships.grouping import groupings_by_size, rank_groupings
+    from mtlscene.relationships.grouping import (
+        groupings_by_size,
+        rank_groupings,
+        rank_overlapping_groupings,
+    )
 
     row = _measured_row(experiment)
     if row is None:
@@ -145,6 +151,10 @@ def decide_grouping(experiment: Experiment, out_dir: Path, seeds: int) -> dict[s
         for n, groupings in groupings_by_size(mean, tasks).items()
     }
     best = rank_groupings(mean, tasks, k)[0]
+    try:
+        overlapping = _overlapping(rank_overlapping_groupings(mean, tasks, k))
+    except ValueError as error:  # too many choices to enumerate: the partition still stands
+        overlapping = {"refused": str(error)}
     return {
         "measured_row": row.name,
         "groups": k,
@@ -157,8 +167,23 @@ def decide_grouping(experiment: Experiment, out_dir: Path, seeds: int) -> dict[s
         "per_seed": [m["matrix"] for m in matrices],
         "ranked": ranked,
         "suggested": {"groups": [list(g) for g in best.groups], "score": best.score},
+        "overlapping": overlapping,
         "check": experiment.grouping.check,
     }
+
+
+def _overlapping(ranked: Sequence[Any]) -> dict[str, Any]:
+    """TAG's overlapping selection as stored: the best choice and the top few."""
+
+    def entry(grouping) -> dict[str, Any]:
+        groups = [list(g) for g in grouping.groups]
+        return {
+            "groups": groups,
+            "score": grouping.score,
+            "serves": {task: groups[index] for task, index in grouping.serves},
+        }
+
+    return {**entry(ranked[0]), "ranked": [entry(g) for g in ranked[:TOP_GROUPINGS]]}
 
 
 def group_row_name(group: Sequence[str]) -> str:
@@ -183,8 +208,12 @@ def group_rows(experiment: Experiment, decision: Mapping[str, Any]) -> list[Row]
     measured = _measured_row(experiment)
     rows = []
     groups = [group for grouping in checked_groupings(decision) for group in grouping]
+    # TAG's overlapping suggestion: the groups that serve a task (one serving none is idle).
+    groups += list((decision.get("overlapping") or {}).get("serves", {}).values())
+    every_task = set(decision.get("tasks", ()))
     for index, group in enumerate(groups):
-        if len(group) < 2 or group in groups[:index]:
+        # All the tasks together is the measured row itself (its diagnostics change no weight).
+        if len(group) < 2 or group in groups[:index] or set(group) == every_task:
             continue
         weights = None
         if measured.weights is not None:
@@ -251,6 +280,12 @@ def run_grouping_stage(
         f"{decision['measured_row']!r} suggests {suggested} "
         f"(score {decision['suggested']['score']:.4f})"
     )
+    overlapping = decision["overlapping"]
+    if "groups" in overlapping:
+        echo(
+            f"grouping: TAG's overlapping selection suggests {_label(overlapping['groups'])} "
+            f"(score {overlapping['score']:.4f})"
+        )
     expanded = with_group_rows(experiment, out_dir)
     new_rows = expanded.rows[len(experiment.rows) :]
     if not new_rows:
@@ -304,6 +339,24 @@ def _runs_of_grouping(
     return by_task
 
 
+def _runs_of_serving(
+    results: Sequence[dict[str, Any]], decision: Mapping[str, Any], single: Mapping
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """Task -> seed -> the run of the group serving the task (overlapping selection).
+
+    A singleton group is the task's single-task run, all the tasks together the measured row.
+    """
+    by_task = {}
+    for task, group in decision["overlapping"]["serves"].items():
+        if len(group) == 1:
+            by_task[task] = single[task]
+            continue
+        row = decision["measured_row"] if set(group) == set(decision["tasks"]) else None
+        row = row or group_row_name(group)
+        by_task[task] = {r["seed"]: r for r in results if r["row"] == row}
+    return by_task
+
+
 def _runs_by_setup(
     results: Sequence[dict[str, Any]], decision: Mapping[str, Any]
 ) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
@@ -345,6 +398,70 @@ def _networks(by_task: Mapping[str, Mapping[int, dict]]) -> tuple[int, float | N
     return len(rows), total
 
 
+def _label(groups: Sequence[Sequence[str]]) -> str:
+    return " ".join("{" + ", ".join(g) + "}" for g in groups)
+
+
+def _overlapping_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any]) -> list:
+    """TAG's overlapping selection: its ranking, the suggestion and, once trained, its Δm."""
+    from mtlscene.experiments.columns import experiment_columns
+    from mtlscene.experiments.delta import delta_m, single_task_baselines
+
+    overlapping = decision.get("overlapping")
+    if not overlapping:  # a grouping.json written before the overlapping selection
+        return []
+    k = decision["groups"]
+    lines = ["#### TAG's overlapping selection", ""]
+    if "refused" in overlapping:
+        return lines + [f"Not computed: {overlapping['refused']}.", ""]
+    lines += [
+        f"TAG (Fifty et al. 2021) chooses {k} groups among all groups of tasks, every task in "
+        "at least one, so groups may overlap: a task trained in several groups is served "
+        "(evaluated) by the chosen group that scores it best, and the score is the sum over "
+        "tasks of that best score (same group score as above). The best "
+        f"{TOP_GROUPINGS} choices of {k} groups:",
+        "",
+        "| rank | groups | each task served by | score |",
+        "|---|---|---|---|",
+    ]
+    for rank, entry in enumerate(overlapping["ranked"], start=1):
+        serves = "; ".join(f"{t}: {_label([g])}" for t, g in entry["serves"].items())
+        lines.append(f"| {rank} | {_label(entry['groups'])} | {serves} | {entry['score']:+.4f} |")
+    columns = experiment_columns(results)
+    baselines = single_task_baselines(results, columns)
+    tasks = decision["tasks"]
+    single = {t: {r["seed"]: r for r in results if r["tasks"] == [t]} for t in tasks}
+    by_task = _runs_of_serving(results, decision, single)
+    seeds = sorted({r["seed"] for r in results})
+    merged = (_merged_metrics(by_task, seed) for seed in seeds)
+    deltas = [delta_m(m, baselines, columns) for m in merged if m]
+    if deltas:
+        partition = _cell(_partition_deltas(results, decision, baselines, columns), 2)
+        trained = (
+            "Trained, each task's metric from the run of the group serving it: Δm % (↓) vs "
+            f"one per task {_cell(deltas, 2)}, against {partition} for the suggested partition."
+        )
+    else:
+        trained = "Not trained yet (its group rows have not finished)."
+    lines += [
+        "",
+        f"**Overlapping suggestion for {k} groups: {_label(overlapping['groups'])}** "
+        f"(score {overlapping['score']:+.4f}; the best partition scores "
+        f"{decision['suggested']['score']:+.4f}). {trained}",
+        "",
+    ]
+    return lines
+
+
+def _partition_deltas(results, decision, baselines, columns) -> list[float]:
+    """Δm % per seed of the suggested partition (each task from its group's run)."""
+    from mtlscene.experiments.delta import delta_m
+
+    by_task = _runs_by_setup(results, decision)["grouping"]
+    merged = (_merged_metrics(by_task, seed) for seed in sorted({r["seed"] for r in results}))
+    return [delta_m(m, baselines, columns) for m in merged if m]
+
+
 def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any]) -> list[str]:
     """``grouping.md``: the matrix, the ranked groupings and the check of the suggestion."""
     from mtlscene.experiments.columns import delta_columns, experiment_columns
@@ -375,9 +492,10 @@ def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any])
         "",
         "#### Groupings ranked by total affinity",
         "",
-        "A task's score is the mean affinity onto it from the other members of its group "
-        "(0 alone); a grouping's score is the sum over tasks (TAG). "
-        f"The best {TOP_GROUPINGS} of each number of groups:",
+        "Disjoint groups (a partition: every task trained once). A task's score is the mean "
+        "affinity onto it from the other members of its group (0 alone; TAG's group score); "
+        "a grouping's score is the sum over tasks. TAG's own selection lets groups overlap "
+        f"(below). The best {TOP_GROUPINGS} partitions of each number of groups:",
         "",
         "| groups | rank | grouping | score |",
         "|---|---|---|---|",
@@ -390,6 +508,7 @@ def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any])
             lines.append(f"| {k} | {rank} | {label}{mark} | {grouping['score']:+.4f} |")
     label = " ".join("{" + ", ".join(g) + "}" for g in suggested)
     lines += ["", f"**Suggested for {decision['groups']} groups: {label}.**", ""]
+    lines += _overlapping_lines(results, decision)
 
     columns = experiment_columns(results)
     metrics = [c for c in delta_columns(columns) if c.task in tasks]

@@ -7,10 +7,14 @@ batch::
 
     Z(i -> j) = 1 - L_j(theta_s - eta * u_i) / L_j(theta_s)
 
-Positive: ``i``'s step helps ``j``; negative: it hurts. ``u_i`` is task ``i``'s gradient of
-the shared parameters, or, for an Adam-like optimizer, that gradient preconditioned as Adam
-would (see :class:`AdamPreconditioner`). Task heads are left as they are. Plain torch: no
-Lightning here (the callback ``mtlscene.callbacks.task_affinity`` drives it in a fit).
+Positive: ``i``'s step helps ``j``; negative: it hurts. ``u_i`` is task ``i``'s share of the
+update the optimizer takes: its gradient of the shared parameters times the task's current
+loss weight ``w_i`` (``w_i g_i`` is what task ``i`` adds to the gradient of the weighted
+total), used as it is (a plain gradient step) or preconditioned as Adam would precondition
+it (see :class:`AdamPreconditioner`). The weight matters for Adam: its second moment was
+accumulated from weighted gradients, so an unweighted ``g_i`` divided by it is a step of
+the wrong size (``1 / w_i`` times too long). Task heads are left as they are. Plain torch:
+no Lightning here (the callback ``mtlscene.callbacks.task_affinity`` drives it in a fit).
 """
 
 from __future__ import annotations
@@ -58,14 +62,20 @@ class AdamPreconditioner:
 
 
 def optimizer_lookahead(
-    optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter]
+    optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], step: str = "optimizer"
 ) -> tuple[float, Preconditioner | None, str]:
     """The learning rate, the preconditioner and its name for a step on ``params``.
 
     The learning rate is the current one of the group holding the first of ``params`` (the
-    network's group; a scheduler has already set this step's value). Adam-like optimizers
-    (Adam, AdamW, or any whose state has ``exp_avg_sq`` and whose group has ``betas``) get
-    :class:`AdamPreconditioner`; others a plain gradient step.
+    network's group; a scheduler has already set this step's value).
+
+    Args:
+        optimizer: the training optimizer.
+        params: the shared parameters.
+        step: "sgd" (a plain gradient step), "adam" (:class:`AdamPreconditioner`; the
+            optimizer must be Adam-like: Adam, AdamW, or any whose state has
+            ``exp_avg_sq`` and whose group has ``betas`` and ``eps``) or "optimizer"
+            (Adam's for Adam-like optimizers, else a plain gradient step).
     """
     if not params:
         raise ValueError("lookahead affinity needs at least one shared parameter")
@@ -76,10 +86,18 @@ def optimizer_lookahead(
             "the shared parameters are in none of the optimizer's parameter groups; "
             "the lookahead needs the learning rate of their group"
         )
+    if step not in ("sgd", "adam", "optimizer"):
+        raise ValueError(f"lookahead step must be 'sgd', 'adam' or 'optimizer', got {step!r}")
     adam_like = isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW) or (
         "betas" in group and any("exp_avg_sq" in optimizer.state.get(p, {}) for p in params)
     )
-    if adam_like and "betas" in group and "eps" in group:
+    adam_like = adam_like and "betas" in group and "eps" in group
+    if step == "adam" and not adam_like:
+        raise ValueError(
+            f"the Adam lookahead (step: adam) needs an Adam-like optimizer (Adam, AdamW), "
+            f"but the optimizer is {type(optimizer).__name__}; use step: sgd"
+        )
+    if adam_like and step != "sgd":
         return float(group["lr"]), AdamPreconditioner(optimizer, group), "adam"
     return float(group["lr"]), None, "sgd"
 
@@ -105,8 +123,14 @@ def lookahead_affinity(
     compute_losses: Callable[[], Mapping[str, Tensor]],
     lr: float,
     precondition: Preconditioner | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> tuple[list[str], Tensor]:
     """The T x T lookahead affinity matrix ``Z[i, j] = Z(i -> j)`` on one batch.
+
+    Task ``i``'s step is ``-lr * u_i`` with ``u_i = precondition(w_i * g_i)`` (or
+    ``w_i * g_i`` without a preconditioner): the part of the optimizer's update that task
+    ``i``'s term of the weighted total contributes, on the scale the optimizer's state
+    was accumulated on.
 
     Costs T + 1 evaluations of ``compute_losses`` and T backward passes. ``params`` are
     restored exactly (copied back) before returning. Whatever else ``compute_losses``
@@ -117,7 +141,9 @@ def lookahead_affinity(
         params: the shared parameters the task steps move.
         compute_losses: task name -> scalar loss on the batch, with its graph to ``params``.
         lr: the step size eta.
-        precondition: maps a task gradient to the update direction (None: the gradient).
+        precondition: maps a weighted task gradient to the update direction (None: the
+            weighted gradient itself).
+        weights: task -> its current loss weight ``w_i`` (None, or a task left out: 1).
 
     Returns:
         The task order and the matrix (rows: the task that stepped; columns: the task whose
@@ -133,8 +159,10 @@ def lookahead_affinity(
     matrix = torch.zeros(len(tasks), len(tasks), dtype=torch.float64)
     try:
         for row, task in enumerate(tasks):
+            weight = 1.0 if weights is None else float(weights.get(task, 1.0))
             with torch.no_grad():
                 for param, grad in zip(params, gradients[task], strict=True):
+                    grad = weight * grad
                     update = grad if precondition is None else precondition(param, grad)
                     param.sub_(lr * update)
                 after = compute_losses()
