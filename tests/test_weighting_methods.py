@@ -1,20 +1,26 @@
 """Each weighting method's defining behaviour, against values worked out by hand."""
 
 import math
+import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from mtlscene.weighting import (
     WEIGHTING_METHODS,
+    AlignedMTLWeighting,
+    CAGradWeighting,
     DWAWeighting,
     EqualWeighting,
     FAMOWeighting,
     GeometricLossWeighting,
     GradNormWeighting,
+    IMTLGWeighting,
     IMTLLWeighting,
     MGDAWeighting,
+    NashMTLWeighting,
     PCGradWeighting,
     RandomLossWeighting,
     UPGradWeighting,
@@ -34,22 +40,28 @@ def _floats(weights):
 
 
 class LinearTasks(nn.Module):
-    """A shared parameter theta; task i's loss is g_i . theta, so its gradient is exactly g_i."""
+    """A shared parameter theta; task i's loss is g_i . theta, so its gradient is exactly g_i.
+
+    The tasks are named a, b, c... (one per row of ``gradients``).
+    """
 
     def __init__(self, gradients):
         super().__init__()
         self.theta = nn.Parameter(torch.zeros(len(gradients[0])))
         self.gradients = torch.tensor(gradients)
+        self.names = "abcdef"[: len(gradients)]
 
     def losses(self):
-        return {name: g @ self.theta + 1.0 for name, g in zip("ab", self.gradients, strict=True)}
+        pairs = zip(self.names, self.gradients, strict=True)
+        return {name: g @ self.theta + 1.0 for name, g in pairs}
 
 
 def _aggregated_update(weighting, gradients):
     """theta.grad after one backward of the weighting's objective."""
     model = LinearTasks(gradients)
-    heads = {"a": nn.Identity(), "b": nn.Identity()}
-    _bound(weighting)(model.losses(), shared=model, heads=heads).backward()
+    heads = {name: nn.Identity() for name in model.names}
+    _bound(weighting, dict.fromkeys(model.names, "gaussian"))
+    weighting(model.losses(), shared=model, heads=heads).backward()
     return model.theta.grad
 
 
@@ -228,16 +240,116 @@ def test_jacobian_methods_refuse_gradient_accumulation():
         _bound(PCGradWeighting()).check_trainer_options(accumulate_grad_batches=2)
 
 
-@pytest.mark.parametrize("method", ["cagrad", "nash_mtl"])
-def test_missing_solver_packages_give_a_clear_error(method):
-    pytest.importorskip("torchjd")
-    try:
-        import cvxpy  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="pip install"):
-            WEIGHTING_METHODS[method]()
-    else:
-        assert WEIGHTING_METHODS[method]() is not None
+@pytest.mark.parametrize(
+    ("method", "solver"), [("cagrad", "CAGradWeighting"), ("nash_mtl", "NashMTL")]
+)
+def test_missing_solver_packages_give_a_clear_error(method, solver, monkeypatch):
+    # None in sys.modules makes the package unimportable, as if it were not installed.
+    monkeypatch.setitem(sys.modules, "cvxpy", None)
+    extra = {"cagrad": "cagrad", "nash_mtl": "nash_mtl"}[method]
+    with pytest.raises(ImportError) as error:
+        WEIGHTING_METHODS[method]()  # at construction, not at the first training step
+    message = str(error.value)
+    assert message.startswith(f"the {solver} method needs TorchJD's optional solver packages")
+    assert "'cvxpy'" in message and f'pip install "torchjd[{extra}]"' in message
+
+
+# The four methods below are held against their papers' equations, computed here with numpy
+# from the same small Jacobian J (rows: the task gradients g_i). Gradients that conflict
+# (g_1 . g_2 < 0) so that no method reduces to the mean.
+CONFLICTING = [[1.0, 0.5, 0.0], [-1.0, 1.0, 0.0], [0.0, -0.5, 1.0]]
+
+
+def _cagrad_reference(jacobian: np.ndarray, c: float) -> np.ndarray:
+    """CAGrad's weights from its dual, solved by a search over the simplex (3 tasks).
+
+    Liu et al. (NeurIPS 2021), Sec. 3 and Algorithm 1: w* = argmin over the simplex of
+    F(w) = g_w . g_0 + sqrt(phi) |g_w|, with g_w = J^T w, g_0 the mean gradient and
+    phi = c^2 |g_0|^2; the update is d = g_0 + sqrt(phi) / |g_w*| g_w*.
+    """
+    g0 = jacobian.mean(axis=0)
+    root_phi = c * np.linalg.norm(g0)
+
+    def best(center: np.ndarray, radius: float, step: float) -> np.ndarray:
+        offsets = np.arange(-radius, radius + step / 2, step)
+        a, b = np.meshgrid(center[0] + offsets, center[1] + offsets, indexing="ij")
+        w = np.stack([a.ravel(), b.ravel(), 1 - a.ravel() - b.ravel()], axis=1)
+        w = w[(w >= -1e-12).all(axis=1)]
+        g_w = w @ jacobian
+        dual = g_w @ g0 + root_phi * np.linalg.norm(g_w, axis=1)
+        return w[dual.argmin()]
+
+    coarse = best(np.array([0.5, 0.5]), 0.5, 1 / 200)  # the whole simplex
+    w_star = best(coarse, 0.01, 1e-4)  # then around its best point
+    g_w = w_star @ jacobian
+    return np.full(len(jacobian), 1 / len(jacobian)) + root_phi / np.linalg.norm(g_w) * w_star
+
+
+@pytest.mark.parametrize("c", [0.4, 0.8])
+def test_cagrad_weights_solve_its_dual(c):
+    pytest.importorskip("cvxpy")
+    jacobian = np.array(CONFLICTING)
+    weighting = CAGradWeighting(c=c)
+    update = _aggregated_update(weighting, CONFLICTING).double().numpy()
+    expected = _cagrad_reference(jacobian, c)
+    assert _floats(weighting.weights()) == pytest.approx(expected.tolist(), abs=2e-3)
+    np.testing.assert_allclose(update, expected @ jacobian, atol=5e-3)
+    # The primal's constraint is active: d sits on the ball |d - g_0| = c |g_0|.
+    g0 = jacobian.mean(axis=0)
+    assert np.linalg.norm(update - g0) == pytest.approx(c * np.linalg.norm(g0), rel=1e-3)
+
+
+def test_nash_mtl_weights_solve_the_bargaining_equation():
+    pytest.importorskip("cvxpy")
+    jacobian = np.array(CONFLICTING)
+    gramian = jacobian @ jacobian.T
+    # Navon et al. (ICML 2022), Sec. 3.1: the Nash bargaining solution alpha > 0 solves
+    # G^T G alpha = 1 / alpha (G: the gradients as columns, so G^T G = J J^T here).
+    weighting = NashMTLWeighting(max_norm=0.0)  # no clipping: alpha itself
+    update = _aggregated_update(weighting, CONFLICTING).double().numpy()
+    alpha = np.array(_floats(weighting.weights()))
+    assert (alpha > 0).all()
+    np.testing.assert_allclose(gramian @ alpha, 1 / alpha, rtol=1e-3)
+    np.testing.assert_allclose(update, alpha @ jacobian, rtol=1e-5)
+    # By default the update is rescaled to norm max_norm = 1 when longer (Algorithm 1's
+    # step cap); with 10 x the gradients it is: |J^T alpha| = sqrt(3 |J J^T|) > 1 unscaled.
+    clipped = _aggregated_update(NashMTLWeighting(), (10 * jacobian).tolist()).double().numpy()
+    assert np.linalg.norm(clipped) == pytest.approx(1.0, rel=1e-5)
+    direction = update / np.linalg.norm(update)  # the same direction: only the length is capped
+    np.testing.assert_allclose(clipped / np.linalg.norm(clipped), direction, rtol=1e-5)
+
+
+def test_imtl_g_weights_match_the_closed_form_and_equalise_projections():
+    jacobian = np.array(CONFLICTING)
+    weighting = IMTLGWeighting()
+    update = _aggregated_update(weighting, CONFLICTING).double().numpy()
+    # Liu et al. (ICLR 2021), IMTL-G's closed form: with unit gradients u_t = g_t / |g_t|,
+    # D = [g_1 - g_t] and U = [u_1 - u_t] (t = 2..T, as rows),
+    # alpha_{2:T} = g_1 U^T (D U^T)^{-1} and alpha_1 = 1 - sum(alpha_{2:T}).
+    units = jacobian / np.linalg.norm(jacobian, axis=1, keepdims=True)
+    d, u = jacobian[0] - jacobian[1:], units[0] - units[1:]
+    rest = jacobian[0] @ u.T @ np.linalg.inv(d @ u.T)
+    expected = np.concatenate([[1 - rest.sum()], rest])
+    assert _floats(weighting.weights()) == pytest.approx(expected.tolist(), abs=1e-5)
+    # Its defining property: the update projects equally on every task's gradient direction.
+    projections = units @ update
+    np.testing.assert_allclose(projections, projections.mean(), rtol=1e-5)
+    assert projections.mean() > 0
+
+
+def test_aligned_mtl_update_has_the_smallest_singular_value_in_every_direction():
+    jacobian = np.array(CONFLICTING)
+    weighting = AlignedMTLWeighting()
+    update = _aggregated_update(weighting, CONFLICTING).double().numpy()
+    # Senushkin et al. (CVPR 2023), Algorithm 1: eigen-decompose G^T G = V diag(lambda) V^T
+    # and take B = sqrt(lambda_min) V diag(lambda)^{-1/2} V^T; the update is G B w with
+    # w = 1/T. Here from the SVD J = P S Q^T (lambda = S^2, V = P): the aligned Jacobian
+    # B J = s_min P Q^T has every singular value s_min (condition number 1).
+    p, s, q_t = np.linalg.svd(jacobian, full_matrices=False)
+    mean = np.full(len(jacobian), 1 / len(jacobian))
+    balance = s.min() * p @ np.diag(1 / s) @ p.T
+    assert _floats(weighting.weights()) == pytest.approx((balance @ mean).tolist(), abs=1e-5)
+    np.testing.assert_allclose(update, mean @ (s.min() * p @ q_t), atol=1e-5)
 
 
 def test_gls_gradient_is_that_of_the_geometric_mean():
