@@ -89,11 +89,15 @@ def test_search_scores_on_validation_resumes_and_compares_the_best_on_test(tmp_p
     experiment = _experiment(tmp_path, SEARCH)
     out = tmp_path / "out"
     assert experiment_main(["search", str(experiment), "--out", str(out), "--parallel", "2"]) == 0
-    trial_results = sorted((out / "search" / "trials").glob("trial*/seed0/result.json"))
-    assert len(trial_results) == 2
-    for path in trial_results:
+    # Trials and the Δm baselines train on the trials' seed (1000) and never see the test
+    # split; the comparison retrains everything on its own seeds (here seed 0).
+    trial_results = sorted((out / "search" / "trials").glob("trial*/seed*/result.json"))
+    baseline_results = sorted((out / "search" / "baselines").glob("*/seed*/result.json"))
+    assert len(trial_results) == 2 and len(baseline_results) == 2
+    for path in trial_results + baseline_results:
         result = json.loads(path.read_text())
-        assert "test" not in result and result["val"]  # a trial never sees the test split
+        assert result["seed"] == 1000 and path.parent.name == "seed1000"
+        assert "test" not in result and result["val"]  # selection never sees the test split
         assert "skip_test" in json.loads((path.parent / "spec.json").read_text())
     with (out / "search" / "trials.csv").open() as handle:
         trials = list(csv.DictReader(handle))
@@ -102,6 +106,7 @@ def test_search_scores_on_validation_resumes_and_compares_the_best_on_test(tmp_p
     with (out / "results.csv").open() as handle:
         compared = {row["row"]: row for row in csv.DictReader(handle)}
     assert set(compared) == {"sem only", "depth only", "learned", "search best"}
+    assert {row["seed"] for row in compared.values()} == {"0"}
     assert float(compared["search best"]["weight/semantic"]) == pytest.approx(
         float(best["weight/semantic"]), abs=1e-4
     )
@@ -114,7 +119,7 @@ def test_search_scores_on_validation_resumes_and_compares_the_best_on_test(tmp_p
     assert experiment_main(["search", str(experiment), "--out", str(out), "--n-trials", "3"]) == 0
     printed = capsys.readouterr().out
     assert "2/3 trials finished" in printed
-    assert len(list((out / "search" / "trials").glob("trial*/seed0/result.json"))) == 3
+    assert len(list((out / "search" / "trials").glob("trial*/seed1000/result.json"))) == 3
     assert "0 to run" in printed or "4 already finished" in printed
 
 

@@ -13,14 +13,21 @@ An experiment YAML with a ``search:`` block::
       n_trials: 24
       objective: delta_m         # validation Δm against the baselines, or a val/ metric
       baselines: ["sem/depth 1/0", "sem/depth 0/1"]
+      trial_seed: 1000           # the seed of every trial; the comparison's are 0..seeds-1
 
 Optuna drives it (seeded TPE by default); each trial is one run through an executor
-(``local`` or ``slurm``), ``parallel`` at a time, on seed 0 and scored on the validation
-split only: a trial never runs the test stage. The study lives in a journal file in the
-output folder, so an interrupted search resumes, and workers on other machines can share
-it (or pass an RDB ``storage`` URL). At the end the best weights become a row of the
-comparison, which runs over the experiment's seeds and is summarised on test with
-mean ± std and Δm (``summary.py``).
+(``local`` or ``slurm``), ``parallel`` at a time, on ``trial_seed`` and scored on the
+validation split only: a trial never runs the test stage. The study lives in a journal
+file in the output folder, so an interrupted search resumes, and workers on other machines
+can share it (or pass an RDB ``storage`` URL). At the end the best weights become a row of
+the comparison, which is retrained on the experiment's seeds (none of them the trials'
+seed) and summarised on test with mean ± std and Δm (``summary.py``).
+
+Selection apart from reporting: the search is refused before anything runs when its
+validation images are images the comparison reports on test (``selection.py``; on real
+CityScapes or NYUv2 set ``data.val_from_train``). The ``delta_m`` baselines are trained on
+``trial_seed`` too (in ``search/baselines/``), so the objective compares like with like and
+the comparison's rows are trained afresh on its own seeds.
 """
 
 from __future__ import annotations
@@ -59,7 +66,10 @@ _KEYS = {
     "sampler",
     "seed",
     "pruning",
+    "trial_seed",
 }
+BASELINE_DIR = "baselines"
+TRIAL_SEED = 1000
 
 
 class SearchError(ValueError):
@@ -78,8 +88,9 @@ class SearchSpec:
         low: smallest weight of ``log_uniform``.
         high: largest weight of ``log_uniform``.
         n_trials: trials of the study (all workers together).
-        objective: ``delta_m`` (Δm % on validation against the ``baselines`` rows' seed 0,
-            lower is better) or a validation metric key such as ``val/semantic/miou``.
+        objective: ``delta_m`` (Δm % on validation against the ``baselines`` rows trained
+            on ``trial_seed``, lower is better) or a validation metric key such as
+            ``val/semantic/miou``.
         direction: ``minimize`` or ``maximize`` (``delta_m``: minimize).
         baselines: rows of the experiment that train each searched task alone.
         sampler: ``tpe`` (default), ``random`` or ``qmc``.
@@ -87,6 +98,9 @@ class SearchSpec:
         pruning: report the objective after each validation of a trial and stop trials
             that fall behind (Optuna's median pruner); needs a budget that validates more
             than once (e.g. ``--override trainer.check_val_every_n_epoch=1``).
+        trial_seed: the training seed of every trial and of the ``delta_m`` baselines (one
+            seed for all: trials differ by their weights only). The best weights are
+            retrained on the comparison's seeds ``0..seeds-1``, which must not include it.
     """
 
     tasks: tuple[str, ...]
@@ -100,6 +114,7 @@ class SearchSpec:
     sampler: str = "tpe"
     seed: int = 0
     pruning: bool = False
+    trial_seed: int = TRIAL_SEED
 
     def weights(self, trial) -> dict[str, float]:
         """The trial's weights (suggested through Optuna's ``trial.suggest_float``)."""
@@ -187,6 +202,9 @@ def load_search(experiment: Experiment) -> SearchSpec:
     n_trials = int(block.get("n_trials", 24))
     if n_trials < 1:
         raise SearchError(f"{where}.n_trials={n_trials}: at least 1")
+    trial_seed = block.get("trial_seed", TRIAL_SEED)
+    if not isinstance(trial_seed, int) or isinstance(trial_seed, bool) or trial_seed < 0:
+        raise SearchError(f"{where}.trial_seed={trial_seed!r}: a whole number >= 0")
     return SearchSpec(
         tasks=tasks,
         space=space,
@@ -199,7 +217,19 @@ def load_search(experiment: Experiment) -> SearchSpec:
         sampler=sampler,
         seed=int(block.get("seed", 0)),
         pruning=bool(block.get("pruning", False)),
+        trial_seed=trial_seed,
     )
+
+
+def check_report_seeds(spec: SearchSpec, seeds: int) -> None:
+    """Refuse a comparison whose seeds include the trials' (the best row would be reported
+    on the very run that chose it)."""
+    if spec.trial_seed < seeds:
+        raise SearchError(
+            f"search.trial_seed is {spec.trial_seed}, one of the comparison's seeds "
+            f"0..{seeds - 1}: the best weights must be reported on seeds the search never "
+            f"used; set search.trial_seed to {seeds} or more (default {TRIAL_SEED})"
+        )
 
 
 def _val_as_test(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -295,10 +325,33 @@ def _pid_alive(worker: str) -> bool:
     return True
 
 
-def _trial_run(out_dir: Path, number: int, weights: dict[str, float]) -> PlannedRun:
+def _trial_row(number: int, weights: Mapping[str, float]) -> Row:
     label = " / ".join(f"{t} {w:g}" for t, w in weights.items())
-    row = Row(name=f"trial {number:03d} ({label})", weights=dict(weights))
-    return PlannedRun(row, 0, out_dir / SEARCH_DIR / "trials" / f"trial{number:03d}" / "seed0")
+    return Row(name=f"trial {number:03d} ({label})", weights=dict(weights))
+
+
+def _trial_run(out_dir: Path, number: int, weights: dict[str, float], seed: int) -> PlannedRun:
+    folder = out_dir / SEARCH_DIR / "trials" / f"trial{number:03d}" / f"seed{seed}"
+    return PlannedRun(_trial_row(number, weights), seed, folder)
+
+
+def baseline_runs(experiment: Experiment, spec: SearchSpec, out_dir: Path) -> list[PlannedRun]:
+    """The ``delta_m`` baselines' runs on the trials' seed, in ``search/baselines/``."""
+    rows = [r for r in experiment.rows if r.name in spec.baselines]
+    seed = spec.trial_seed
+    folder = out_dir / SEARCH_DIR / BASELINE_DIR
+    return [PlannedRun(row, seed, folder / row.slug / f"seed{seed}") for row in rows]
+
+
+def check_selection(experiment: Experiment, spec: SearchSpec, extra_args: Sequence[str]) -> None:
+    """Refuse a search whose trials' validation images are images the comparison reports."""
+    from mtlscene.experiments.selection import SelectionError, check, search_selection
+
+    trial = _trial_row(0, dict.fromkeys(spec.tasks, 1.0 / len(spec.tasks)))
+    try:
+        check([search_selection(experiment, trial, extra_args)])
+    except SelectionError as error:
+        raise SearchError(str(error)) from None
 
 
 def run_search(
@@ -313,37 +366,42 @@ def run_search(
 ) -> Any:
     """Run the study until it has ``spec.n_trials`` finished trials; returns the study.
 
-    The baselines of a ``delta_m`` objective (seed 0 of the ``baselines`` rows, which the
-    comparison needs anyway) are run first, through the same executor.
+    Refused first (:class:`SearchError`) when the trials would select on images the
+    comparison reports (:func:`check_selection`). The baselines of a ``delta_m`` objective
+    (the ``baselines`` rows on ``trial_seed``, scored on validation only) are run next,
+    through the same executor.
     """
     import optuna
     from optuna.trial import TrialState
 
     if parallel < 1:
         raise SearchError(f"--parallel {parallel}: at least 1 trial at a time")
-    from mtlscene.experiments.runner import run_experiment
-
+    check_selection(experiment, spec, extra_args)
     objective = Objective(spec)
     if spec.objective == "delta_m":
-        rows = tuple(r for r in experiment.rows if r.name in spec.baselines)
-        baseline_experiment = replace(experiment, rows=rows)
-        outcome = run_experiment(
-            baseline_experiment,
-            out_dir,
-            seeds=1,
-            extra_args=list(extra_args),
-            summary=False,
-            echo=echo,
-            executor=executor,
+        runs = baseline_runs(experiment, spec, out_dir)
+        jobs = [
+            RunJob(
+                experiment.name,
+                run,
+                run_args(experiment, run, list(extra_args), wandb=False),
+                spec_extra={"skip_test": True},
+            )
+            for run in runs
+            if not run.done
+        ]
+        echo(
+            f"search {experiment.name}: {len(runs)} baseline run(s) on the trials' seed "
+            f"{spec.trial_seed}, {len(runs) - len(jobs)} already finished"
         )
-        if outcome["failed"]:
+        _, failed = executor.run_all(jobs, echo)
+        if failed:
             raise SearchError(
-                f"the baseline run(s) {[r.row.name for r in outcome['failed']]} failed; "
+                f"the baseline run(s) {[r.row.name for r in failed]} failed; "
                 "the delta_m objective needs them (see their failed.json)"
             )
         results = [
-            json.loads((out_dir / "runs" / row.slug / "seed0" / "result.json").read_text())
-            for row in rows
+            json.loads((run.run_dir / "result.json").read_text(encoding="utf-8")) for run in runs
         ]
         objective.set_baselines(results)
     study = open_study(spec, experiment.name, out_dir, storage)
@@ -383,7 +441,8 @@ def run_search(
         if _pid_alive(worker):
             continue
         trial = optuna.trial.Trial(study, frozen._trial_id)
-        run = _trial_run(out_dir, frozen.number, frozen.user_attrs["weights"])
+        seed = frozen.user_attrs.get("seed", spec.trial_seed)
+        run = _trial_run(out_dir, frozen.number, frozen.user_attrs["weights"], seed)
         handle = executor.attach(run) if hasattr(executor, "attach") else None
         if run.done or handle is None:
             conclude(trial, _Finished(run))
@@ -402,8 +461,9 @@ def run_search(
                 trial = study.ask()
                 weights = spec.weights(trial)
                 trial.set_user_attr("weights", weights)
+                trial.set_user_attr("seed", spec.trial_seed)
                 trial.set_user_attr("worker", _worker())
-                run = _trial_run(out_dir, trial.number, weights)
+                run = _trial_run(out_dir, trial.number, weights, spec.trial_seed)
                 args = run_args(experiment, run, list(extra_args), wandb=False)
                 if spec.pruning:
                     args.append(pruning_callback(spec, objective, study, trial, run, journal))
@@ -470,8 +530,9 @@ def comparison_experiment(
     experiment: Experiment, weights: Mapping[str, float], spec: SearchSpec | None = None
 ) -> Experiment:
     """The comparison: the best weights as the row ``search best``, then the learned rows,
-    the other fixed rows, and the single-task baselines last (their seed 0 is trained
-    already), so that the rows being compared are trained first."""
+    the other fixed rows, and the single-task baselines last, so that the rows being
+    compared are trained first. Every row trains on the comparison's seeds, none of them
+    the trials' seed."""
     best = Row(name=BEST_ROW, weights=dict(weights))
     baselines = set(spec.baselines) if spec is not None else set()
     rows = [r for r in experiment.rows if r.name != BEST_ROW]
@@ -526,7 +587,8 @@ def write_search_table(study, spec: SearchSpec, path: Path, top: int = 5) -> Pat
         "",
         f"{len(complete)} complete trials of {len(study.trials)} ({spec.sampler} sampler, "
         f"seed {spec.seed}); objective {spec.objective} on the validation split, "
-        f"{spec.direction}; seed 0 of every trial.",
+        f"{spec.direction}; training seed {spec.trial_seed} of every trial (the comparison "
+        "retrains the best weights on other seeds and reports them on test).",
         "",
         "| rank | trial | " + " | ".join(f"w {t}" for t in spec.tasks) + " | objective |",
         "|" + "---|" * (len(spec.tasks) + 3),

@@ -58,6 +58,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     from mtlscene.experiments.search import (
         SearchError,
         best_weights,
+        check_report_seeds,
         comparison_experiment,
         load_search,
         run_search,
@@ -69,6 +70,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     try:
         experiment = load_experiment(args.experiment)
         spec = load_search(experiment)
+        check_report_seeds(spec, experiment.seeds if args.seeds is None else args.seeds)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(str(error)) from None
     if args.n_trials is not None:
