@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from csv_cells import assert_cells_match_results
+from tiny_network import conv_flops, tiny_flops, tiny_parameters
 
 from mtlscene.errors import CheckpointError, ConfigError
 from mtlscene.experiments.definition import Experiment, Row
@@ -14,7 +16,7 @@ from mtlscene.experiments.single_run import _training_cost
 from mtlscene.experiments.summary import write_csv, write_table
 from mtlscene.main import build_cli
 from mtlscene.models import ASPP, DeepLabEncoder, DilatedResNet
-from mtlscene.models.cost import count_parameters, network_cost
+from mtlscene.models.cost import count_parameters, forward_flops, network_cost
 from mtlscene.trainers import MultiTaskModule
 from mtlscene.weighting import PCGradWeighting
 
@@ -104,12 +106,36 @@ def test_shared_part_then_tail_is_the_uncut_encoder():
             torch.testing.assert_close(tail(features), whole)
 
 
+def test_flops_of_one_convolution_are_two_per_multiply_add_on_one_image():
+    c_in, c_out, kernel, height, width = 3, 5, 3, 7, 9  # "same" padding: a 7x9 output
+    conv = torch.nn.Conv2d(c_in, c_out, kernel, padding=1)
+    assert forward_flops(conv, (height, width)) == 2 * c_in * c_out * kernel**2 * height * width
+
+
 def test_flops_grow_as_the_heads_split_earlier():
     costs = {bp: network_cost(_module(bp).network, (32, 64)) for bp in ("aspp", "layer4", "layer3")}
+    for branch_point, cost in costs.items():  # counted layer by layer in tiny_network.py
+        assert cost.flops_per_image == tiny_flops(branch_point), branch_point
     flops = [costs[bp].flops_per_image for bp in ("aspp", "layer4", "layer3")]
-    assert 0 < flops[0] < flops[1] < flops[2]
+    # Splitting earlier runs the split-off stage once per task (3) instead of once: two
+    # more ASPPs at layer4, two more ASPPs and layer4s at layer3. At the 2x4 feature map of a
+    # 32x64 image, an ASPP is 3.7 MFLOPs and layer4 (ResNet-18, dilated) 134 MFLOPs.
+    pixels = 2 * 4
+    aspp = (
+        conv_flops(512, 16, 1, pixels)  # the 1x1 branch
+        + 3 * conv_flops(512, 16, 3, pixels)  # the dilated 3x3 branches
+        + conv_flops(512, 16, 1, 1)  # image pooling: a 1x1 conv on one pixel
+        + conv_flops(5 * 16, 16, 1, pixels)  # the projection
+    )
+    layer4 = (
+        conv_flops(256, 512, 3, pixels)
+        + conv_flops(256, 512, 1, pixels)  # the downsample branch
+        + 3 * conv_flops(512, 512, 3, pixels)
+    )
+    assert flops[1] - flops[0] == 2 * aspp == 7_413_760
+    assert flops[2] - flops[1] == 2 * layer4 == 268_435_456
     assert costs["layer4"].image_size == (32, 64)
-    assert "GFLOPs per 32x64 image" in costs["layer4"].describe()
+    assert "0.26 GFLOPs per 32x64 image" in costs["layer4"].describe()
 
 
 # 2. Bad values: one message naming the option.
@@ -165,9 +191,11 @@ def test_every_branch_point_trains_and_reports_its_cost(branch_point, fits):
     (message,) = [m for m in printed if m.startswith("Network")]
     assert f"branch point {branch_point}" in message and "GFLOPs per 32x64 image" in message
     cost = _training_cost(fit.trainer)  # what an experiment run writes to result.json
-    assert cost["parameters"] == count_parameters(fit.model.network)
-    assert cost["shared_parameters"] == count_parameters(fit.model.network.encoder)
-    assert cost["flops_per_image"] > 0 and cost["image_size"] == [32, 64]
+    # The sizes worked out from the layer shapes (tiny_network.py), e.g. 11,419,254
+    # parameters (11,415,552 shared) and 252,474,112 FLOPs per image at "aspp".
+    assert (cost["parameters"], cost["shared_parameters"]) == tiny_parameters(branch_point)
+    assert cost["flops_per_image"] == tiny_flops(branch_point)  # one 32x64 image, not a batch
+    assert cost["image_size"] == [32, 64]
     assert cost["median_step_s"] > 0 and cost["timed_steps"] == 1  # 2 batches, 1 interval
 
 
@@ -273,6 +301,7 @@ def test_summary_has_a_cost_table_when_runs_recorded_their_cost(tmp_path):
     assert old.count("| - ") == 4
     header = write_csv(results, tmp_path / "results.csv").read_text().splitlines()[0]
     assert "cost/median_step_s" in header and "cost/parameters" in header
+    assert_cells_match_results(tmp_path / "results.csv", results)  # the old run's cost: empty
 
     without = write_table(results[2:], experiment, tmp_path / "old.md", 2).read_text()
     assert "Cost" not in without
