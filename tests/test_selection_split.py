@@ -207,9 +207,14 @@ def test_early_stopping_and_grouping_on_the_report_images_are_refused(tmp_path):
     with pytest.raises(SelectionError, match=r"^early stopping in row 'stops early' selects on"):
         check_experiment(experiment, at_root)
     check_experiment(experiment, [*at_root, "--data.val_from_train=2"])  # carved: accepted
-    grouping = load_experiment(
-        _experiment(tmp_path, "grouping: {measured_row: learned, groups: 2}\n")
-    )
-    with pytest.raises(SelectionError, match=r"^grouping selects on <val: .*test evaluates val"):
-        check_experiment(grouping, at_root)
-    check_experiment(grouping, [f"--data.root={_cityscapes(tmp_path / 's')}"])  # own test split
+    grouping = _experiment(tmp_path, "grouping: {measured_row: learned, groups: 2}\n")
+    out = tmp_path / "out"
+    overrides = [f"data.root={root}", "data.synthetic=false"]
+    with pytest.raises(SystemExit, match=r"^grouping selects on <val: .*test evaluates val"):
+        experiment_main(
+            ["run", str(grouping), "--out", str(out)]
+            + [arg for override in overrides for arg in ("--override", override)]
+        )
+    assert not list(out.rglob("spec.json"))  # refused before anything ran
+    own_test = [f"--data.root={_cityscapes(tmp_path / 's')}"]  # synthetic: its own test split
+    check_experiment(load_experiment(grouping), own_test)

@@ -22,6 +22,7 @@ from pathlib import Path
 from mtlscene.experiments.definition import available_experiments, load_experiment, resolve_config
 from mtlscene.experiments.executors import EXECUTORS, ExecutorConfigError, make_executor
 from mtlscene.experiments.runner import OutputFolderError, run_experiment
+from mtlscene.experiments.selection import SelectionError
 from mtlscene.experiments.summary import EXPERIMENT_COPY
 
 
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             executor=executor,
             steps_per_second=args.steps_per_second,
         )
-    except (FileNotFoundError, OutputFolderError, ExecutorConfigError) as error:
+    except (FileNotFoundError, OutputFolderError, ExecutorConfigError, SelectionError) as error:
         raise SystemExit(str(error)) from None  # the message names the fix
     except KeyboardInterrupt:
         if args.executor == "slurm":

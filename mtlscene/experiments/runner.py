@@ -25,6 +25,7 @@ from mtlscene.experiments.plan import (
 )
 from mtlscene.experiments.projection import project_wall_time
 from mtlscene.experiments.reuse import SPEC_FILE, adopt, finished_runs, run_identity
+from mtlscene.experiments.selection import check_experiment
 from mtlscene.experiments.single_run import RESULT_FILE
 from mtlscene.filelock import LockedError, exclusive_lock
 
@@ -115,6 +116,8 @@ def run_experiment(
     ``mtlscene.experiments.executors``; default: a local one with ``jobs`` and ``timeout``).
     Before the runs start it prints their projected wall time (``projection.py``), from
     ``steps_per_second`` or else the step time this experiment's finished runs measured.
+    An experiment that selects by a score (a grouping stage, early stopping) on the images
+    it reports is refused first (:class:`~mtlscene.experiments.selection.SelectionError`).
 
     Returns:
         The runs grouped as ``{"done", "skipped", "reused", "failed"}``.
@@ -125,6 +128,7 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = experiment.seeds if seeds is None else seeds
     extra_args = list(extra_args or [])
+    check_experiment(experiment, extra_args)  # before anything runs
     with output_folder_lock(out_dir):
         runs = plan_runs(experiment, out_dir, seeds)
         planned_args = {run.run_dir: run_args(experiment, run, extra_args, wandb) for run in runs}
