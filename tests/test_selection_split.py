@@ -218,3 +218,70 @@ def test_early_stopping_and_grouping_on_the_report_images_are_refused(tmp_path):
     assert not list(out.rglob("spec.json"))  # refused before anything ran
     own_test = [f"--data.root={_cityscapes(tmp_path / 's')}"]  # synthetic: its own test split
     check_experiment(load_experiment(grouping), own_test)
+
+
+def _result(row: str, tasks: list[str], val: dict, test: dict) -> dict:
+    """A finished run of seed 0 with its final validation and test metrics."""
+    keys = {"semantic": "miou", "instance": "mae", "depth": "mae"}
+    return {
+        "row": row,
+        "seed": 0,
+        "tasks": tasks,
+        "val": {f"val/{t}/{keys[t]}": v for t, v in val.items()},
+        "test": {f"test/{t}/{keys[t]}": v for t, v in test.items()},
+    }
+
+
+def test_a_grouping_is_chosen_on_validation_and_reported_on_test():
+    from mtlscene.experiments.grouping_experiment import report_lines
+
+    tasks = ["semantic", "instance", "depth"]
+    single = {"semantic": 0.5, "instance": 1.0, "depth": 1.0}
+    results = [_result(f"{t} only", [t], {t: v}, {t: v}) for t, v in single.items()]
+    results.append(_result("all", tasks, single, single))
+    # {instance, depth} is 10 % better on validation but 10 % worse on test; {semantic,
+    # depth} is level on validation and 10 % better on test: a choice on test would take it.
+    results += [
+        _result(
+            "Group: instance + depth",
+            ["instance", "depth"],
+            {"instance": 0.9, "depth": 0.9},
+            {"instance": 1.1, "depth": 1.1},
+        ),
+        _result(
+            "Group: semantic + depth",
+            ["semantic", "depth"],
+            {"semantic": 0.5, "depth": 1.0},
+            {"semantic": 0.55, "depth": 0.9},
+        ),
+        _result(
+            "Group: semantic + instance",
+            ["semantic", "instance"],
+            {"semantic": 0.45, "instance": 1.1},
+            {"semantic": 0.45, "instance": 1.1},
+        ),
+    ]
+    partitions = [
+        [["semantic"], ["instance", "depth"]],
+        [["instance"], ["semantic", "depth"]],
+        [["depth"], ["semantic", "instance"]],
+    ]
+    decision = {
+        "measured_row": "all",
+        "groups": 2,
+        "tasks": tasks,
+        "seeds": [0],
+        "steps_per_run": [1],
+        "lookahead": "sgd",
+        "mean": [[0.0] * 3] * 3,
+        "std": [[0.0] * 3] * 3,
+        "ranked": {"2": [{"groups": g, "score": 0.0} for g in partitions]},
+        "suggested": {"groups": partitions[0], "score": 0.0},
+        "check": "all",
+    }
+    lines = report_lines(results, decision)
+    assert "| 2 | {instance} {semantic, depth} | +0.0000 | 0.00 ± 0.00 | -6.67 ± 0.00 |" in lines
+    assert lines[-1] == (
+        "Chosen on the validation split: {semantic} {instance, depth}, reported on test at "
+        "6.67 ± 0.00 Δm %."
+    )
