@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from mtlscene.data import cache as prepared
 from mtlscene.data import preflight
 from mtlscene.data.dataset import CityscapesMultiTask
+from mtlscene.data.device_augment import DeviceAugmentation
 from mtlscene.data.holdout import HeldOutSubset, carve, check_amount
 from mtlscene.data.io import DatasetFileError
 from mtlscene.data.layout import IMAGE_SUFFIX, has_images
@@ -67,6 +68,12 @@ class CityscapesDataModule(LightningDataModule):
             and mid-epoch resumes are reproducible).
         pin_memory: load batches into page-locked memory, so that host-to-GPU copies are
             faster and can overlap compute (GPU training; no effect on CPU).
+        augment_on_device: run the training augmentation (the same random scale, flip,
+            crop and colour jitter) and the target encoding batched on the device, in
+            ``on_after_batch_transfer``, instead of in the loader workers, which then only
+            read frames (:mod:`mtlscene.data.device_augment`). Each sample's parameters
+            are still drawn from ``seed``, epoch and index, so runs and resumes are
+            reproducible, but the draws differ from the host path's: off by default.
     """
 
     #: What every batch of the labelled splits holds (``depth_scale`` also, where the
@@ -106,6 +113,7 @@ class CityscapesDataModule(LightningDataModule):
         synthetic_disparity_noise: Mapping[str, float] | None = None,
         seed: int = 0,
         pin_memory: bool = False,
+        augment_on_device: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -129,6 +137,11 @@ class CityscapesDataModule(LightningDataModule):
         self.seed = seed
         self.pin_memory = pin_memory
         self.augmentation = JointAugmentation(self.crop_size, scale_range, hflip_prob, color_jitter)
+        self.device_augmentation = (
+            DeviceAugmentation(self.crop_size, scale_range, hflip_prob, color_jitter, label_set)
+            if augment_on_device
+            else None
+        )
         self.datasets: dict[str, CityscapesMultiTask] = {}
         self._caches: dict[str, prepared.SplitCache | None] = {}
         self._labels_checked: set[str] = set()
@@ -227,15 +240,17 @@ class CityscapesDataModule(LightningDataModule):
     def dataset(self, split: str, train: bool = False, with_targets: bool = True):
         """The dataset of one split (cached)."""
         key = f"{split}:{train}:{with_targets}"
+        device = self.device_augmentation is not None
         if key not in self.datasets:
             self.datasets[key] = CityscapesMultiTask(
                 self.root,
                 split,
                 self.size,
                 self.label_set,
-                augmentation=self.augmentation if train else None,
+                augmentation=self.augmentation if train and not device else None,
                 with_targets=with_targets,
                 cache=self.split_cache(split),
+                device_augmentation=self.device_augmentation if train else None,
             )
         return self.datasets[key]
 
@@ -274,6 +289,13 @@ class CityscapesDataModule(LightningDataModule):
             self.validation_dataset()
         elif stage == "test":
             self.evaluation_dataset(self.test_split)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Finish the workers' raw training batches on the device (``augment_on_device``)."""
+        if self.device_augmentation is not None and isinstance(batch, dict):
+            if "raw_targets" in batch:
+                return self.device_augmentation(batch)
+        return batch
 
     def _evaluation_loader(self, dataset) -> DataLoader:
         return evaluation_loader(dataset, self.batch_size, self.num_workers, self.pin_memory)

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mtlscene.data.cache import SplitCache, prepare_command
+from mtlscene.data.device_augment import DeviceAugmentation
 from mtlscene.data.encoding import decode_disparity, encode_semantic, instance_offsets
 from mtlscene.data.frame import Frame, decode_frame, require_target_files
 from mtlscene.data.io import DatasetFileError, read_png
@@ -39,6 +40,10 @@ class CityscapesMultiTask(Dataset):
             caller makes sure it is fresh), read instead of the PNG files; None reads the
             files. Both give identical items: the cache holds exactly the resized frames
             that decoding the files gives, and everything after that is shared.
+        device_augmentation: the augmentation that finishes this split's batches on the
+            device (``data.augment_on_device``); items are then the raw frames with their
+            drawn parameters (the keys of :data:`~mtlscene.data.device_augment.RAW_KEYS`,
+            ``camera_scale`` and ``name``), and ``augmentation`` is not used.
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class CityscapesMultiTask(Dataset):
         augmentation: JointAugmentation | None = None,
         with_targets: bool = True,
         cache: SplitCache | None = None,
+        device_augmentation: DeviceAugmentation | None = None,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -57,6 +63,7 @@ class CityscapesMultiTask(Dataset):
         self.label_set = label_set
         label_id_lut(label_set)  # fail now on a bad label_set
         self.augmentation = augmentation
+        self.device_augmentation = device_augmentation
         self.with_targets = with_targets
         self.samples: list[SampleFiles] = find_samples(self.root, split)
         self.cache = cache
@@ -85,6 +92,8 @@ class CityscapesMultiTask(Dataset):
         frame = self.frame(index)
         image = frame.image
         scale = self.size[1] / frame.source_shape[1]
+        if self.device_augmentation is not None and self.with_targets:
+            return self._raw_item(frame, scale, augmentation_seed)
         if not self.with_targets:
             item = {"image": _image_tensor(image), "name": frame.stem}
             if frame.camera_scale is not None:
@@ -120,6 +129,23 @@ class CityscapesMultiTask(Dataset):
         }
         if frame.camera_scale is not None:
             item["depth_scale"] = torch.tensor(frame.camera_scale * scale)
+        return item
+
+    def _raw_item(self, frame: Frame, scale: float, seed: int | None) -> dict:
+        """The frame as read, and its augmentation's draw: the device does the rest."""
+        if seed is None:  # plain index: follow torch's (seeded) RNG
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        draw = self.device_augmentation.draw(np.random.default_rng(seed), self.size)
+        targets = np.stack([frame.label_ids, frame.instance_ids, frame.raw_disparity])
+        item = {
+            "raw_image": torch.from_numpy(np.ascontiguousarray(frame.image)),
+            "raw_targets": torch.from_numpy(targets.astype(np.int32)),
+            "augment": torch.from_numpy(draw.vector()),
+            "resize_scale": torch.tensor(scale, dtype=torch.float64),
+            "name": frame.stem,
+        }
+        if frame.camera_scale is not None:
+            item["camera_scale"] = torch.tensor(frame.camera_scale, dtype=torch.float64)
         return item
 
     def first_labelled_frame(self) -> int | None:

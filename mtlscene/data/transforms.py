@@ -3,7 +3,9 @@
 The pipeline is built in code from plain config values (floats and tuples), because
 albumentations transform objects do not survive LightningCLI's config parsing.
 Targets travel as float32 masks with nearest-neighbour resampling, so label ids, instance
-ids and disparities are moved, never blended.
+ids and disparities are moved, never blended. Each call reports the random parameters it
+drew (:class:`~mtlscene.data.augment_draw.AugmentDraw`), which is how the device-side path
+(:mod:`mtlscene.data.device_augment`) is checked against this one for the same draws.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mtlscene.data.augment_draw import AugmentDraw  # noqa: E402
+
 
 @dataclass
 class AugmentedSample:
-    """An augmented image, its masks in input order, and the applied horizontal scale."""
+    """An augmented image, its masks in input order, the applied horizontal scale, and the
+    random parameters that were drawn."""
 
     image: np.ndarray
     masks: list[np.ndarray]
     scale: float
+    draw: AugmentDraw
 
 
 class JointAugmentation:
@@ -61,7 +67,8 @@ class JointAugmentation:
                     )
                 ]
             )
-            + [A.HorizontalFlip(p=hflip_prob)]
+            + [A.HorizontalFlip(p=hflip_prob)],
+            save_applied_params=True,  # read back as an AugmentDraw (no other effect)
         )
         self.crop = A.Compose(
             [
@@ -72,7 +79,8 @@ class JointAugmentation:
                 [A.ColorJitter(color_jitter, color_jitter, color_jitter, 0.0, p=0.8)]
                 if color_jitter > 0
                 else []
-            )
+            ),
+            save_applied_params=True,
         )
 
     def set_random_seed(self, seed: int) -> None:
@@ -84,11 +92,18 @@ class JointAugmentation:
     def __call__(self, image: np.ndarray, masks: list[np.ndarray]) -> AugmentedSample:
         width_before = image.shape[1]
         out = self.scale_flip(image=image, masks=masks)
+        applied = list(out["applied_transforms"])
         # The scale is read back from the shape: albumentations does not report it, and
         # disparities and offsets must be multiplied by exactly the horizontal factor used.
         scale = out["image"].shape[1] / width_before
         out = self.crop(image=out["image"], masks=list(out["masks"]))
-        return AugmentedSample(out["image"], [np.asarray(m) for m in out["masks"]], scale)
+        applied += out["applied_transforms"]
+        return AugmentedSample(
+            out["image"],
+            [np.asarray(m) for m in out["masks"]],
+            scale,
+            AugmentDraw.from_applied(applied, image.shape[:2]),
+        )
 
 
 def resize_nearest(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
