@@ -20,6 +20,7 @@ from mtlscene.experiments.selection import (
     Selection,
     SelectionError,
     check_experiment,
+    data_module,
     leak,
     row_args,
 )
@@ -184,6 +185,14 @@ def test_a_search_that_reports_on_its_selection_images_is_refused(tmp_path, caps
     selecting = row_args(loaded, loaded.rows[0], carved)
     reports = tuple(row_args(loaded, row, carved) for row in loaded.rows)
     assert leak(Selection("search", selecting, reports)) is None
+
+
+def test_the_shipped_searches_select_on_images_carved_from_train():
+    for name in ("search_semantic_depth", "search_three_tasks"):
+        experiment = load_experiment(name)
+        module = data_module(row_args(experiment, experiment.rows[0], []))
+        assert module.val_from_train == 0.2, name
+        assert module.split_files("val").description.startswith("val: carved from train")
 
 
 def test_a_search_is_reported_on_seeds_its_trials_never_used(tmp_path):
