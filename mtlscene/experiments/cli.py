@@ -126,6 +126,7 @@ EXAMPLES = """examples:
   mtlscene-experiment run table1 --rows "3-task uncertainty" --override trainer.max_steps=200
   mtlscene-experiment status runs/experiments/table1         # finished/running/failed runs
   mtlscene-experiment summarize runs/experiments/table1      # rewrite table.md and figures
+  mtlscene-experiment summarize docs/experiments/table1 --from-csv   # table.md from results.csv
   mtlscene-experiment run methods --jobs 2 --reuse runs/experiments/table1
 
 Each command has its own help, e.g. mtlscene-experiment run --help
@@ -214,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_options(run)
     summary = commands.add_parser("summarize", help="rewrite the summary of an output folder")
     summary.add_argument("out", help="an experiment's output folder")
+    summary.add_argument(
+        "--from-csv",
+        action="store_true",
+        help="rewrite table.md (and grouping.md) from the folder's results.csv alone, for a "
+        "copy without its run folders such as docs/experiments/<name>; nothing is trained",
+    )
     status = commands.add_parser(
         "status", help="every run of an output folder: finished, running, pending or failed"
     )
@@ -236,8 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "summarize":
         from mtlscene.experiments.grouping_experiment import summarize_with_grouping
+        from mtlscene.experiments.summary import summarize_from_csv
 
-        for path in summarize_with_grouping(Path(args.out)):
+        summarize = summarize_from_csv if args.from_csv else summarize_with_grouping
+        try:
+            written = summarize(Path(args.out))
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"mtlscene-experiment summarize: {error}") from None
+        for path in written:
             print(f"wrote {path}")
         return 0
     if args.command in ("status", "cancel"):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from mtlscene.experiments.statistics import format_mean_std
 
 # result["cost"] key -> (column title, scale, digits). Parameters and FLOPs are the same
 # for every seed of a row; the step time varies with the machine's load.
@@ -20,14 +21,6 @@ def flat_cost(result: Mapping[str, Any]) -> dict[str, float]:
     """``cost/<key>`` columns of one run for ``results.csv`` (empty for older results)."""
     cost = result.get("cost") or {}
     return {f"cost/{key}": cost[key] for key in COST_COLUMNS if cost.get(key) is not None}
-
-
-def _cell(values: Sequence[float], digits: int) -> str:
-    if not values:
-        return "-"
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def cost_lines(results: Sequence[Mapping[str, Any]], rows: Sequence[str]) -> list[str]:
@@ -48,7 +41,7 @@ def cost_lines(results: Sequence[Mapping[str, Any]], rows: Sequence[str]) -> lis
         cells = [row]
         for key, (_, scale, digits) in COST_COLUMNS.items():
             values = [c[key] * scale for c in costs if c.get(key) is not None]
-            cells.append(_cell(values, digits))
+            cells.append(format_mean_std(values, digits))
         cells.append(str(len(costs)))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [

@@ -18,6 +18,8 @@ An experiment is a YAML file (the shipped ones live in ``configs/experiments/``)
         configs: [trainer/bf16.yaml]           # more files, relative to configs/
         overrides: ["--model.weighting.init_args.lr=0.1"]
     published: nyuv2     # optional: published rows printed under the table
+    reference: [3-task uncertainty]   # optional: the rows the others are paired against
+                         # (default: per task set, its first row with non-fixed weights)
     grouping: {measured_row: 3-task uncertainty, groups: 2}   # optional: see
                          # grouping_experiment.py (affinity -> suggested groups, trained)
 
@@ -103,6 +105,8 @@ class Experiment:
     published: str | None = None
     # A GroupingSpec (grouping_experiment.py): train the task groups the affinity suggests.
     grouping: Any = None
+    # Rows the others of their task set are paired against in table.md (paired_table.py).
+    reference: tuple[str, ...] = ()
 
     def base_args(self) -> list[str]:
         args: list[str] = []
@@ -180,6 +184,14 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         from mtlscene.experiments.grouping_experiment import parse_grouping
 
         grouping = parse_grouping(spec["grouping"], path, rows)
+    reference = spec.get("reference") or ()
+    reference = (reference,) if isinstance(reference, str) else tuple(reference)
+    unknown = [name for name in reference if name not in {row.name for row in rows}]
+    if unknown:
+        raise ValueError(
+            f"{path}: `reference` names {unknown}, which are not rows; it takes row names "
+            f"from {[row.name for row in rows]}"
+        )
     return Experiment(
         name=str(spec.get("name", path.stem)),
         rows=tuple(rows),
@@ -189,4 +201,5 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
         source=path,
         published=spec.get("published"),
         grouping=grouping,
+        reference=tuple(str(name) for name in reference),
     )

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from mtlscene.experiments.columns import Column, experiment_columns
 from mtlscene.experiments.definition import Experiment
 from mtlscene.experiments.settling import equilibrium_curves, read_history
-from mtlscene.experiments.summary import mean_std
+from mtlscene.experiments.statistics import mean_std
 
 TASK_COLOURS = {
     "semantic": "tab:blue",

@@ -22,6 +22,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from mtlscene.errors import ConfigError, report
+from mtlscene.experiments.statistics import format_mean_std
 from mtlscene.relationships.gradient_figures import (
     conflict_share,
     gradient_band_figure,
@@ -110,11 +111,7 @@ def summarize_runs(paths: Sequence[str | Path], window: float = 1 / 3) -> dict[s
 
 
 def _mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
-    if not values:
-        return "–"
-    mean = statistics.fmean(values) * scale
-    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return format_mean_std(values, digits, scale, empty="–")
 
 
 def gradient_summary_table(paths: Sequence[str | Path], window: float = 1 / 3) -> str:

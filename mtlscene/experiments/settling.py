@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mtlscene.experiments.statistics import mean_std
+
 HISTORY_FILE = "uncertainty_history.csv"
 # Per-batch losses are noisy: the equilibrium uses a running mean over this many logged steps.
 SMOOTHING = 5
@@ -103,12 +105,12 @@ def settling_lines(results: Sequence[dict[str, Any]], row_names: Sequence[str]) 
         tasks = sorted({task for f in finals for task in f})
         for task in tasks:
             pairs = [f[task] for f in finals if task in f]
-            ratios = [w / eq for w, eq in pairs]
+            ratio, spread = mean_std([w / eq for w, eq in pairs])
             lines.append(
                 f"| {name} | {task} | {statistics.fmean(w for w, _ in pairs):.3f} | "
                 f"{statistics.fmean(eq for _, eq in pairs):.3f} | "
-                f"{statistics.fmean(ratios):.2f}"
-                + (f" ± {statistics.stdev(ratios):.2f}" if len(ratios) > 1 else "")
+                f"{ratio:.2f}"
+                + (f" ± {spread:.2f}" if len(pairs) > 1 else "")
                 + f" | {len(pairs)} |"
             )
     if not lines:

@@ -1,4 +1,5 @@
-"""An experiment's results as ``results.csv``, ``table.md`` (mean ± std, Δm%) and figures."""
+"""An experiment's results as ``results.csv``, ``table.md`` (mean ± std, Δm%, paired
+comparisons) and figures."""
 
 from __future__ import annotations
 
@@ -19,11 +20,17 @@ from mtlscene.experiments.delta import (
     delta_per_task,
     single_task_baselines,
 )
+from mtlscene.experiments.paired_table import paired_lines
 from mtlscene.experiments.published import published_lines
+from mtlscene.experiments.results_csv import COLUMNS_FILE, read_csv, write_columns
 from mtlscene.experiments.settling import settling_lines
 from mtlscene.experiments.single_run import RESULT_FILE
+from mtlscene.experiments.statistics import mean_std
 
 EXPERIMENT_COPY = "experiment.yaml"
+# table.md sections that need the run folders (each run's sigma history): a table rewritten
+# from results.csv alone keeps them as they were.
+RUN_FOLDER_SECTIONS = ("### Has sigma settled?",)
 
 
 # Kept for callers of the paper's columns; tables follow the heads (experiment_columns).
@@ -65,12 +72,6 @@ def write_csv(results: Sequence[dict[str, Any]], path: Path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 SHORT = {
@@ -180,6 +181,7 @@ def write_table(
     ]
     if experiment.published:
         lines += published_lines(experiment.published, columns)
+    lines += paired_lines(results, experiment, columns, baselines)
     lines += settling_lines(results, [row.name for row in experiment.rows if not row.is_fixed])
     lines += cost_lines(results, [row.name for row in experiment.rows])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -201,6 +203,74 @@ def summarize(out_dir: str | Path, experiment: Experiment | None = None) -> list
         write_csv(results, out_dir / "results.csv"),
         write_table(results, experiment, out_dir / "table.md", seeds),
     ]
+    columns = write_columns(results, out_dir / COLUMNS_FILE)
+    written += [columns] if columns is not None else []
     written += plot_tradeoffs(results, experiment, out_dir)
     written += plot_sigma_evolution(results, experiment, out_dir)
+    return written
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """``(heading line, text)`` of each ``### `` section; the text before the first is ""."""
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    for line in text.splitlines(keepends=True):
+        if line.startswith("### "):
+            sections.append((line.rstrip("\n"), []))
+        sections[-1][1].append(line)
+    return [(heading, "".join(lines)) for heading, lines in sections if lines]
+
+
+def _keep_run_folder_sections(new: str, old: str) -> str:
+    """``new`` with the sections of ``old`` that only the run folders could rebuild, each
+    placed before the section that followed it in ``old`` (at the end if none does)."""
+    merged = _sections(new)
+    old_sections = _sections(old)
+    for index, (heading, text) in enumerate(old_sections):
+        if not heading.startswith(RUN_FOLDER_SECTIONS) or heading in dict(merged):
+            continue
+        headings = [h for h, _ in merged]
+        later = [h for h, _ in old_sections[index + 1 :] if h in headings]
+        at = headings.index(later[0]) if later else len(merged)
+        # Sections end with the blank line that separates them from the next one.
+        merged.insert(at, (heading, text if text.endswith("\n\n") else text + "\n"))
+    return "".join(text for _, text in merged).rstrip("\n") + "\n"
+
+
+def summarize_from_csv(out_dir: str | Path, experiment: Experiment | None = None) -> list[Path]:
+    """Rewrite ``table.md`` (and ``grouping.md``) of a folder from its ``results.csv``.
+
+    For folders without run folders, such as the docs' copies: nothing is trained or read
+    from the runs. The settling check, which needs each run's sigma history, is kept from
+    the existing ``table.md``; ``results.csv`` and the figures are left as they are.
+    """
+    from mtlscene.experiments.grouping_experiment import (
+        GROUPING_FILE,
+        REPORT_FILE,
+        report_lines,
+        with_group_rows,
+    )
+
+    out_dir = Path(out_dir)
+    if experiment is None:
+        experiment = load_experiment(out_dir / EXPERIMENT_COPY)
+    results = read_csv(out_dir / "results.csv")
+    if not results:
+        return []
+    table = out_dir / "table.md"
+    old = table.read_text(encoding="utf-8") if table.is_file() else ""
+    grouping = out_dir / GROUPING_FILE
+    if experiment.grouping is not None and grouping.is_file():
+        experiment = with_group_rows(experiment, out_dir)
+    write_table(results, experiment, table, max(r["seed"] for r in results) + 1)
+    table.write_text(
+        _keep_run_folder_sections(table.read_text(encoding="utf-8"), old), encoding="utf-8"
+    )
+    written = [table]
+    if experiment.grouping is not None and grouping.is_file():
+        names = {row.name for row in experiment.rows}
+        decision = json.loads(grouping.read_text(encoding="utf-8"))
+        lines = report_lines([r for r in results if r["row"] in names], decision)
+        report = out_dir / REPORT_FILE
+        report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        written.append(report)
     return written
