@@ -3,9 +3,23 @@ for evaluation (one place, so the three data modules cannot drift apart)."""
 
 from __future__ import annotations
 
+import signal
+
 from torch.utils.data import DataLoader, Dataset
 
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A worker's ``worker_init_fn``: SIGTERM and SIGUSR2 are for the main process.
+
+    SLURM signals every process of a job step. The main process answers (a checkpoint at
+    the next step, then a requeue), and its loaders shut their workers down; a worker
+    killed by the signal instead (torch's worker SIGTERM handler re-raises it) would fail
+    the main process's next batch before it could save anything.
+    """
+    for signum in (signal.SIGTERM, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def training_loader(
@@ -21,6 +35,7 @@ def training_loader(
         drop_last=len(dataset) > batch_size,
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
+        worker_init_fn=ignore_stop_signals,
     )
 
 
@@ -34,4 +49,5 @@ def evaluation_loader(
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
+        worker_init_fn=ignore_stop_signals,
     )

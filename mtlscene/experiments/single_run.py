@@ -55,15 +55,16 @@ def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Fit and test one configuration; returns (and writes) the run's result.
 
     ``spec["resume_from"]``, when given, is a checkpoint the fit resumes from (a SLURM job
-    requeued after a preemption); ``spec["skip_test"]`` ends the run after fit (a search
-    trial, whose objective is read on validation). Under DDP every rank trains and tests;
-    only rank 0 writes the result.
+    requeued after a preemption), and ``spec["earlier_wall_time_s"]`` the seconds its
+    earlier attempts took: the result's ``wall_time_s`` is the whole run's.
+    ``spec["skip_test"]`` ends the run after fit (a search trial, whose objective is read on
+    validation). Under DDP every rank trains and tests; only rank 0 writes the result.
     """
     from mtlscene.main import build_cli
 
     run_dir = Path(spec["run_dir"])
     args = list(spec["args"])
-    start = time.perf_counter()
+    start = time.perf_counter() - float(spec.get("earlier_wall_time_s", 0.0))
     resume = ["--ckpt_path", str(spec["resume_from"])] if spec.get("resume_from") else []
     fit = build_cli(["fit", *args, *resume])
     checkpoint = fit.trainer.checkpoint_callback

@@ -1,44 +1,64 @@
 """The ``slurm`` executor: one SLURM job per run, submitted through submitit.
 
 - Runs go out as one job array per resource shape, at most ``array_parallelism`` running.
-  A run with ``trainer.devices N`` gets N tasks per node (and N GPUs unless the config
-  says ``gpus_per_node: 0``); Lightning's ``SLURMEnvironment`` takes the ranks from SLURM.
+  A run with ``trainer.devices G`` gets G tasks and G GPUs on each of ``nodes`` nodes
+  (``gpus_per_node: 0``: CPU runs); Lightning's ``SLURMEnvironment`` takes the ranks from
+  SLURM, ``srun`` starts them, and the run gets ``trainer.num_nodes`` = ``nodes``.
 - Each job runs fit + test in-process (:func:`mtlscene.experiments.single_run.execute`).
   It writes a checkpoint every ``checkpoint_every_n_steps`` training steps into the run
-  folder. On submitit's USR2 (preemption, or the time limit ``signal_delay_s`` ahead),
-  :meth:`SlurmRun.checkpoint` hands submitit the same run again and submitit requeues the
-  job; the requeued job resumes from that checkpoint (exact resume: RNG and loader
-  position are in it) and ends with the result of an uninterrupted run. Lightning's own
-  requeue is switched off (``SLURMEnvironment(auto_requeue=False)``) so that exactly one
-  component requeues.
+  folder. On USR2 (preemption, or the time limit ``signal_delay_s`` ahead) or SIGTERM the
+  main process of each rank records the signal (DataLoader workers ignore it); at the end
+  of the current step the run saves its checkpoint there
+  (:class:`~mtlscene.callbacks.requeue_checkpoint.RequeueCheckpoint`), and rank 0 hands
+  the signal to submitit's handler, which requeues the job once (``scontrol requeue``;
+  jobs are submitted with ``--requeue``). The requeued job resumes from the very step it
+  was signalled at (exact resume: RNG and loader position are in it) and ends with the
+  result of an uninterrupted run. Lightning's own requeue is switched off
+  (``SLURMEnvironment(auto_requeue=False)``) so that exactly one component requeues.
+- Each attempt appends its wall time to ``attempts.jsonl``; the result's ``wall_time_s``
+  is their sum.
 - The job id goes into the run folder (``job.json``). Running the command again attaches to
   jobs still queued or running instead of submitting them twice; a run whose job is gone
-  without a result is submitted again.
+  without a result is submitted again and resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
+from mtlscene.callbacks.preemption import STOP_REQUEST, RequeueRequested
 from mtlscene.experiments.executors import ExecutorConfigError
+from mtlscene.experiments.executors.slurm_commands import (
+    SlurmUnavailable,
+    controller_unreachable,
+    run_query,
+    sacct_states,
+    squeue,
+    unreachable_message,
+)
 from mtlscene.experiments.plan import FAILED_FILE, PlannedRun, RunJob, duration, record_failure
-from mtlscene.experiments.reuse import write_spec
+from mtlscene.experiments.reuse import SPEC_FILE, run_identity, write_spec
 from mtlscene.experiments.single_run import RESULT_FILE
 
 JOB_FILE = "job.json"
+ATTEMPTS_FILE = "attempts.jsonl"
 REQUEUE_DIR = "requeue"
 REQUEUE_CHECKPOINT = "requeue.ckpt"
+# How long ``follow`` keeps waiting while squeue fails (beyond its own retries) before it
+# gives up; the jobs themselves do not depend on it.
+QUEUE_OUTAGE_LIMIT_S = 600.0
 # squeue states of a job that will still run (or is running).
 LIVE_STATES = {
     "PENDING",
@@ -67,8 +87,11 @@ class SlurmConfig:
         constraint: node features (``-C``), e.g. ``a100``.
         cpus_per_task: CPU cores of each task (each rank).
         mem_gb: memory of each job's node, GB.
-        time_min: time limit of each job, minutes. A job that reaches it requeues itself
-            from its last checkpoint (at most ``max_requeues_on_timeout`` times).
+        time_min: time limit of each job attempt, minutes. An attempt that reaches it
+            saves a checkpoint at the step USR2 arrives (``signal_delay_s`` ahead) and
+            requeues (at most ``max_requeues_on_timeout`` times).
+        nodes: nodes of each run: ``trainer.devices`` tasks and GPUs on each, and
+            ``trainer.num_nodes`` = ``nodes`` (DDP across them).
         gpus_per_node: ``devices`` (one per ``trainer.devices``, the default) or a number
             (0 for CPU-only runs).
         tasks_per_node: ``devices`` (the default) or a number, which must then equal each
@@ -91,6 +114,7 @@ class SlurmConfig:
     cpus_per_task: int = 4
     mem_gb: float = 16
     time_min: int = 240
+    nodes: int = 1
     gpus_per_node: int | str = "devices"
     tasks_per_node: int | str = "devices"
     array_parallelism: int = 64
@@ -104,7 +128,13 @@ class SlurmConfig:
 
     def check(self) -> None:
         """Refuse values SLURM would misread, naming the key and where it came from."""
-        for name in ("cpus_per_task", "time_min", "array_parallelism", "checkpoint_every_n_steps"):
+        for name in (
+            "cpus_per_task",
+            "time_min",
+            "nodes",
+            "array_parallelism",
+            "checkpoint_every_n_steps",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ExecutorConfigError(
                     f"{self.source}: {name} must be at least 1, got {getattr(self, name)!r}"
@@ -182,9 +212,10 @@ def run_devices(args: Sequence[str]) -> int:
     )
 
 
-def job_args(args: Sequence[str], run_dir: Path, every_n_steps: int) -> list[str]:
-    """A run's arguments inside a SLURM job: SLURM's ranks, no Lightning requeue, and
-    a checkpoint every ``every_n_steps`` steps in a folder fixed by the run folder."""
+def job_args(args: Sequence[str], run_dir: Path, every_n_steps: int, nodes: int = 1) -> list[str]:
+    """A run's arguments inside a SLURM job: SLURM's ranks on ``nodes`` nodes, no Lightning
+    requeue, and a checkpoint every ``every_n_steps`` steps (and at a stop signal's step) in
+    a folder fixed by the run folder."""
     environment = {
         "class_path": "lightning.pytorch.plugins.environments.SLURMEnvironment",
         "init_args": {"auto_requeue": False},
@@ -198,9 +229,34 @@ def job_args(args: Sequence[str], run_dir: Path, every_n_steps: int) -> list[str
     }
     return [
         *args,
+        f"--trainer.num_nodes={nodes}",
         f"--trainer.plugins={json.dumps(environment)}",
         f"--trainer.callbacks+={json.dumps(checkpoint)}",
     ]
+
+
+def earlier_wall_time_s(run_dir: Path) -> float:
+    """Seconds the run's earlier attempts took (their lines in ``attempts.jsonl``)."""
+    path = run_dir / ATTEMPTS_FILE
+    if not path.is_file():
+        return 0.0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return sum(float(json.loads(line)["wall_time_s"]) for line in lines if line.strip())
+
+
+def record_attempt(run_dir: Path, wall_time_s: float, outcome: str) -> None:
+    """Append one attempt (its job, wall time and how it ended) to ``attempts.jsonl``."""
+    job = os.environ.get("SLURM_JOB_ID", "")
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    line = {
+        "job_id": job,
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_time_s": round(wall_time_s, 3),
+        "outcome": outcome,
+    }
+    with (run_dir / ATTEMPTS_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
 
 
 class SlurmRun:
@@ -211,12 +267,14 @@ class SlurmRun:
 
     Args:
         spec_path: the run's ``spec.json``.
-        checkpoint_every_n_steps: steps between the checkpoints a requeued job resumes from.
+        checkpoint_every_n_steps: steps between the periodic checkpoints.
+        nodes: nodes the run spans (``trainer.num_nodes``).
     """
 
-    def __init__(self, spec_path: str, checkpoint_every_n_steps: int) -> None:
+    def __init__(self, spec_path: str, checkpoint_every_n_steps: int, nodes: int = 1) -> None:
         self.spec_path = spec_path
         self.checkpoint_every_n_steps = checkpoint_every_n_steps
+        self.nodes = nodes
 
     def __call__(self) -> None:
         from mtlscene.experiments.single_run import execute
@@ -225,42 +283,62 @@ class SlurmRun:
         run_dir = Path(spec["run_dir"])
         if (run_dir / RESULT_FILE).is_file():
             return  # finished by an earlier attempt of this job
-        spec["args"] = job_args(spec["args"], run_dir, self.checkpoint_every_n_steps)
+        # submitit's USR2 handler (it requeues); ours only records the signal, in this
+        # process alone, so that DataLoader workers forked later ignore it.
+        submitit_requeue = signal.getsignal(signal.SIGUSR2)
+        STOP_REQUEST.install()
+        spec["args"] = job_args(spec["args"], run_dir, self.checkpoint_every_n_steps, self.nodes)
         resume = run_dir / REQUEUE_DIR / REQUEUE_CHECKPOINT
         if resume.is_file():
             print(f"resuming from {resume}", flush=True)
             spec["resume_from"] = str(resume)
-        execute(spec)
+        spec["earlier_wall_time_s"] = earlier_wall_time_s(run_dir)
+        rank_zero = os.environ.get("SLURM_PROCID", "0") == "0"
+        start = time.perf_counter()
+        try:
+            execute(spec)
+        except RequeueRequested as stop:
+            if rank_zero:
+                name = signal.Signals(stop.signum).name if stop.signum else "a stop signal"
+                outcome = f"{name}: checkpoint at step {stop.step}, requeued"
+                record_attempt(run_dir, time.perf_counter() - start, outcome)
+            self._requeue(submitit_requeue, stop)
+        except BaseException as error:
+            if rank_zero:
+                record_attempt(run_dir, time.perf_counter() - start, f"failed: {error!r}"[:300])
+            raise
+        if rank_zero:
+            record_attempt(run_dir, time.perf_counter() - start, "finished")
+
+    @staticmethod
+    def _requeue(submitit_requeue: Any, stop: RequeueRequested) -> NoReturn:
+        """Requeue once through submitit (rank 0; it counts time-limit requeues), then exit."""
+        print(f"{stop}", flush=True)
+        if not callable(submitit_requeue):
+            raise SystemExit(f"not under submitit, nothing requeues this job; {stop.path} holds it")
+        try:
+            # Rank 0: dumps this run again, `scontrol requeue`, exits. Other ranks: returns.
+            submitit_requeue(stop.signum or signal.SIGUSR2, None)
+        except subprocess.CalledProcessError as error:
+            # A cancelled job (scancel's SIGTERM) cannot be requeued, and need not be.
+            print(
+                f"not requeued ({error}); running the experiment again resumes from {stop.path}",
+                flush=True,
+            )
+            raise SystemExit(1) from None
+        raise SystemExit(0)  # a rank other than 0: rank 0 requeues the whole job
 
     def checkpoint(self, *args: Any, **kwargs: Any):
         """Called by submitit on USR2 (rank 0): requeue this same run.
 
-        The periodic checkpoint on disk is what the next attempt resumes from, so nothing
-        of the running trainer needs to travel.
+        The checkpoint on disk is what the next attempt resumes from, so nothing of the
+        running trainer needs to travel.
         """
         import submitit
 
         return submitit.helpers.DelayedSubmission(
-            type(self)(self.spec_path, self.checkpoint_every_n_steps)
+            type(self)(self.spec_path, self.checkpoint_every_n_steps, self.nodes)
         )
-
-
-def squeue(user: str | None = None) -> dict[str, tuple[str, str]]:
-    """Job id -> (state, elapsed) of the user's jobs (array tasks one per line)."""
-    result = subprocess.run(
-        ["squeue", "-h", "-r", "-u", user or getpass.getuser(), "-o", "%i|%T|%M"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"squeue failed: {result.stderr.strip() or result.stdout.strip()}")
-    queue = {}
-    for line in result.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 3:
-            queue[parts[0]] = (parts[1], parts[2])
-    return queue
 
 
 def read_job(run_dir: Path) -> dict[str, Any] | None:
@@ -302,7 +380,10 @@ class SlurmJobHandle:
         if self.run.done:
             return None
         last = log_tail(self.record["stderr"], 1).strip() or "no output"
-        return f"job {self.job_id} ended without a result: {last[:300]}"
+        # Accounting says why (CANCELLED, TIMEOUT, ...) where the cluster keeps it.
+        state = sacct_states([self.job_id]).get(self.job_id)
+        how = f" ({state})" if state else ""
+        return f"job {self.job_id} ended{how} without a result: {last[:300]}"
 
     def stop(self) -> None:
         """Cancel the job (used when a search stops early)."""
@@ -359,7 +440,7 @@ class SlurmExecutor:
         gpus = devices if config.gpus_per_node == "devices" else config.gpus_per_node
         setup = ["export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", *config.setup]
         parameters: dict[str, Any] = {
-            "nodes": 1,
+            "nodes": config.nodes,
             "ntasks_per_node": tasks,
             "cpus_per_task": config.cpus_per_task,
             "mem": f"{int(config.mem_gb * 1024)}MB",
@@ -374,8 +455,9 @@ class SlurmExecutor:
         for key in ("partition", "account", "qos", "constraint"):
             if getattr(config, key):
                 parameters[key] = getattr(config, key)
-        if config.sbatch:
-            parameters["additional_parameters"] = dict(config.sbatch)
+        # --requeue: a cluster with JobRequeue=0 would otherwise refuse the requeue after a
+        # preemption, and the run would fail instead of resuming.
+        parameters["additional_parameters"] = {"requeue": True, **config.sbatch}
         return parameters
 
     def preflight(self, devices: int) -> None:
@@ -386,7 +468,7 @@ class SlurmExecutor:
         command = [
             "sbatch",
             "--test-only",
-            "--nodes=1",
+            f"--nodes={parameters['nodes']}",
             f"--ntasks-per-node={parameters['ntasks_per_node']}",
             f"--cpus-per-task={parameters['cpus_per_task']}",
             f"--mem={parameters['mem']}",
@@ -401,12 +483,18 @@ class SlurmExecutor:
             flag = f"--{key.replace('_', '-')}"
             command.append(flag if value is True else f"{flag}={value}")
         command += ["--wrap", "true"]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        try:
+            # A controller blip is retried; a refusal (bad partition) is final at once.
+            result = run_query(
+                command, retry_if=lambda failed: controller_unreachable(failed.stderr)
+            )
+        except SlurmUnavailable as error:
+            raise SlurmUnavailable(f"{error}. Nothing was submitted.") from None
         if result.returncode != 0:
             message = (result.stderr or result.stdout).strip()
             raise ExecutorConfigError(
                 f"SLURM refuses these jobs ({self.config.source}: partition, account, qos, "
-                f"constraint or resources): {message}. Nothing was submitted."
+                f"constraint, nodes or resources): {message}. Nothing was submitted."
             )
         self._checked.add(devices)
 
@@ -419,8 +507,18 @@ class SlurmExecutor:
         executor.update_parameters(**self._parameters(devices))
         return executor
 
-    def _prepare(self, job: RunJob) -> tuple[SlurmRun, int]:
+    def _prepare(self, job: RunJob) -> tuple[SlurmRun, bool]:
+        """Write the run's spec; the job's callable and whether the spec is new."""
         run = job.run
+        spec_path = run.run_dir / SPEC_FILE
+        earlier = json.loads(spec_path.read_text("utf-8")) if spec_path.is_file() else None
+        if earlier is not None and run_identity(earlier["args"], run.run_dir) != run_identity(
+            job.args, run.run_dir
+        ):
+            # The checkpoint and attempts of another configuration are not this run's.
+            shutil.rmtree(run.run_dir / REQUEUE_DIR, ignore_errors=True)
+            (run.run_dir / ATTEMPTS_FILE).unlink(missing_ok=True)
+        # Otherwise a checkpoint left by a cancelled or failed job is where this one resumes.
         run.run_dir.mkdir(parents=True, exist_ok=True)
         (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
         spec_path = write_spec(
@@ -433,9 +531,17 @@ class SlurmExecutor:
             **job.spec_extra,
             executor="slurm",
         )
-        # A requeue checkpoint of an earlier, failed attempt belongs to that attempt.
-        shutil.rmtree(run.run_dir / REQUEUE_DIR, ignore_errors=True)
-        return SlurmRun(str(spec_path), self.config.checkpoint_every_n_steps), run_devices(job.args)
+        call = SlurmRun(str(spec_path), self.config.checkpoint_every_n_steps, self.config.nodes)
+        return call, earlier is None
+
+    @staticmethod
+    def _unprepare(run: PlannedRun) -> None:
+        """Undo ``_prepare`` of a run whose submission was refused: a spec without a job
+        would show as "not started" in ``status``."""
+        (run.run_dir / SPEC_FILE).unlink(missing_ok=True)
+        for folder in (run.run_dir, run.run_dir.parent):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
     @staticmethod
     def _record(run: PlannedRun, submitted) -> dict[str, Any]:
@@ -450,20 +556,41 @@ class SlurmExecutor:
         return record
 
     def _submit(self, jobs: Sequence[RunJob]) -> list[SlurmJobHandle]:
-        """Submit ``jobs`` as one array per device count; the handles, in order."""
-        prepared = [(job, *self._prepare(job)) for job in jobs]
-        for devices in sorted({devices for _, _, devices in prepared}):
+        """Submit ``jobs`` as one array per device count; the handles, in order.
+
+        SLURM is asked first (``preflight``), so a refused request writes nothing; a run
+        folder prepared for an array that sbatch then refused is removed again.
+        """
+        devices_of = {job.run.run_dir: run_devices(job.args) for job in jobs}
+        for devices in sorted(set(devices_of.values())):
             self.preflight(devices)
         handles: dict[Path, SlurmJobHandle] = {}
-        for devices in sorted({devices for _, _, devices in prepared}):
-            group = [(job, call) for job, call, d in prepared if d == devices]
-            folder = group[0][0].run.run_dir.parents[2] / "slurm"
-            executor = self._executor(folder, devices)
+        for devices in sorted(set(devices_of.values())):
+            group = [job for job in jobs if devices_of[job.run.run_dir] == devices]
+            prepared = [(job, *self._prepare(job)) for job in group]
+            folder = group[0].run.run_dir.parents[2] / "slurm"
             try:
-                submitted = executor.submit_array([call for _, call in group])
+                executor = self._executor(folder, devices)
+                submitted = executor.submit_array([call for _, call, _ in prepared])
             except Exception as error:  # submitit wraps sbatch's refusal
-                raise ExecutorConfigError(f"sbatch refused the jobs: {error}") from None
-            for (job, _), one in zip(group, submitted, strict=True):
+                for job, _, new in prepared:
+                    if new:
+                        self._unprepare(job.run)
+                message = str(error).strip().splitlines()
+                detail = next(
+                    (line for line in message if "error" in line.lower()), " ".join(message)
+                )
+                done = (
+                    f"{len(handles)} run(s) of other arrays were submitted, these were not"
+                    if handles
+                    else "Nothing was submitted"
+                )
+                if controller_unreachable(str(error)):
+                    raise SlurmUnavailable(
+                        f"{unreachable_message('sbatch', detail)}. {done}."
+                    ) from None
+                raise ExecutorConfigError(f"sbatch refused the jobs: {detail}. {done}.") from None
+            for (job, _, _), one in zip(prepared, submitted, strict=True):
                 handles[job.run.run_dir] = SlurmJobHandle(self, job.run, self._record(job.run, one))
         return [handles[job.run.run_dir] for job in jobs]
 
@@ -505,9 +632,24 @@ class SlurmExecutor:
         failed: list[PlannedRun] = []
         pending = list(handles)
         start = time.perf_counter()
+        outage_since: float | None = None
         try:
             while pending:
-                self.queue(fresh=True)
+                try:
+                    self.queue(fresh=True)  # retried for 15 s inside
+                except SlurmUnavailable as error:
+                    # The jobs do not need this runner: keep waiting through an outage.
+                    if outage_since is None:
+                        outage_since = time.monotonic()
+                        echo(f"slurm: {error}; waiting (jobs are not affected)")
+                    if time.monotonic() - outage_since > QUEUE_OUTAGE_LIMIT_S:
+                        raise SlurmUnavailable(
+                            f"{error} for {QUEUE_OUTAGE_LIMIT_S:.0f} s; the jobs keep running: "
+                            "the same command attaches to them again"
+                        ) from None
+                    time.sleep(self.config.poll_s)
+                    continue
+                outage_since = None
                 for handle in [h for h in pending if h.poll()]:
                     pending.remove(handle)
                     error = handle.error()
