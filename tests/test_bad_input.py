@@ -47,8 +47,11 @@ def test_missing_target_file_fails_at_construction(root, files, target):
     path.unlink()
     with pytest.raises(DatasetFileError, match=named(path)):
         CityscapesMultiTask(root, "val", size=(HEIGHT, WIDTH))
-    # Images alone (prediction) do not need the targets.
-    assert CityscapesMultiTask(root, "val", (HEIGHT, WIDTH), with_targets=False)[0]["image"].shape
+    # Images alone (prediction) do not need the targets: the item is the image file's pixels.
+    item = CityscapesMultiTask(root, "val", (HEIGHT, WIDTH), with_targets=False)[0]
+    pixels = np.asarray(Image.open(files.image), dtype=np.float32).transpose(2, 0, 1) / 255
+    np.testing.assert_allclose(item["image"].numpy(), pixels, rtol=0, atol=1e-7)
+    assert set(item) <= {"image", "name", "depth_scale"}  # no target was read
 
 
 @pytest.mark.parametrize("target", ["image", "label_ids", "instance_ids", "disparity"])

@@ -66,19 +66,36 @@ def test_channels_last_gives_the_same_outputs_and_reaches_the_step():
 
 
 def test_compile_model_compiles_the_network_in_place():
-    # The "eager" backend checks the wiring in seconds; inductor on this 2-core CPU needs
-    # about 5 minutes to compile the tiny network, too slow for the suite.
+    # Inductor on this 2-core CPU needs about 5 minutes to compile the tiny network, too slow
+    # for the suite. A backend that records the FX graphs dynamo hands it and runs them as
+    # they are shows in seconds that the network's forward really goes through torch.compile.
+    graphs: list[torch.fx.GraphModule] = []
+
+    def recording_backend(graph: torch.fx.GraphModule, example_inputs) -> object:
+        graphs.append(graph)
+        return graph.forward
+
+    torch._dynamo.reset()  # no graph cached by an earlier test
     module = _tiny_module()
     keys = set(module.state_dict())
-    CompileModel(backend="eager").setup(None, module, "test")  # not a compiled stage
+    CompileModel(backend=recording_backend).setup(None, module, "test")  # not a compiled stage
     assert module.network._compiled_call_impl is None
-    CompileModel(backend="eager").setup(None, module, "fit")
+    CompileModel(backend=recording_backend).setup(None, module, "fit")
     assert module.network._compiled_call_impl is not None
     assert set(module.state_dict()) == keys  # checkpoints keep their parameter names
     module.eval()
     image = torch.rand(1, 3, 32, 64)
     with torch.no_grad():
         compiled = module(image)
+        assert graphs, "the compiled network's forward never reached the backend"
+        # The graphs hold the whole network: every one of its convolutions.
+        traced = sum(
+            node.target in (torch.conv2d, torch.nn.functional.conv2d)
+            for graph in graphs
+            for node in graph.graph.nodes
+        )
+        convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in module.network.modules())
+        assert traced == convolutions
         module.network._compiled_call_impl = None
         eager = module(image)
     torch.testing.assert_close(compiled["depth"], eager["depth"])

@@ -113,5 +113,14 @@ def test_the_nyuv2_task_set_trains_a_step_with_uncertainty_weighting():
         model.validation_step(batch, 0)
     results = {name: metric.compute() for name, metric in model.stage_metrics["val"].items()}
     assert set(results) == {"semantic", "metric_depth", "normal"}
-    assert 0.0 <= results["normal"]["within_30"].item() <= 1.0
-    assert results["metric_depth"]["abs_err"].item() >= 0.0
+    # The same values by hand from the network's outputs: angles to the target normal
+    # (0, 0, 1), and depth errors against 3 m on the valid rows (4 and below).
+    with torch.no_grad():
+        outputs = model(batch["image"])
+    normal = outputs["normal"].double()
+    angle = torch.rad2deg(torch.atan2(normal[:, :2].norm(dim=1), normal[:, 2]))
+    assert results["normal"]["mean_angle"].item() == pytest.approx(float(angle.mean()), rel=1e-6)
+    within_30 = float((angle < 30).double().mean())
+    assert results["normal"]["within_30"].item() == pytest.approx(within_30, abs=1e-9)
+    depth_error = (outputs["metric_depth"][:, 0, 4:].double() - 3.0).abs().mean()
+    assert results["metric_depth"]["abs_err"].item() == pytest.approx(float(depth_error), rel=1e-6)

@@ -259,30 +259,66 @@ def test_generator_is_a_package_of_concepts_and_disparity_encoding_sits_with_dec
     assert decoded[valid].tolist() == [0.0, 1.5]
 
 
+def _wait_until(condition, what: str, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _waits_for_flock(pid: int, path: Path) -> bool:
+    """Whether Linux lists process ``pid`` as blocked on a flock of ``path`` (/proc/locks
+    marks a waiter "->": ``1: -> FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF``)."""
+    locks = Path("/proc/locks")
+    if not locks.exists():
+        pytest.skip("needs Linux's /proc/locks to see a process wait for a lock")
+    inode = path.stat().st_ino
+    for line in locks.read_text().splitlines():
+        fields = line.split()
+        if "->" in fields:
+            waiter = fields[fields.index("->") + 1 :]
+            if waiter[3] == str(pid) and waiter[4].rsplit(":", 1)[-1] == str(inode):
+                return True
+    return False
+
+
 def test_processes_starting_together_generate_the_dataset_once(tmp_path: Path) -> None:
     """A process finding the dataset missing waits for the one generating it.
 
     Parallel experiment runs used to clear each other's half-written files (the runner's
     end-to-end test failed about one run in three). While this test holds the lock, a
-    second process must write nothing; once released it generates, and a third call
-    finds the dataset complete and leaves it alone.
+    second process must block on it and write nothing; once released it generates, and a
+    third call finds the dataset complete and leaves it alone.
     """
     import subprocess
     import sys
-    import time
 
     from mtlscene.filelock import exclusive_lock
 
     root = tmp_path / "data" / "shared"
+    lock = tmp_path / "data" / ".shared.lock"
+    ready = tmp_path / "imported"
     splits = {"train": 2, "val": 1}
+    # The child says when its imports are done and it is about to take the lock.
     code = (
-        "import sys; from mtlscene.data.synthetic import ensure_dataset; "
+        "import sys; from pathlib import Path; from mtlscene.data.synthetic import "
+        "ensure_dataset; Path(sys.argv[2]).touch(); "
         f"ensure_dataset(sys.argv[1], {splits!r}, 32, 64, 0, progress=False)"
     )
-    with exclusive_lock(tmp_path / "data" / ".shared.lock"):
-        waiting = subprocess.Popen([sys.executable, "-c", code, str(root)])
-        time.sleep(3)  # ample time to import and start writing, were it not waiting
-        assert waiting.poll() is None and not root.exists()
+    with exclusive_lock(lock):
+        waiting = subprocess.Popen([sys.executable, "-c", code, str(root), str(ready)])
+        _wait_until(lambda: ready.exists() or waiting.poll() is not None, "the child's imports")
+        assert ready.exists(), "the child failed before it reached the lock"
+        # Then the kernel lists it as waiting for our lock (Linux's /proc/locks); a child that
+        # did not wait would instead generate the dataset and exit.
+        _wait_until(
+            lambda: _waits_for_flock(waiting.pid, lock) or waiting.poll() is not None,
+            "the child to block on the lock",
+        )
+        assert waiting.poll() is None, "the child finished while the lock was held"
+        assert _waits_for_flock(waiting.pid, lock) and not root.exists()
     assert waiting.wait(timeout=120) == 0
     assert synthetic.is_complete(root, splits, 32, 64, 0)
     stamp = (root / synthetic.MARKER_NAME).stat().st_mtime_ns
