@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 
 from mtlscene.errors import ConfigError
@@ -59,15 +60,24 @@ class MultiTaskNetwork(nn.Module):
     Args:
         encoder: a module mapping images Bx3xHxW to features with ``out_channels``.
         heads: task name -> TaskHead built for ``encoder.out_channels``.
+        keep_representation: keep the encoder's output of the last forward with gradients
+            for :meth:`take_representation` (for weightings that take the task gradients
+            there, ``rep_grad``); off by default, so nothing outlives a step.
     """
 
-    def __init__(self, encoder: nn.Module, heads: Mapping[str, TaskHead]) -> None:
+    def __init__(
+        self, encoder: nn.Module, heads: Mapping[str, TaskHead], keep_representation: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.heads = nn.ModuleDict(dict(heads))
+        self.keep_representation = keep_representation
+        self._representation: Tensor | None = None
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         features = self.encoder(image)
+        if self.keep_representation and torch.is_grad_enabled():
+            self._representation = features
         size = image.shape[-2:]
         outputs: dict[str, Tensor] = {}
         for name, head in self.heads.items():
@@ -76,3 +86,13 @@ class MultiTaskNetwork(nn.Module):
             if log_scale is not None:
                 outputs[aleatoric_key(name)] = log_scale
         return outputs
+
+    def take_representation(self) -> Tensor | None:
+        """The shared encoder's output of the last forward with gradients, then forgotten.
+
+        None unless ``keep_representation``. Where the heads own encoder stages
+        (``branch_point`` other than "aspp") this is the shared part's output, the input of
+        every head.
+        """
+        representation, self._representation = self._representation, None
+        return representation

@@ -171,7 +171,11 @@ class MultiTaskModule(LightningModule):
         active = {name: head for name, head in heads.items() if weighting.is_active(name)}
         # The checkpoint describes the whole backbone (its init arguments); branch_point, an
         # hparam, redoes the same split when the checkpoint is rebuilt.
-        self.network = MultiTaskNetwork(branch_heads(backbone, active, branch_point), active)
+        self.network = MultiTaskNetwork(
+            branch_heads(backbone, active, branch_point),
+            active,
+            keep_representation=getattr(weighting, "rep_grad", False),  # for its gradients
+        )
         self.weighting = weighting
 
     @property
@@ -275,7 +279,13 @@ class MultiTaskModule(LightningModule):
         present = {n: h.target_present(batch) for n, h in self.heads.items()}
         present = {n: p for n, p in present.items() if p is not None}
         if self.weighting.requires_gradients:
-            total = self.weighting(losses, present, shared=self.network.encoder, heads=self.heads)
+            total = self.weighting(
+                losses,
+                present,
+                shared=self.network.encoder,
+                heads=self.heads,
+                representation=self.network.take_representation(),
+            )
         else:
             total = self.weighting(losses, present)
         self.latest_losses = {name: loss.detach() for name, loss in losses.items()}

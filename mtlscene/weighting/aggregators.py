@@ -22,15 +22,23 @@ def _torchjd(name: str, **kwargs):
 
 
 class MGDAWeighting(GramianJacobianWeighting):
-    """MGDA-UB (Sener & Koltun, NeurIPS 2018): the minimum-norm point of the gradients' hull.
+    """MGDA (Sener & Koltun, NeurIPS 2018): the minimum-norm point of the gradients' hull.
+
+    At the shared parameters by default; with ``rep_grad=True`` at the shared
+    representation, which is the paper's MGDA-UB (it minimises an upper bound of the
+    parameter-level norm; preset ``configs/weighting/mgda_ub.yaml``).
 
     Args:
         epsilon: Frank-Wolfe stopping tolerance.
         max_iters: Frank-Wolfe iteration cap.
+        rep_grad: take the task gradients at the shared representation (see
+            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
     """
 
-    def __init__(self, epsilon: float = 1e-3, max_iters: int = 100) -> None:
-        super().__init__(_torchjd("MGDAWeighting", epsilon=epsilon, max_iters=max_iters))
+    def __init__(self, epsilon: float = 1e-3, max_iters: int = 100, rep_grad: bool = False) -> None:
+        super().__init__(
+            _torchjd("MGDAWeighting", epsilon=epsilon, max_iters=max_iters), rep_grad=rep_grad
+        )
 
 
 class PCGradWeighting(GramianJacobianWeighting):
@@ -42,17 +50,19 @@ class PCGradWeighting(GramianJacobianWeighting):
 
     Args:
         seed: seed of the projection-order generator.
+        rep_grad: take the task gradients at the shared representation (see
+            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
     """
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(_torchjd("PCGradWeighting"))
+    def __init__(self, seed: int = 0, rep_grad: bool = False) -> None:
+        super().__init__(_torchjd("PCGradWeighting"), rep_grad=rep_grad)
         self.seed = seed
         self.rng_state = torch.Generator().manual_seed(seed).get_state()
 
-    def jacobian_weights(self, jacobian: Tensor) -> Tensor:
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.rng_state)
-            weights = super().jacobian_weights(jacobian)
+            weights = super().gramian_weights(gramian)
             self.rng_state = torch.get_rng_state()
         return weights
 
@@ -71,17 +81,24 @@ class CAGradWeighting(GramianJacobianWeighting):
     Args:
         c: radius scale of the ball around the mean gradient (the paper: 0.4 or 0.5).
         norm_eps: guards the normalisation.
+        rep_grad: take the task gradients at the shared representation (see
+            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
     """
 
-    def __init__(self, c: float = 0.4, norm_eps: float = 1e-4) -> None:
-        super().__init__(_torchjd("CAGradWeighting", c=c, norm_eps=norm_eps))
+    def __init__(self, c: float = 0.4, norm_eps: float = 1e-4, rep_grad: bool = False) -> None:
+        super().__init__(_torchjd("CAGradWeighting", c=c, norm_eps=norm_eps), rep_grad=rep_grad)
 
 
 class IMTLGWeighting(GramianJacobianWeighting):
-    """IMTL-G (Liu et al., ICLR 2021): equal projections of the update on every gradient."""
+    """IMTL-G (Liu et al., ICLR 2021): equal projections of the update on every gradient.
 
-    def __init__(self) -> None:
-        super().__init__(_torchjd("IMTLGWeighting"))
+    Args:
+        rep_grad: take the task gradients at the shared representation (see
+            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+    """
+
+    def __init__(self, rep_grad: bool = False) -> None:
+        super().__init__(_torchjd("IMTLGWeighting"), rep_grad=rep_grad)
 
 
 class AlignedMTLWeighting(GramianJacobianWeighting):
@@ -89,10 +106,12 @@ class AlignedMTLWeighting(GramianJacobianWeighting):
 
     Args:
         scale_mode: "min", "median" or "rmse" (TorchJD's eigenvalue scaling).
+        rep_grad: take the task gradients at the shared representation (see
+            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
     """
 
-    def __init__(self, scale_mode: str = "min") -> None:
-        super().__init__(_torchjd("AlignedMTLWeighting", scale_mode=scale_mode))
+    def __init__(self, scale_mode: str = "min", rep_grad: bool = False) -> None:
+        super().__init__(_torchjd("AlignedMTLWeighting", scale_mode=scale_mode), rep_grad=rep_grad)
 
 
 class UPGradWeighting(GramianJacobianWeighting):
@@ -101,9 +120,13 @@ class UPGradWeighting(GramianJacobianWeighting):
     Uses TorchJD's quadprog projector when ``quadprog`` and ``qpsolvers`` are installed and
     otherwise :class:`~mtlscene.weighting.dual_cone.ActiveSetProjector`, an exact solver for
     up to 12 tasks that needs neither.
+
+    Args:
+        rep_grad: take the task gradients at the shared representation (see
+            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rep_grad: bool = False) -> None:
         from torchjd.aggregation import UPGradWeighting as TorchJDUPGrad
         from torchjd.linalg import QuadprogProjector
 
@@ -111,7 +134,7 @@ class UPGradWeighting(GramianJacobianWeighting):
             projector = QuadprogProjector()
         except ImportError:
             projector = ActiveSetProjector()
-        super().__init__(TorchJDUPGrad(projector=projector))
+        super().__init__(TorchJDUPGrad(projector=projector), rep_grad=rep_grad)
 
 
 class NashMTLWeighting(JacobianWeighting):
@@ -124,12 +147,18 @@ class NashMTLWeighting(JacobianWeighting):
         max_norm: cap on the norm of the update (0 disables it).
         update_weights_every: re-solve the bargaining problem every this many steps.
         optim_niter: iterations of the underlying solver.
+        rep_grad: take the task gradients at the shared representation (see
+            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
     """
 
     def __init__(
-        self, max_norm: float = 1.0, update_weights_every: int = 1, optim_niter: int = 20
+        self,
+        max_norm: float = 1.0,
+        update_weights_every: int = 1,
+        optim_niter: int = 20,
+        rep_grad: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(rep_grad=rep_grad)
         self.options = {
             "max_norm": max_norm,
             "update_weights_every": update_weights_every,

@@ -21,11 +21,16 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     values as detached tensors, so logging them costs no host synchronisation.
 
     Methods that weigh per-task *gradients* set ``requires_gradients = True``; the model then
-    also passes its shared encoder and task heads (see :class:`GradientWeighting`).
+    also passes its shared encoder, task heads and the encoder's output (see
+    :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
     """
 
     lr: float | None = None
     requires_gradients: bool = False
+    # Whether forward, losses and this weighting can run as one compiled graph
+    # (CaptureTrainingStep): False for methods that read host state on every step.
+    # Gradient methods are never captured (they run one backward per task inside the step).
+    capturable: bool = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,6 +55,7 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         present: Mapping[str, Tensor] | None = None,
         shared: nn.Module | None = None,
         heads: Mapping[str, nn.Module] | None = None,
+        representation: Tensor | None = None,
     ) -> Tensor:
         """The total loss.
 
@@ -60,6 +66,8 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
                 this step's total (see :meth:`combine_present`).
             shared: the shared encoder (gradient-based methods only).
             heads: the task heads (gradient-based methods only).
+            representation: the shared encoder's output, in the losses' graph (used by
+                gradient-based methods with ``rep_grad``).
         """
         unknown = set(losses) - set(self.likelihoods)
         if unknown:
@@ -77,7 +85,11 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
                     )
                 # An absent task's zero loss contributes a zero gradient.
                 return self.combine_gradients(
-                    _zero_absent(losses32, present), shared, heads, present=present
+                    _zero_absent(losses32, present),
+                    shared,
+                    heads,
+                    present=present,
+                    representation=representation,
                 )
             if not present:
                 return self.combine(losses32)
@@ -103,11 +115,14 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         shared: nn.Module,
         heads: Mapping[str, nn.Module],
         present: Mapping[str, Tensor] | None = None,
+        representation: Tensor | None = None,
     ) -> Tensor:
         """The objective to backpropagate, for methods that look at per-task gradients.
 
         ``losses`` already has absent tasks' losses zeroed; ``present`` is passed on for
-        methods with per-task terms beside the losses (a composed loss weighting).
+        methods with per-task terms beside the losses (a composed loss weighting);
+        ``representation`` (the shared encoder's output) for methods that take the task
+        gradients there.
         """
         raise NotImplementedError(f"{type(self).__name__} does not use per-task gradients")
 
@@ -138,12 +153,21 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         return {name: torch.exp(0.5 * s) for name, s in self.log_variances().items()}
 
 
-def stack_losses(weighting: LossWeighting, losses: Mapping[str, Tensor]) -> Tensor:
-    """Losses as one vector in the weighting's task order (every bound task must be present)."""
+def task_values(weighting: LossWeighting, losses: Mapping[str, Tensor]) -> list[Tensor]:
+    """Losses as a list in the weighting's task order (every bound task must be present).
+
+    Separate tensors, unlike :func:`stack_losses`: the backward of one of them runs through
+    its own task's graph only, where a slice of a stacked vector's would run through all.
+    """
     missing = [name for name in weighting.tasks if name not in losses]
     if missing:
         raise KeyError(f"{type(weighting).__name__} needs a loss for every task; missing {missing}")
-    return torch.stack([losses[name] for name in weighting.tasks])
+    return [losses[name] for name in weighting.tasks]
+
+
+def stack_losses(weighting: LossWeighting, losses: Mapping[str, Tensor]) -> Tensor:
+    """Losses as one vector in the weighting's task order (every bound task must be present)."""
+    return torch.stack(task_values(weighting, losses))
 
 
 def as_dict(weighting: LossWeighting, vector: Tensor) -> dict[str, Tensor]:

@@ -11,7 +11,9 @@ with the loss weights ``lambda`` detached. The loss weighting's own parameters (
 weighting's s) learn from its usual objective evaluated on the detached losses, which gives
 them exactly the gradient they get alone; that objective is also the logged total. Scale-
 invariant aggregators (UPGrad's projections, PCGrad's) then act on gradients whose
-magnitudes the loss weighting chose, which is the point of composing them.
+magnitudes the loss weighting chose, which is the point of composing them. With the
+gradient method's ``rep_grad: true`` the task gradients are taken at the shared
+representation instead (see :mod:`mtlscene.weighting.jacobian`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from mtlscene.tasks.likelihood import Likelihood
-from mtlscene.weighting.base import LossWeighting, as_dict, stack_losses
+from mtlscene.weighting.base import LossWeighting, as_dict, task_values
 from mtlscene.weighting.jacobian import JacobianWeighting
 
 
@@ -34,7 +36,8 @@ class ComposedWeighting(JacobianWeighting):
             e.g. ``UncertaintyWeighting``. The exact Boltzmann form (which rescales logits)
             cannot be composed.
         gradient_method: a per-task gradient method (a ``JacobianWeighting``), e.g.
-            ``PCGradWeighting`` or ``UPGradWeighting``.
+            ``PCGradWeighting`` or ``UPGradWeighting``; its ``rep_grad`` chooses where the
+            task gradients are taken.
     """
 
     def __init__(self, loss_weighting: LossWeighting, gradient_method: JacobianWeighting) -> None:
@@ -52,6 +55,7 @@ class ComposedWeighting(JacobianWeighting):
             )
         self.loss_weighting = loss_weighting
         self.gradient_method = gradient_method
+        self.rep_grad = gradient_method.rep_grad
         self.lr = loss_weighting.lr  # s's own learning rate, when the loss weighting sets one
 
     def bind(self, likelihoods: Mapping[str, Likelihood | str]) -> None:
@@ -72,6 +76,9 @@ class ComposedWeighting(JacobianWeighting):
     def jacobian_weights(self, jacobian: Tensor) -> Tensor:
         return self.gradient_method.jacobian_weights(jacobian)
 
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        return self.gradient_method.gramian_weights(gramian)
+
     def loss_scales(self, losses: Mapping[str, Tensor], present) -> tuple[Tensor, Tensor]:
         """The loss weighting's objective on the detached losses, and its weights after it."""
         detached = {name: loss.detach() for name, loss in losses.items()}
@@ -86,10 +93,12 @@ class ComposedWeighting(JacobianWeighting):
         shared: nn.Module,
         heads: Mapping[str, nn.Module],
         present: Mapping[str, Tensor] | None = None,
+        representation: Tensor | None = None,
     ) -> Tensor:
         objective, scales = self.loss_scales(losses, present)
         self.last_scales.copy_(scales)
-        surrogate = self.aggregate(stack_losses(self, losses) * scales, shared, heads)
+        values = [loss * scales[i] for i, loss in enumerate(task_values(self, losses))]
+        surrogate = self.aggregate(values, shared, heads, representation)
         # The Gramian of the raw task gradients, as every other gradient method reports it.
         outer = torch.outer(scales, scales)
         self.last_gramian.copy_(torch.where(outer > 0, self.last_gramian / outer, 0.0))

@@ -96,6 +96,7 @@ class GradNormWeighting(LossWeighting):
         shared: nn.Module,
         heads: Mapping[str, nn.Module],
         present: Mapping[str, Tensor] | None = None,
+        representation: Tensor | None = None,  # unused: GradNorm measures at its own layer
     ) -> Tensor:
         values = stack_losses(self, losses)
         with torch.no_grad():
