@@ -19,6 +19,9 @@ Examples:
     # a small CPU run
     python benchmarks/bench_training_step.py --backbone resnet18 --output-stride 16 \\
         --size 64 128 --batch 2 --steps 10 --warmup 3 --repeats 3
+    # the CPU proxy of the host overhead: ResNet-18 OS16, 32x64, batch 1, one thread, where
+    # Python and the framework dominate; prints Lightning's extra ms per step (goal <= 1 ms)
+    python benchmarks/bench_training_step.py --cpu-proxy
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ from mtlscene.weighting import UncertaintyWeighting
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, by a substring of the device name.
 # H100 and H200 SXM share the H100 SXM figure; PCIe H100s are lower (756): use --peak-tflops.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
+# "cpu" counts this process's CPU seconds: on a shared machine other processes' load then
+# does not enter the figure (one thread, no loader workers: all of a step's work is ours).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def make_module(args: argparse.Namespace) -> MultiTaskModule:
@@ -92,23 +98,23 @@ def _synchronize(device: torch.device) -> None:
 class StepTimer(pl.Callback):
     """Wall time from the start of step ``warmup`` to the end of training."""
 
-    def __init__(self, warmup: int, device: torch.device) -> None:
-        self.warmup, self.device = warmup, device
+    def __init__(self, warmup: int, device: torch.device, clock: Callable[[], float]) -> None:
+        self.warmup, self.device, self.clock = warmup, device, clock
         self.start = self.seconds = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup:
             _synchronize(self.device)
-            self.start = time.perf_counter()
+            self.start = self.clock()
 
     def on_train_end(self, trainer, pl_module) -> None:
         _synchronize(self.device)
-        self.seconds = time.perf_counter() - self.start
+        self.seconds = self.clock() - self.start
 
 
 def lightning_rate(module, batches, args, device) -> float:
     """Steps/s of ``trainer.fit`` after the warm-up steps."""
-    timer = StepTimer(args.warmup, device)
+    timer = StepTimer(args.warmup, device, CLOCKS[args.clock])
     trainer = pl.Trainer(
         accelerator=device.type,
         devices=1,
@@ -155,12 +161,13 @@ def bare_rate(step, batches, args, device) -> float:
     stream = itertools.cycle(batches)
     for _ in range(args.warmup):
         step(next(stream))
+    clock = CLOCKS[args.clock]
     _synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(args.steps):
         step(next(stream))
     _synchronize(device)
-    return args.steps / (time.perf_counter() - start)
+    return args.steps / (clock() - start)
 
 
 def flops_per_step(step, batch) -> int:
@@ -199,12 +206,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument(
+        "--cpu-proxy",
+        action="store_true",
+        help="ResNet-18 OS16 (ASPP 64, heads 32), 32x64, batch 1, 1 thread, CPU clock, 200 "
+        "steps x 9 repeats on the CPU",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default=None, help="default: wall")
     args = parser.parse_args(argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
     if args.paper:
         args.backbone, args.output_stride, args.size, args.batch = "resnet101", 8, (128, 256), 8
         args.aspp_channels = args.head_channels = 256
+    if args.cpu_proxy:
+        # Narrow ASPP and heads too, so that the host's share of the step is what is timed.
+        args.backbone, args.output_stride, args.size, args.batch = "resnet18", 16, (32, 64), 1
+        args.aspp_channels, args.head_channels = 64, 32
+        args.device, args.threads, args.clock = "cpu", args.threads or 1, args.clock or "cpu"
+        args.steps, args.repeats, args.warmup = 200, 9, 10
+    args.clock = args.clock or "wall"
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -233,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         f"device {name}, {args.backbone} OS {args.output_stride}, "
         f"{args.size[0]}x{args.size[1]}, batch {args.batch}, {args.precision}, "
         f"channels_last={args.channels_last}, {args.steps} steps x {args.repeats} repeats "
+        f"timed by the {args.clock} clock "
         f"(after {args.warmup} warm-up steps), torch.get_num_threads()={torch.get_num_threads()}"
     )
     print(f"{'':<22}{'steps/s (median)':>18}{'images/s':>12}{'all repeats':>36}")
@@ -243,6 +268,16 @@ def main(argv: list[str] | None = None) -> None:
         shown = ", ".join(f"{rate:.3f}" for rate in rates)
         print(f"{label:<22}{median:>18.3f}{median * args.batch:>12.1f}{shown:>36}")
     print(f"ratio Lightning / bare: {lightning_median / bare_median:.3f} (goal >= 0.98)")
+    # Paired per repeat (the two alternate), so a drift of the shared machine hits both alike.
+    overheads = [1000 / lr - 1000 / br for lr, br in zip(lightning_rates, bare_rates, strict=True)]
+    overhead = statistics.median(overheads)
+    share = 100 * overhead * lightning_median / 1000
+    paired = ", ".join(f"{o:.2f}" for o in overheads)
+    print(
+        f"host overhead of Lightning per step: {overhead:.2f} ms (median of the paired repeats "
+        f"{paired}), {share:.1f} % of its {1000 / lightning_median:.2f} ms step "
+        "(goal <= 1 ms on the CPU proxy)"
+    )
 
     flops = flops_per_step(step, batches[0])
     achieved = flops * lightning_median

@@ -1,6 +1,7 @@
 """Lightning callbacks: metric tables, uncertainty tracking, prediction files, GPU speed,
 and the task-relationship diagnostics (gradient statistics, task affinity, training cost)."""
 
+from mtlscene.callbacks.capture_step import CaptureTrainingStep
 from mtlscene.callbacks.channels_last import ChannelsLast
 from mtlscene.callbacks.compile_model import CompileModel
 from mtlscene.callbacks.exact_resume import ExactResume
@@ -16,6 +17,7 @@ from mtlscene.callbacks.uncertainty_tracker import UncertaintyTracker
 from mtlscene.callbacks.wandb_images import WandbValidationImages
 
 __all__ = [
+    "CaptureTrainingStep",
     "ChannelsLast",
     "CompileModel",
     "ExactResume",

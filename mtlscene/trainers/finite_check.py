@@ -24,8 +24,12 @@ class NonFiniteLossMonitor:
     def update(self, losses: Mapping[str, Tensor], step: int) -> None:
         """Record which losses are non-finite at ``step`` (no host synchronisation)."""
         values = torch.stack([loss.detach().float() for loss in losses.values()])
-        if self.first_bad_step is None or self.tasks != list(losses):
-            self.tasks = list(losses)
+        self.update_stacked(list(losses), values, step)
+
+    def update_stacked(self, tasks: list[str], values: Tensor, step: int) -> None:
+        """:meth:`update` for losses already stacked in ``tasks``' order (saves a stack)."""
+        if self.first_bad_step is None or self.tasks != tasks:
+            self.tasks = list(tasks)
             self.first_bad_step = torch.full_like(values, -1, dtype=torch.long)
         bad = ~torch.isfinite(values) & (self.first_bad_step < 0)
         self.first_bad_step = torch.where(bad, step, self.first_bad_step)

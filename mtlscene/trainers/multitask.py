@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -27,16 +27,26 @@ from mtlscene.tasks.epistemic import mc_dropout_passes, summarize_passes
 from mtlscene.trainers.checkpoint import record_parts
 from mtlscene.trainers.data_keys import check_heads_against_data
 from mtlscene.trainers.finite_check import NonFiniteLossMonitor
+from mtlscene.trainers.step_log import DeviceLogWindow
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
 from mtlscene.weighting.scalars import weighting_scalars
 
 # Panoptic quality is computed from the fused heads, not by one head: the model declares it.
 PANOPTIC_QUALITY_COLUMN = TableMetric("pq", "PQ %", True, scale=100.0, in_delta=False)
+# The window's key for the weighted total (no task may be called this: names are identifiers).
+TOTAL_LOSS = "<total>"
 DEFAULT_TASKS: dict[str, dict[str, Any]] = {"semantic": {}, "instance": {}, "depth": {}}
 
 
 def _default_optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
+
+
+def _flat_value(value: Any) -> bool:
+    """A batch entry that holds no tensor but itself: a tensor, a scalar or a list of names."""
+    if isinstance(value, Tensor | str | int | float):
+        return True
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def select_tasks(
@@ -124,6 +134,9 @@ class MultiTaskModule(LightningModule):
         self.scheduler_factory = lr_scheduler
         self.check_finite = check_finite
         self.finite_monitor = NonFiniteLossMonitor()
+        self.log_window = DeviceLogWindow()
+        # training_objective compiled into one graph (set by CaptureTrainingStep), else None.
+        self.compiled_objective: Callable | None = None
         self.latest_losses: dict[str, Tensor] = {}
         # This step's task losses with their graph, between the training step and its
         # backward: callbacks that look at per-task gradients (gradient diagnostics) read
@@ -263,19 +276,18 @@ class MultiTaskModule(LightningModule):
             losses[name] = head.compute_loss(outputs[name], batch, outputs.get(aleatoric_key(name)))
         return losses
 
-    def _check_finite(self, losses: Mapping[str, Tensor], stage: str) -> None:
-        # Queued on the device and read back only every few steps (on_train_batch_end):
-        # a read-back here would stall the GPU every step.
-        self.finite_monitor.update(losses, self.global_step)
+    def training_objective(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Forward pass, task losses and the weighted total of one training batch.
 
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        Device work only (no logging, no read-back): this is the part that
+        :class:`~mtlscene.callbacks.CaptureTrainingStep` compiles into one graph with its
+        backward. Returns ``(total, task -> raw loss)``.
+        """
         outputs = self(batch["image"])
         scales = self.weighting.prediction_scales()  # empty unless the exact Boltzmann term
         if scales:
             outputs = {n: o * scales[n] if n in scales else o for n, o in outputs.items()}
         losses = self.task_losses(outputs, batch)
-        if self.check_finite:
-            self._check_finite(losses, "training")
         present = {n: h.target_present(batch) for n, h in self.heads.items()}
         present = {n: p for n, p in present.items() if p is not None}
         if self.weighting.requires_gradients:
@@ -288,20 +300,50 @@ class MultiTaskModule(LightningModule):
             )
         else:
             total = self.weighting(losses, present)
+        return total, losses
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        objective = self.compiled_objective or self.training_objective
+        total, losses = objective(batch)
         self.latest_losses = {name: loss.detach() for name, loss in losses.items()}
         self.step_losses = dict(losses)
-        batch_size = batch["image"].shape[0]
-        self.log_dict(
-            {f"train/loss/{n}": loss.detach() for n, loss in losses.items()},
-            batch_size=batch_size,
-        )
-        self.log("train/loss_total", total.detach(), prog_bar=True, batch_size=batch_size)
-        self.log_dict(
-            weighting_scalars(self.weighting),
-            batch_size=batch_size,
-            on_step=True,
-            on_epoch=False,
-        )
+        # Device work only on this path: one stack feeds both the log window and the finite
+        # check; values reach self.log (host work) only on the steps a logger writes.
+        stacked = self.log_window.add({**losses, TOTAL_LOSS: total})
+        if self.check_finite:
+            self.finite_monitor.update_stacked(list(losses), stacked[:-1], self.global_step)
+        if self._log_due():
+            self._log_training_window(batch["image"].shape[0])
+        return total
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
+        # Every data module here yields a flat dict of tensors plus the frames' names: moved
+        # in one comprehension instead of Lightning's generic walk of any nesting, which costs
+        # host time on every batch. Anything else takes Lightning's path.
+        if not (isinstance(batch, dict) and all(map(_flat_value, batch.values()))):
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        non_blocking = device.type != "cpu"
+        return {
+            key: value.to(device, non_blocking=non_blocking) if isinstance(value, Tensor) else value
+            for key, value in batch.items()
+        }
+
+    def _log_due(self) -> bool:
+        """Whether this step's scalars reach the loggers: Lightning's own rule (every
+        ``log_every_n_steps`` and when stopping), plus the epoch's and the run's last step so
+        that short runs and ``callback_metrics`` always see the latest window."""
+        trainer = self.trainer
+        last_step = 0 < trainer.max_steps <= self.global_step + 1
+        return trainer._logger_connector.should_update_logs or trainer.is_last_batch or last_step
+
+    def _log_training_window(self, batch_size: int) -> None:
+        """Log the window's mean losses and the weighting's current scalars (on the device)."""
+        means = self.log_window.means()
+        total = means.pop(TOTAL_LOSS)
+        self.log_dict({f"train/loss/{n}": v for n, v in means.items()}, batch_size=batch_size)
+        self.log("train/loss_total", total, prog_bar=True, batch_size=batch_size)
+        self.log_dict(weighting_scalars(self.weighting), batch_size=batch_size)
+
         return total
 
     def configure_callbacks(self) -> list[Callback]:

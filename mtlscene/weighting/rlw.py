@@ -23,6 +23,9 @@ class RandomLossWeighting(LossWeighting):
         seed: seed of the generator that draws the weights.
     """
 
+    # Its draws come from a host generator that a captured graph would replay frozen.
+    capturable = False
+
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
         self.seed = seed
