@@ -230,3 +230,40 @@ def test_summarize_from_csv_without_results_says_which_file(tmp_path):
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump({"rows": [{"name": "a"}]}))
     with pytest.raises(SystemExit, match="results.csv does not exist"):
         experiment_main(["summarize", str(tmp_path), "--from-csv"])
+
+
+def test_grouping_report_pairs_each_trained_grouping_with_all_in_one():
+    from mtlscene.experiments.grouping_experiment import report_lines
+
+    # Two tasks, one grouping into 2 groups: each alone. Depth error of "all in one" per
+    # seed 0.50, 0.50, 0.50 and of depth alone 0.45, 0.50, 0.55 (mean 0.50, the baseline):
+    # Δm (the mean of IoU's 0 and depth's relative change) of the grouping minus all in
+    # one = 100 * (-0.05, 0, +0.05) / 0.5 / 2 = -5, 0, +5 points: mean 0, sd 5, half-width
+    # 4.3027 * 5 / sqrt(3) = 12.42: not distinguishable.
+    runs = []
+    for seed, err in enumerate([0.45, 0.50, 0.55]):
+        runs.append(_result("Seg only", seed, {"test/semantic/miou": 0.20}, ["semantic"]))
+        runs.append(_result("Depth only", seed, {"test/depth/mae": err}, ["depth"]))
+        test = {"test/semantic/miou": 0.20, "test/depth/mae": 0.50}
+        runs.append(_result("all", seed, test, ["semantic", "depth"]))
+    alone = [["semantic"], ["depth"]]
+    decision = {
+        "measured_row": "all",
+        "groups": 2,
+        "tasks": ["semantic", "depth"],
+        "seeds": [0, 1, 2],
+        "steps_per_run": [1] * 3,
+        "lookahead": "sgd",
+        "mean": [[0.0] * 2] * 2,
+        "std": [[0.0] * 2] * 2,
+        "ranked": {"2": [{"groups": alone, "score": 0.0}]},
+        "suggested": {"groups": alone, "score": 0.0},
+        "check": "all",
+    }
+    text = "\n".join(report_lines(runs, decision))
+    assert (
+        "- suggested grouping against all in one: Δm +0.00 [-12.42, +12.42] points: not "
+        "distinguishable at 3 seeds (no number of seeds up to 1000 separates a difference "
+        "this small)." in text
+    )
+    assert "- {semantic} {depth} against all in one: Δm +0.00 [-12.42, +12.42]" in text

@@ -35,8 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from mtlscene.experiments.definition import Experiment, Row
+from mtlscene.experiments.paired_table import versus
 from mtlscene.experiments.plan import PlannedRun, RunJob, plan_runs, run_args
 from mtlscene.experiments.single_run import RESULT_FILE
+from mtlscene.experiments.statistics import format_mean_std as _cell
+from mtlscene.experiments.statistics import mean_std as _mean_std
 
 GROUPING_FILE = "grouping.json"
 REPORT_FILE = "grouping.md"
@@ -310,18 +313,12 @@ def run_grouping_stage(
 # --- the report ---------------------------------------------------------------------------
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def _deltas_by_seed(by_task, seeds, baselines, columns) -> dict[int, float]:
+    """Seed -> Δm % of a setup (each task's metric from the run that trained it)."""
+    from mtlscene.experiments.delta import delta_m
 
-
-def _cell(values: Sequence[float], digits: int) -> str:
-    mean, std = _mean_std(values)
-    if math.isnan(mean):
-        return "-"
-    return f"{mean + 0.0:.{digits}f} ± {std:.{digits}f}"
+    merged = {seed: _merged_metrics(by_task, seed) for seed in seeds}
+    return {seed: delta_m(m, baselines, columns) for seed, m in merged.items() if m}
 
 
 def _runs_of_grouping(
@@ -558,6 +555,7 @@ def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any])
         "metric taken from its setup's run of that seed (one per task: the seed-to-seed noise "
         "of the reference). Parameters: the networks' total, from the runs' recorded cost.",
     ]
+    lines += _paired_check_lines(setups, seeds, baselines, columns)
     if decision.get("check") == "all":
         single = setups["one"]
 
@@ -609,6 +607,26 @@ def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any])
                 f"| {rank} | {label} | {score:+.4f} | {selection} | "
                 f"{_cell(trained_delta(groups), 2)} |"
             )
+        all_in_one = _deltas_by_seed(setups["all"], seeds, baselines, columns)
+        sentences = [
+            versus(
+                _label(groups),
+                "all in one",
+                _deltas_by_seed(
+                    _runs_of_grouping(results, groups, single), seeds, baselines, columns
+                ),
+                all_in_one,
+            )
+            for groups in checked_groupings(decision)
+        ]
+        if any(sentences):
+            lines += [
+                "",
+                "On test, paired by seed (each grouping's Δm minus all in one's, 95 % paired t "
+                "interval, negative is better):",
+                "",
+                *(f"- {sentence}." for sentence in sentences if sentence is not None),
+            ]
         if chosen is not None:
             label = " ".join("{" + ", ".join(g) + "}" for g in chosen)
             lines += [
@@ -617,6 +635,28 @@ def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any])
                 f"{_cell(trained_delta(chosen), 2)} Δm %.",
             ]
     return lines
+
+
+def _paired_check_lines(setups, seeds, baselines, columns) -> list[str]:
+    """The suggested grouping against one network per task and one for all, seed by seed."""
+    deltas = {
+        setup: _deltas_by_seed(setups[setup], seeds, baselines, columns)
+        for setup in ("one", "all", "grouping")
+    }
+    sentences = [
+        versus("suggested grouping", name, deltas["grouping"], deltas[setup])
+        for setup, name in (("all", "all in one"), ("one", "one per task"))
+    ]
+    sentences = [f"- {s}." for s in sentences if s is not None]
+    if not sentences:
+        return []
+    return [
+        "",
+        "Paired by seed (Δm of the suggestion minus the other setup's, 95 % paired t "
+        "interval, negative is better):",
+        "",
+        *sentences,
+    ]
 
 
 def _val_as_test(metrics: Mapping[str, float]) -> dict[str, float]:

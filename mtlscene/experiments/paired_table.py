@@ -221,6 +221,20 @@ def best_fixed_lines(
     ]
 
 
+def versus(
+    row: str, reference: str, values: Mapping[int, float], reference_values: Mapping[int, float]
+) -> str | None:
+    """One sentence on Δm per seed: ``"A against B: Δm +1.00 [-3.97, +5.97] points: not
+    distinguishable at 3 seeds (...)"``; None without a common seed."""
+    difference = paired_difference(values, reference_values)
+    if difference is None:
+        return None
+    return (
+        f"{row} against {reference}: Δm {format_difference(difference)} points: "
+        f"{compare(difference, lower_is_better=True)}"
+    )
+
+
 def claim(difference: PairedDifference) -> str:
     """Whether "learned ≥ best fixed" holds for a Δm difference (learned minus fixed)."""
     if not difference.excludes_zero:
@@ -237,4 +251,5 @@ __all__ = [
     "main_columns",
     "paired_lines",
     "reference_rows",
+    "versus",
 ]
