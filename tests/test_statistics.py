@@ -267,3 +267,17 @@ def test_grouping_report_pairs_each_trained_grouping_with_all_in_one():
         "this small)." in text
     )
     assert "- {semantic} {depth} against all in one: Δm +0.00 [-12.42, +12.42]" in text
+
+
+def test_best_fixed_is_taken_among_rows_trained_as_long(results, tmp_path):
+    # A fixed row trained twice as long is far better (Δm -10) but is not the learned
+    # row's best fixed: that comparison would credit the weights with the extra steps.
+    for seed in range(3):
+        test = {"test/semantic/miou": 0.20, "test/depth/mae": 0.40}
+        longer = _result("fixed, 2x steps", seed, test, ["semantic", "depth"])
+        results.append(longer | {"global_step": 20})
+    rows = (*EXPERIMENT.rows, Row("fixed, 2x steps", weights={"semantic": 0.9, "depth": 0.1}))
+    experiment = Experiment("tiny", rows)
+    table = write_table(results, experiment, tmp_path / "table.md", 3).read_text()
+    assert "- learned against fixed 0.9/0.1: Δm +3.00 [+0.52, +5.48] points" in table
+    assert "against fixed, 2x steps" not in table

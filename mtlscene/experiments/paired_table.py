@@ -175,24 +175,28 @@ def paired_lines(
             'many seeds; "implies N seeds": the number at which the measured mean difference '
             "and spread would give an interval excluding 0.",
         ]
-    lines += best_fixed_lines(experiment, series, tasks)
+    steps = {}
+    for result in results:  # the training length: only rows trained as long are compared
+        steps.setdefault(result["row"], (tasks[result["row"]], result.get("global_step")))
+    lines += best_fixed_lines(experiment, series, steps)
     return lines
 
 
 def best_fixed_lines(
     experiment: Experiment,
     series: Mapping[str, Mapping[str, Mapping[int, float]]],
-    tasks: Mapping[str, tuple[str, ...]],
+    setups: Mapping[str, tuple[tuple[str, ...], Any]],
 ) -> list[str]:
-    """The paper's claim, learned ≥ the best fixed weights, for every non-fixed row whose
-    task set has fixed rows, on Δm."""
+    """The paper's claim, learned ≥ the best fixed weights, on Δm, for every non-fixed row
+    against the fixed rows of the same setup: ``setups`` maps a row to its tasks and
+    training steps, and rows are compared only within one setup."""
     verdicts: list[str] = []
     fixed = {row.name for row in experiment.rows if is_fixed(row)}
-    for task_set in dict.fromkeys(tasks[row.name] for row in experiment.rows if row.name in tasks):
+    for setup in dict.fromkeys(setups[row.name] for row in experiment.rows if row.name in setups):
         rows = [
             row.name
             for row in experiment.rows
-            if tasks.get(row.name) == task_set and len(task_set) > 1 and series[row.name].get(DELTA)
+            if setups.get(row.name) == setup and len(setup[0]) > 1 and series[row.name].get(DELTA)
         ]
         candidates = [name for name in rows if name in fixed]
         if not candidates:
@@ -214,8 +218,9 @@ def best_fixed_lines(
         "### Learned against the best fixed weights (the paper: learned ≥ best fixed)",
         "",
         "Each row whose weights are not fixed, paired on Δm with the fixed-weight row of the "
-        "same tasks that has the lowest mean Δm (chosen on these test seeds, which favours "
-        "it). 95 % paired t interval of row minus best fixed; negative is better.",
+        "same tasks and training steps that has the lowest mean Δm (chosen on these test "
+        "seeds, which favours it). 95 % paired t interval of row minus best fixed; negative "
+        "is better.",
         "",
         *verdicts,
     ]
