@@ -8,7 +8,13 @@ the table shows the median step time and the median of these paired ratios, so s
 of a shared machine cancel. For loss-based methods it also times the weighting alone
 (combine and its backward on scalar losses), the part that differs between them.
 
+With ``--rep-grad`` every gradient method also runs with ``rep_grad: true`` (task gradients
+at the shared representation, see docs/weighting.md), and a second table puts its
+parameter- and representation-level step times side by side, as ratios to ``--baseline``:
+
     python benchmarks/bench_weighting_methods.py --size 64 128 --batch-size 2 --steps 20
+    python benchmarks/bench_weighting_methods.py --methods mgda pcgrad upgrad imtl_g \
+        --rep-grad --baseline uncertainty
 """
 
 from __future__ import annotations
@@ -33,8 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESET_NAMES = {name: name for name in WEIGHTING_METHODS} | {"fixed": "approx_optimal"}
 
 
-def build(method: str, args: argparse.Namespace):
-    """The tiny test network with this method's preset, plus its optimizer."""
+REP = " (rep)"  # label suffix of a method's rep_grad variant
+
+
+def build(method: str, args: argparse.Namespace, extra: tuple[str, ...] = ()):
+    """The tiny test network with this method's preset (plus ``extra`` options), and its
+    optimizer."""
     cli = build_cli(
         [
             "--config",
@@ -51,6 +61,7 @@ def build(method: str, args: argparse.Namespace):
             f"{{train: {args.batch_size * args.batches}, val: 2, test: 2}}",
             "--trainer.logger",
             "false",
+            *extra,
         ],
         run=False,
     )
@@ -62,7 +73,9 @@ def build(method: str, args: argparse.Namespace):
 
 def step(model, optimizer, batch, index: int) -> None:
     optimizer.zero_grad(set_to_none=True)
-    loss = model.training_step(batch, index)
+    # The step's work without Lightning's logging, where the module separates the two.
+    objective = getattr(model, "training_objective", None)
+    loss = objective(batch)[0] if objective is not None else model.training_step(batch, index)
     loss.backward()
     optimizer.step()
 
@@ -87,12 +100,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--data", default="data/bench_weighting")
     parser.add_argument("--methods", nargs="*", default=None, help="short names (default all)")
+    parser.add_argument(
+        "--rep-grad", action="store_true", help="also run each gradient method with rep_grad"
+    )
+    parser.add_argument("--baseline", default="equal", help="short name the ratios divide by")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # self.log without a Trainer warns once per key
 
     methods = args.methods or list(WEIGHTING_METHODS)
-    if "equal" not in methods:
-        methods = ["equal", *methods]
+    if args.baseline not in methods:
+        methods = [args.baseline, *methods]
     runs, skipped = {}, {}
     for method in methods:
         try:
@@ -100,7 +117,11 @@ def main() -> None:
         except Exception as error:  # noqa: BLE001 - a missing optional solver skips the row
             lines = [line.strip() for line in str(error).splitlines()]
             skipped[method] = next((line for line in lines if "needs" in line), lines[-1])[:100]
-    cli = runs["equal"][0]
+            continue
+        if args.rep_grad and hasattr(runs[method][1].weighting, "rep_grad"):
+            option = ("--model.weighting.init_args.rep_grad", "true")
+            runs[method + REP] = build(method, args, option)
+    cli = runs[args.baseline][0]
     cli.datamodule.prepare_data()  # writes the synthetic data when missing
     cli.datamodule.setup("fit")
     loader = iter(cli.datamodule.train_dataloader())
@@ -121,17 +142,31 @@ def main() -> None:
         f"resnet18 DeepLab (tests/conf/tiny.yaml), {args.steps} steps per method, "
         f"torch threads {torch.get_num_threads()}"
     )
-    print("| method | median step (ms) | vs equal (median paired ratio) | weighting alone (us) |")
+    base = args.baseline
+
+    def ratio(method: str) -> float:
+        return statistics.median(t / b for t, b in zip(times[method], times[base], strict=True))
+
+    def median_ms(method: str) -> float:
+        return 1000 * statistics.median(times[method])
+
+    print(f"| method | median step (ms) | vs {base} (median paired ratio) | weighting alone (us) |")
     print("|---|---:|---:|---:|")
     for method, (_, model, _) in runs.items():
-        ratios = [t / e for t, e in zip(times[method], times["equal"], strict=True)]
         alone = "" if model.weighting.requires_gradients else f"{weighting_alone(model):.0f}"
-        print(
-            f"| {method} | {1000 * statistics.median(times[method]):.1f} | "
-            f"{statistics.median(ratios):.3f} | {alone} |"
-        )
+        print(f"| {method} | {median_ms(method):.1f} | {ratio(method):.3f} | {alone} |")
     for method, reason in skipped.items():
         print(f"| {method} | not run: {reason} | | |")
+    if args.rep_grad:
+        print(f"\nTask gradients at the shared parameters vs at the representation (x {base}):")
+        print(f"| method | parameters (ms) | vs {base} | representation (ms) | vs {base} |")
+        print("|---|---:|---:|---:|---:|")
+        for method in [m for m in runs if m + REP in runs]:
+            rep = method + REP
+            print(
+                f"| {method} | {median_ms(method):.1f} | {ratio(method):.2f}x | "
+                f"{median_ms(rep):.1f} | {ratio(rep):.2f}x |"
+            )
 
 
 if __name__ == "__main__":
