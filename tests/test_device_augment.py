@@ -139,3 +139,15 @@ def test_augment_on_device_trains_with_raw_worker_batches(capsys):
             main([*args, *extra, "--print_config"])
         resolved = yaml.safe_load(capsys.readouterr().out)
         assert resolved["data"]["init_args"]["augment_on_device"] is bool(extra)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_device_path_on_a_gpu_equals_it_on_the_cpu(root):
+    device = DeviceAugmentation(SIZE, (0.75, 1.25), 0.5, 0.2)
+    raw = CityscapesMultiTask(root, "train", SIZE, device_augmentation=device)
+    batch = default_collate([raw[(index, seed)] for index in range(3) for seed in (0, 1)])
+    on_cpu = device(dict(batch))
+    on_gpu = device({k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()})
+    for key, value in on_cpu.items():
+        if torch.is_tensor(value):
+            assert on_gpu[key].is_cuda and torch.equal(on_gpu[key].cpu(), value), key

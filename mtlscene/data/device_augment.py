@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from mtlscene.data.augment_draw import BRIGHTNESS, CONTRAST, AugmentDraw
+from mtlscene.data.augment_draw import CONTRAST, SATURATION, AugmentDraw
 from mtlscene.data.encoding import INSTANCE_ID_OFFSET
 from mtlscene.data.labels import label_id_lut
 
@@ -47,6 +47,7 @@ RAW_KEYS: tuple[str, ...] = ("raw_image", "raw_targets", "augment", "resize_scal
 
 _ID_BINS = 1 << 16  # instance ids are 16-bit: one table slot per id and sample, no sync
 _COEF_SCALE = 2048.0  # OpenCV's INTER_RESIZE_COEF_SCALE: bilinear weights in 11 bits
+_CONTIGUOUS = torch.contiguous_format
 _GRAY = (9798.0, 19235.0, 3735.0)  # OpenCV's 8-bit RGB2GRAY weights (sum 2**15)
 
 
@@ -100,28 +101,26 @@ class DeviceAugmentation:
         raw = batch["raw_image"]
         params = batch["augment"]
         device = raw.device
-        height, width = raw.shape[1:3]
+        batch_size, height, width = raw.shape[:3]
         scaled_h, scaled_w = params[:, 0], params[:, 1]
-        flip = params[:, 2] > 0.5
         rows = _positions(params[:, 5] - params[:, 3], self.crop_size[0], device)
         cols = _positions(params[:, 6] - params[:, 4], self.crop_size[1], device)
         inside = ((rows >= 0) & (rows < scaled_h[:, None]))[:, :, None] & (
             (cols >= 0) & (cols < scaled_w[:, None])
         )[:, None, :]
-        # The host flips the scaled frame: column c of it is column w' - 1 - c before.
-        cols = torch.where(flip[:, None], scaled_w[:, None] - 1 - cols, cols)
+        # The host flips the scaled frame: its column c is column w' - 1 - c unflipped.
+        cols = torch.where(params[:, 2:3] > 0.5, scaled_w[:, None] - 1 - cols, cols)
 
-        targets = (
-            _gather_nearest(
-                batch["raw_targets"],
-                _nearest_index(rows, scaled_h, height),
-                _nearest_index(cols, scaled_w, width),
-            )
-            * inside[:, None]
+        # Targets: one gather of all three raw channels at OpenCV's nearest pixels.
+        source = _flat_index(
+            _nearest_index(rows, scaled_h, height), _nearest_index(cols, scaled_w, width), width
         )
-        image = _bilinear(raw, rows, cols, scaled_h, scaled_w) * inside[..., None]
+        flat = batch["raw_targets"].reshape(batch_size, 3, height * width)
+        picked = flat.gather(2, source[:, None, :].expand(-1, 3, -1))
+        targets = picked.view(batch_size, 3, *self.crop_size) * inside[:, None]
+        image = _bilinear(raw, rows, cols, scaled_h, scaled_w) * inside[:, None]
         if self.color_jitter > 0:
-            image = _jitter(image, params[:, 7:10], params[:, 10:13])
+            image = _jitter(image, params[:, 7:10], params[:, 10:13].long())
 
         label_ids, instance_ids, raw_disparity = targets.long().unbind(1)
         # The same scale as the host: working/source width times scaled/working width.
@@ -130,7 +129,7 @@ class DeviceAugmentation:
         disparity = (raw_disparity.float() - 1.0) / 256.0 * valid
         offsets, instance_mask = _instance_offsets(instance_ids)
         out = {
-            "image": (image.permute(0, 3, 1, 2) / 255.0).contiguous(),
+            "image": image / 255.0,
             "semantic": self._lut_on(device)[label_ids.clamp(0, 255)],
             "instance_offset": offsets,
             "instance_mask": instance_mask,
@@ -150,28 +149,30 @@ class DeviceAugmentation:
 
 
 def _jitter(image: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """albumentations' ColorJitter on 8-bit values (float tensors holding integers)."""
+    """albumentations' ColorJitter of (B, 3, h, w) float 8-bit values, per-sample order.
+
+    Brightness and contrast are 256-entry lookup tables per sample, as albumentations builds
+    them (float32, truncated to 8 bits); saturation blends with OpenCV's grey image.
+    """
     batch = image.shape[0]
     view = (batch, 1, 1, 1)
+    levels = torch.arange(256, dtype=torch.float32, device=image.device)
     for step in range(3):
-        op = order[:, step]
-        factor = factors.gather(1, op[:, None].long()).float().view(view)
+        op = order[:, step : step + 1]
+        factor = factors.gather(1, op)  # (B, 1) float64
         gray = _gray(image)
-        # Contrast blends with the mean grey level of the whole crop (float64, as numpy).
-        mean = gray.double().mean(dim=(1, 2)).view(view)
-        offset = (mean * (1.0 - factors[:, CONTRAST].view(view))).float()
-        brightness = (image * factor).clamp(0, 255).floor()
-        contrast = (image * factor + offset).clamp(0, 255).floor()
+        # Contrast blends with the crop's mean grey level (float64, as numpy's mean).
+        mean = gray.double().mean(dim=(1, 2, 3))[:, None]
+        offset = (mean * (1.0 - factors[:, CONTRAST : CONTRAST + 1])).float()
+        scaled = levels * factor.float()
+        table = torch.where(op == CONTRAST, scaled + offset, scaled).clamp(0, 255).floor()
+        looked_up = table.gather(1, image.long().view(batch, -1)).view_as(image)
         # cv2.addWeighted: one float32 fused multiply-add (emulated in float64, where the
-        # product is exact) of the grey image's float32 product, rounded half to even.
-        weight = (1.0 - factors.gather(1, op[:, None].long())).float().view(view)
-        blend = image.double() * factor.double() + (gray[..., None] * weight).double()
-        saturation = blend.float().round().clamp(0, 255)
-        image = torch.where(
-            (op == BRIGHTNESS).view(view),
-            brightness,
-            torch.where((op == CONTRAST).view(view), contrast, saturation),
-        )
+        # product is exact) with the grey image's float32 product, rounded half to even.
+        weight = (1.0 - factor).float().view(view)
+        blend = image.double() * factor.float().double().view(view) + (gray * weight).double()
+        saturated = blend.float().round().clamp(0, 255)
+        image = torch.where((op == SATURATION).view(view), saturated, looked_up)
     return image
 
 
@@ -212,11 +213,9 @@ def _linear_index(
     return first, second, weights[0].int(), weights[1].int()
 
 
-def _gather_nearest(targets: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """targets (B, C, H, W) sampled at rows (B, h) and cols (B, w): (B, C, h, w)."""
-    batch, channels, _, width = targets.shape
-    picked = targets.gather(2, rows[:, None, :, None].expand(batch, channels, -1, width))
-    return picked.gather(3, cols[:, None, None, :].expand(batch, channels, rows.shape[1], -1))
+def _flat_index(rows: torch.Tensor, cols: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, h * w) indices into a flattened (H * W) frame of rows (B, h) x cols (B, w)."""
+    return (rows[:, :, None] * width + cols[:, None, :]).flatten(1)
 
 
 def _bilinear(
@@ -226,38 +225,40 @@ def _bilinear(
     scaled_h: torch.Tensor,
     scaled_w: torch.Tensor,
 ) -> torch.Tensor:
-    """uint8 (B, H, W, 3) resampled at the crop's positions: float (B, h, w, 3), 8-bit values.
+    """uint8 (B, H, W, 3) resampled at the crop's positions: float (B, 3, h, w), 8-bit values.
 
     OpenCV's integer arithmetic: a horizontal pass with 11-bit weights, then a vertical one
     whose rounding is that of its SIMD loop (``((S0 >> 4) * b0 >> 16) + ((S1 >> 4) * b1 >>
     16) + 2 >> 2``), which produces nearly every pixel.
     """
-    batch, height, width, channels = image.shape
-    top, bottom, top_weight, bottom_weight = _linear_index(rows, scaled_h, height, vertical=True)
-    left, right, left_weight, right_weight = _linear_index(cols, scaled_w, width, vertical=False)
-    crop_w = cols.shape[1]
+    batch, height, width, _ = image.shape
+    top, bottom, top_weight, bottom_weight = _linear_index(rows, scaled_h, height, True)
+    left, right, left_weight, right_weight = _linear_index(cols, scaled_w, width, False)
+    # A pixel padded to 4 bytes is one int32: one gather moves all its channels.
+    pixels = torch.nn.functional.pad(image, (0, 1)).view(torch.int32).view(batch, -1)
+    shape = (batch, rows.shape[1], cols.shape[1], 4)
 
-    def pick_cols(index: torch.Tensor) -> torch.Tensor:
-        expanded = index[:, None, :, None].expand(batch, height, -1, channels)
-        return image.gather(2, expanded).int()
+    def corner(row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        picked = pixels.gather(1, _flat_index(row, col, width)).view(torch.uint8).view(shape)
+        # Channels first from here: broadcasting the per-row and per-column weights then
+        # runs along contiguous rows.
+        return picked.permute(0, 3, 1, 2)[:, :3].to(torch.int32, memory_format=_CONTIGUOUS)
 
-    horizontal = (
-        pick_cols(left) * left_weight[:, None, :, None]
-        + pick_cols(right) * right_weight[:, None, :, None]
-    ) >> 4
+    def horizontal(row: torch.Tensor) -> torch.Tensor:
+        total = corner(row, left) * left_weight[:, None, None, :]
+        return (total + corner(row, right) * right_weight[:, None, None, :]) >> 4
 
-    def vertical(index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        expanded = index[:, :, None, None].expand(batch, -1, crop_w, channels)
-        return (horizontal.gather(1, expanded) * weight[:, :, None, None]) >> 16
-
-    total = vertical(top, top_weight) + vertical(bottom, bottom_weight)
-    return ((total + 2) >> 2).clamp(0, 255).float()
+    upper = (horizontal(top) * top_weight[:, None, :, None]) >> 16
+    lower = (horizontal(bottom) * bottom_weight[:, None, :, None]) >> 16
+    return ((upper + lower + 2) >> 2).clamp(0, 255).float()
 
 
 def _gray(image: torch.Tensor) -> torch.Tensor:
-    """OpenCV's 8-bit RGB2GRAY of (B, H, W, 3) integer values (15-bit weights, rounded)."""
-    red, green, blue = image.unbind(-1)
-    # Integers below 2**24: exact in float32.
+    """OpenCV's 8-bit RGB2GRAY of (B, 3, H, W) integer values, as (B, 1, H, W).
+
+    15-bit weights, rounded; every sum is an integer below 2**24, so float32 is exact.
+    """
+    red, green, blue = image[:, 0:1], image[:, 1:2], image[:, 2:3]
     weighted = red * _GRAY[0] + green * _GRAY[1] + blue * _GRAY[2] + 16384.0
     return (weighted / 32768.0).floor()
 
