@@ -281,3 +281,31 @@ def test_best_fixed_is_taken_among_rows_trained_as_long(results, tmp_path):
     table = write_table(results, experiment, tmp_path / "table.md", 3).read_text()
     assert "- learned against fixed 0.9/0.1: Δm +3.00 [+0.52, +5.48] points" in table
     assert "against fixed, 2x steps" not in table
+
+
+def test_paired_delta_m_counts_every_delta_metric_not_only_the_shown_ones(tmp_path):
+    # Task b has two Δm metrics; the paired section shows only its first (err), but its Δm
+    # difference must be the table's: over err and rel. Baselines a 0.5, err 2.0, rel 0.2.
+    declared = {
+        "a": [{"key": "acc", "title": "Acc %", "higher_is_better": True, "scale": 100.0}],
+        "b": [
+            {"key": "err", "title": "Err", "higher_is_better": False},
+            {"key": "rel", "title": "Rel", "higher_is_better": False},
+        ],
+    }
+    runs = []
+    for seed, rel in enumerate([0.20, 0.22, 0.24]):
+        for row, test, tasks in (
+            ("a only", {"test/a/acc": 0.5}, ["a"]),
+            ("b only", {"test/b/err": 2.0, "test/b/rel": 0.2}, ["b"]),
+            ("ref", {"test/a/acc": 0.5, "test/b/err": 2.0, "test/b/rel": 0.2}, ["a", "b"]),
+            ("row", {"test/a/acc": 0.5, "test/b/err": 2.0, "test/b/rel": rel}, ["a", "b"]),
+        ):
+            result = _result(row, seed, test, tasks)
+            result["table_metrics"] = {t: declared[t] for t in tasks}
+            runs.append(result)
+    rows = (Row("a only"), Row("b only"), Row("ref", weighting="uncertainty"), Row("row"))
+    table = write_table(runs, Experiment("two", rows), tmp_path / "t.md", 3).read_text()
+    # rel +0, +10, +20 % -> Δm (over acc, err, rel) 0, +3.33, +6.67: mean +3.33, sd 3.33,
+    # half-width 4.3027 * 3.333 / sqrt(3) = 8.28.
+    assert "| row | 3 | +3.33 [-4.95, +11.61] |" in table

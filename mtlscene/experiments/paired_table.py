@@ -66,9 +66,11 @@ def main_columns(columns: Sequence[Column]) -> list[Column]:
 def _series(
     runs: Sequence[Mapping[str, Any]],
     columns: Sequence[Column],
+    shown: Sequence[Column],
     baselines: Mapping[str, float],
 ) -> dict[str, dict[int, float]]:
-    """Per quantity (``delta_m`` or a column key), seed -> value, as printed in the table."""
+    """Per quantity, seed -> value as printed in the table: ``delta_m`` (over every Δm
+    column, as the table's Δm) and each ``shown`` column."""
     series: dict[str, dict[int, float]] = {}
     for run in runs:
         seed = int(run["seed"])
@@ -76,7 +78,7 @@ def _series(
             value = delta_m(run["test"], baselines, columns)
             if not math.isnan(value):
                 series.setdefault(DELTA, {})[seed] = value
-        for column in columns:
+        for column in shown:
             if column.key in run["test"]:
                 series.setdefault(column.key, {})[seed] = run["test"][column.key] * column.scale
     return series
@@ -127,7 +129,7 @@ def paired_lines(
     tasks = _task_sets(results)
     shown = main_columns(columns)
     series = {
-        row.name: _series([r for r in results if r["row"] == row.name], shown, baselines)
+        row.name: _series([r for r in results if r["row"] == row.name], columns, shown, baselines)
         for row in experiment.rows
     }
     lines: list[str] = []
