@@ -314,6 +314,9 @@ class SlurmRun:
     def _requeue(submitit_requeue: Any, stop: RequeueRequested) -> NoReturn:
         """Requeue once through submitit (rank 0; it counts time-limit requeues), then exit."""
         print(f"{stop}", flush=True)
+        # Decided: the SIGTERM that `scontrol requeue` sends this job changes nothing now.
+        for signum in (signal.SIGTERM, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_IGN)
         if not callable(submitit_requeue):
             raise SystemExit(f"not under submitit, nothing requeues this job; {stop.path} holds it")
         try:
