@@ -83,8 +83,16 @@ START_HERE = {
   --ckpt_path FILE           the checkpoint to evaluate (its model is used)""",
     "predict": _COMMON_OPTIONS
     + """
-  --ckpt_path FILE           the checkpoint whose predictions are written""",
+  --ckpt_path FILE           the checkpoint whose predictions are written
+  --mc_dropout N             also write epistemic maps from N MC-dropout passes (heads
+                             trained with model.tasks.<task>.dropout > 0)""",
 }
+MC_DROPOUT_HELP = (
+    "predict only: N > 0 runs N Monte-Carlo dropout passes per batch, each head that trained "
+    "with dropout (model.tasks.<task>.dropout > 0) redrawing its masks, and the "
+    "PredictionWriter writes the epistemic maps (mutual information / variance) beside the "
+    "sigma maps; refused for a checkpoint trained without dropout. 0 (default): off."
+)
 # The data module a config without ``data.class_path`` gets: configs written before data
 # modules became plugins keep working unchanged.
 DEFAULT_DATA_MODULE = "mtlscene.data.CityscapesDataModule"
@@ -285,6 +293,8 @@ class MTLSceneCLI(LightningCLI):
             subparser = self._prepare_subcommand_parser(
                 self.trainer_class, name, **subparser_kwargs
             )
+            if name == "predict":  # not a Trainer.predict argument: before_predict reads it
+                subparser.add_argument("--mc_dropout", type=int, default=0, help=MC_DROPOUT_HELP)
             # One usage line, not every option: the help's first screen is for newcomers.
             subparser.usage = f"mtlscene {name} [--config FILE ...] [--ckpt_path FILE] [options]"
             subparser.start_here = START_HERE[name]
@@ -375,7 +385,20 @@ class MTLSceneCLI(LightningCLI):
             if isinstance(callback, ModelCheckpoint) and state.get("dirpath"):
                 callback.dirpath = state["dirpath"]
 
-    before_validate = before_test = before_predict = _before_evaluation
+    before_validate = before_test = _before_evaluation
+
+    def before_predict(self) -> None:
+        self._before_evaluation()
+        passes = self.config["predict"].get("mc_dropout") or 0
+        if not passes:
+            return
+        path = self._ckpt_path()
+        source = f"checkpoint {path}" if path else "the model (no --ckpt_path)"
+        try:
+            self.model.use_mc_dropout(passes, source)
+        except ValueError as error:
+            error_class = CheckpointError if path else ConfigError
+            raise error_class(f"--mc_dropout {passes}: {error}") from None
 
     def _after_subcommand(self) -> None:
         self.trainer.strategy.barrier()

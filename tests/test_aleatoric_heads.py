@@ -215,14 +215,14 @@ def test_every_weighting_method_trains_aleatoric_heads(method):
 
 
 def test_mc_dropout_varies_only_the_decoders_and_leaves_batchnorm_frozen():
-    network = _network(True)
+    network = _network(True, dropout=0.5)  # MC dropout samples the dropout heads trained with
     images = _batch()["image"]
     network.train()
     network(images)  # non-trivial running statistics
     network.eval()
     reference = network(images)
     stats = [m.running_mean.clone() for m in network.modules() if isinstance(m, nn.BatchNorm2d)]
-    passes = mc_dropout_passes(network, images, 4, 0.5)
+    passes = mc_dropout_passes(network, images, 4)
     assert not torch.allclose(passes[0]["depth"], passes[1]["depth"])
     assert not network.training
     after = [m.running_mean for m in network.modules() if isinstance(m, nn.BatchNorm2d)]

@@ -67,6 +67,10 @@ def test_fit_test_predict_and_load_from_checkpoint_give_uncertainty():
     assert torch.equal(
         result["semantic"]["prediction"], model(images)["semantic"].argmax(1)
     )  # the prediction is the plain argmax
+    with pytest.raises(ValueError, match="trained without"):  # no head trained with dropout
+        model.predict_with_uncertainty(images, mc_dropout=3)
+    for head in model.heads.values():  # (as if trained with it: MC dropout now runs)
+        head.dropout = 0.1
     with_mc = model.predict_with_uncertainty(images, mc_dropout=3)
     assert with_mc["semantic"]["mutual_information"].shape == (2, 32, 64)
     assert with_mc["depth"]["total_variance"].shape == (2, 32, 64)

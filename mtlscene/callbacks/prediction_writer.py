@@ -27,6 +27,12 @@ from mtlscene.visualize import (
     to_uint8_image,
 )
 
+# Epistemic maps (``mtlscene predict --mc_dropout``) drawn as pictures, with their titles.
+EPISTEMIC_TITLES = {
+    "mutual_information": "mutual information [nats]",
+    "epistemic_variance": "epistemic variance",
+}
+
 
 class PredictionWriter(BasePredictionWriter):
     """Saves, for every input image, pictures a person can look at and benchmark files.
@@ -43,6 +49,11 @@ class PredictionWriter(BasePredictionWriter):
     - ``pictures/{stem}_{task}_sigma.png``: per-pixel sigma of each ``aleatoric`` head, with
       a colour bar (also in the panel), and ``uncertainty/{stem}_{task}_sigma.npy`` the raw
       float32 HxW map (target units; logit-noise std for semantics);
+    - with ``mtlscene predict --mc_dropout N``, for each head trained with dropout, its
+      epistemic maps beside those: ``uncertainty/{stem}_{task}_mutual_information.npy``
+      (class heads, nats) or ``..._epistemic_variance.npy`` (regressions, target units
+      squared), each also as ``pictures/{stem}_{task}_{map}.png`` and in the panel, and for
+      aleatoric regressions ``..._total_variance.npy`` (epistemic + aleatoric; no picture);
     - ``pictures/{stem}_panel.png``: input and all outputs side by side;
     - ``cityscapes/semantic/{stem}_pred_labelIds.png``: pixel-level results (labelIds);
     - ``cityscapes/instance/{stem}_pred_instances.txt`` + masks: instance-level results;
@@ -213,6 +224,16 @@ class PredictionWriter(BasePredictionWriter):
             np.save(raw, sigma.astype(np.float32))
             self.num_written += 1
             pictures.append((f"{task}_sigma", f"{task} sigma", colorize_with_colorbar(sigma)))
+        for task, maps in outputs.get("epistemic", {}).items():
+            for kind, values in maps.items():
+                array = values[index].float().cpu().numpy().astype(np.float32)
+                raw = self.output_dir / "uncertainty" / f"{stem}_{task}_{kind}.npy"
+                raw.parent.mkdir(parents=True, exist_ok=True)
+                np.save(raw, array)
+                self.num_written += 1
+                if kind in EPISTEMIC_TITLES:  # the total is the sigma and this one summed
+                    title = f"{task} {EPISTEMIC_TITLES[kind]}"
+                    pictures.append((f"{task}_{kind}", title, colorize_with_colorbar(array)))
         if not self.pictures:
             return
         folder = self.output_dir / "pictures"

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
@@ -58,8 +59,10 @@ class TaskHead(nn.Module, ABC):
         aleatoric_likelihood: the per-pixel likelihood of a regression head's residual,
             "laplace" or "gaussian"; None takes the head's ``default_pixel_likelihood``.
         dropout: dropout probability before the decoder's final 1x1 projection while
-            training (0: none, the default); MC dropout at predict time
-            (:mod:`mtlscene.tasks.epistemic`) switches it on in eval mode.
+            training (0, the default: no dropout runs, the numerics of a head without the
+            option); saved with the head's options in checkpoints. MC dropout at predict
+            time (:mod:`mtlscene.tasks.epistemic`) needs it > 0: it redraws these masks, at
+            this probability, in eval mode.
     """
 
     default_likelihood: ClassVar[Likelihood]
@@ -95,8 +98,9 @@ class TaskHead(nn.Module, ABC):
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"{type(self).__name__} dropout must be in [0, 1), got {dropout}")
         self.dropout = float(dropout)
-        # Set by MC dropout at predict time: dropout on in eval mode (BatchNorm stays frozen).
-        self.mc_dropout: float | None = None
+        # Set by MC dropout at predict time: this head's dropout on in eval mode (BatchNorm
+        # stays frozen), its masks drawn from this generator instead of the global stream.
+        self.mc_generator: torch.Generator | None = None
         self.likelihood = Likelihood.parse(likelihood or self.default_likelihood)
         self.aleatoric = bool(aleatoric)
         self.pixel_likelihood = PixelLikelihood.parse(
@@ -135,12 +139,17 @@ class TaskHead(nn.Module, ABC):
         With ``aleatoric`` the last channel is the raw log-scale; :meth:`split_output` bounds it.
         """
         features = self.trunk(features)
-        probability = self.mc_dropout if self.mc_dropout is not None else self.dropout
-        if probability > 0 and (self.training or self.mc_dropout is not None):
+        if self.dropout > 0 and (self.training or self.mc_generator is not None):
             hidden = features
             for layer in list(self.decoder)[:-1]:
                 hidden = layer(hidden)
-            hidden = nn.functional.dropout(hidden, probability, training=True)
+            if self.mc_generator is None:
+                hidden = nn.functional.dropout(hidden, self.dropout, training=True)
+            else:  # the same inverted dropout, its mask from the MC stream
+                keep = torch.rand(
+                    hidden.shape, device=hidden.device, generator=self.mc_generator
+                ) >= self.dropout
+                hidden = hidden * keep.to(hidden.dtype) / (1.0 - self.dropout)
             out = self.decoder[-1](hidden)
         else:
             out = self.decoder(features)

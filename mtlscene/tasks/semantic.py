@@ -12,11 +12,18 @@ from mtlscene.data.labels import IGNORE_INDEX
 from mtlscene.data.labels import class_names as cityscapes_class_names
 from mtlscene.data.nyuv2_layout import NYUV2_CLASS_NAMES
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
-from mtlscene.tasks.aleatoric import DEFAULT_SEMANTIC_SAMPLES, mc_cross_entropy
+from mtlscene.tasks.aleatoric import DEFAULT_SEMANTIC_SAMPLES
 from mtlscene.tasks.base import TaskHead
 from mtlscene.tasks.kinds import class_logits_kind
 from mtlscene.tasks.likelihood import Likelihood
+from mtlscene.tasks.noisy_softmax import (
+    DEFAULT_ESTIMATOR,
+    check_estimator,
+    expected_log_probabilities,
+    noisy_softmax_cross_entropy,
+)
 from mtlscene.tasks.registry import register_task
+from mtlscene.tasks.sampling import mc_generator
 from mtlscene.tasks.table_metric import TableMetric
 
 CITYSCAPES_LABEL_SETS = ("trainid", "category")
@@ -88,11 +95,19 @@ class SemanticHead(TaskHead):
         class_names: names of the classes, in target-index order (nyuv2 or custom only);
             they name the ``iou/<class>`` metrics.
         aleatoric_samples: T, the Monte-Carlo samples of the noisy logits when
-            ``aleatoric: true`` (default 10). The head then predicts one more channel, a
-            per-pixel ``s = log sigma^2`` of Gaussian noise on every logit, and trains on
-            ``-log (1/T sum_t softmax(logits + sigma eps_t)[y])`` (Kendall & Gal 2017, Eq. 12);
-            the prediction stays the argmax of the logits, and validate/test report the NLL
-            and the expected calibration error of the Monte-Carlo mean probabilities.
+            ``aleatoric: true`` (default 10): the ``sampled`` estimator's draws, and those of
+            the calibration metrics. With ``aleatoric: true`` the head predicts one more
+            channel, a per-pixel ``s = log sigma^2`` of Gaussian noise on every logit, and
+            trains on ``-log E[softmax(logits + sigma eps)][y]`` (Kendall & Gal 2017,
+            Eq. 12); the prediction stays the argmax of the logits, and validate/test
+            report the NLL and the expected calibration error of the Monte-Carlo mean
+            probabilities.
+        aleatoric_estimator: how that expectation is estimated
+            (:mod:`mtlscene.tasks.noisy_softmax`): "mean_field" (the default: the probit
+            approximation ``softmax(z / sqrt(1 + pi sigma^2 / 8))``, no sampling) or
+            "sampled" (Kendall & Gal's Monte-Carlo mean over ``aleatoric_samples`` draws,
+            the loss before mean_field became the default). Outside training the sampled
+            loss draws from a dedicated seeded generator (:mod:`mtlscene.tasks.sampling`).
         **kwargs: see :class:`TaskHead`.
     """
 
@@ -109,6 +124,7 @@ class SemanticHead(TaskHead):
         num_classes: int | None = None,
         class_names: list[str] | None = None,
         aleatoric_samples: int = DEFAULT_SEMANTIC_SAMPLES,
+        aleatoric_estimator: str = DEFAULT_ESTIMATOR,
         **kwargs,
     ) -> None:
         if int(aleatoric_samples) < 1:
@@ -116,6 +132,9 @@ class SemanticHead(TaskHead):
                 f"semantic head: aleatoric_samples must be >= 1, got {aleatoric_samples}"
             )
         self.aleatoric_samples = int(aleatoric_samples)
+        self.aleatoric_estimator = check_estimator(
+            aleatoric_estimator, "semantic head aleatoric_estimator"
+        )
         self.label_set, self.class_names = resolve_classes(label_set, num_classes, class_names)
         self.output_kind = class_logits_kind(self.label_set)
         self.out_channels = len(self.class_names)
@@ -142,9 +161,30 @@ class SemanticHead(TaskHead):
         return total / labelled
 
     def aleatoric_loss(self, prediction: Tensor, log_scale: Tensor, batch: Mapping[str, Tensor]):
-        return mc_cross_entropy(
-            prediction, log_scale, batch["semantic"], self.aleatoric_samples, IGNORE_INDEX
+        return noisy_softmax_cross_entropy(
+            prediction,
+            log_scale,
+            batch["semantic"],
+            IGNORE_INDEX,
+            self.aleatoric_estimator,
+            self.aleatoric_samples,
+            self._evaluation_generator(prediction),
         )
+
+    def aleatoric_log_probabilities(
+        self, prediction: Tensor, log_scale: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """``log E[softmax(logits + sigma eps)]`` (BxCxHxW) by this head's estimator."""
+        return expected_log_probabilities(
+            prediction, log_scale, self.aleatoric_estimator, self.aleatoric_samples, generator
+        )
+
+    def _evaluation_generator(self, prediction: Tensor) -> torch.Generator | None:
+        """Training draws from the global stream (resumed exactly with it); validation and
+        test from a fresh seeded one, so they repeat and leave the global stream alone."""
+        if self.training or self.aleatoric_estimator != "sampled":
+            return None
+        return mc_generator(prediction.device)
 
     def make_aleatoric_metrics(self) -> Metric:
         from mtlscene.metrics.aleatoric import SemanticCalibration

@@ -23,7 +23,8 @@ from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.postprocess.panoptic import PanopticFusion
 from mtlscene.tasks import TableMetric, TaskHead, get_task, import_task_modules
 from mtlscene.tasks.aleatoric import aleatoric_key
-from mtlscene.tasks.epistemic import mc_dropout_passes, summarize_passes
+from mtlscene.tasks.epistemic import check_mc_dropout, epistemic_uncertainty
+from mtlscene.tasks.sampling import MC_SEED
 from mtlscene.trainers.checkpoint import record_parts
 from mtlscene.trainers.data_keys import check_heads_against_data
 from mtlscene.trainers.finite_check import NonFiniteLossMonitor
@@ -138,6 +139,9 @@ class MultiTaskModule(LightningModule):
         # training_objective compiled into one graph (set by CaptureTrainingStep), else None.
         self.compiled_objective: Callable | None = None
         self.latest_losses: dict[str, Tensor] = {}
+        # MC-dropout passes per predict batch (0: off); set by ``mtlscene predict
+        # --mc_dropout`` through use_mc_dropout, never saved with the model.
+        self.mc_dropout = 0
         # This step's task losses with their graph, between the training step and its
         # backward: callbacks that look at per-task gradients (gradient diagnostics) read
         # them in ``on_before_backward``; cleared at batch end so no graph outlives its step.
@@ -437,6 +441,10 @@ class MultiTaskModule(LightningModule):
         sigma = self.uncertainty_maps(outputs)
         if sigma:
             prediction["sigma"] = sigma
+        if self.mc_dropout:  # task -> {"mutual_information" | "epistemic_variance"...: BxHxW}
+            prediction["epistemic"] = epistemic_uncertainty(
+                self.network, batch["image"], self.mc_dropout
+            )
         if self.clustering is not None:
             prediction["instances"] = self.cluster_instances(outputs)
             if self.panoptic is not None:
@@ -444,6 +452,15 @@ class MultiTaskModule(LightningModule):
                     outputs, prediction["instances"]
                 )
         return {"batch": batch, "prediction": prediction}
+
+    def use_mc_dropout(self, passes: int, source: str = "this model") -> None:
+        """Add epistemic maps from ``passes`` MC-dropout passes to every predict batch (0:
+        off). Refused (ValueError naming ``source``, e.g. the checkpoint, and the fix) when
+        no head trained with dropout: no dropout is ever run at a rate a head did not learn.
+        """
+        if passes:
+            check_mc_dropout(self.heads, int(passes), source)
+        self.mc_dropout = int(passes)
 
     def uncertainty_maps(self, outputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Task -> per-pixel sigma (BxHxW) of every aleatoric head, from raw outputs."""
@@ -454,7 +471,7 @@ class MultiTaskModule(LightningModule):
 
     @torch.no_grad()
     def predict_with_uncertainty(
-        self, images: Tensor, mc_dropout: int = 0, dropout: float = 0.1
+        self, images: Tensor, mc_dropout: int = 0, seed: int = MC_SEED
     ) -> dict[str, dict[str, Tensor]]:
         """Prediction and per-pixel uncertainty of every task, for use from Python.
 
@@ -463,21 +480,26 @@ class MultiTaskModule(LightningModule):
 
         Args:
             images: the batch.
-            mc_dropout: N > 0 also runs N passes with dropout (probability ``dropout``) before
-                each decoder's final projection, only those dropout layers active (BatchNorm
-                stays in eval), for the epistemic part.
-            dropout: the MC-dropout probability.
+            mc_dropout: N > 0 also runs N passes with the dropout each head trained with
+                (its ``dropout`` option, before the decoder's final projection), only those
+                dropout layers active (BatchNorm stays in eval), for the epistemic part of
+                the heads that trained with dropout. Refused (ValueError) when none did.
+            seed: the seed of the passes' own generator (the global random stream is not
+                used, so the same call gives the same maps).
 
         Returns:
             task -> ``{"prediction": ...}`` (the task's postprocessed prediction, as
             ``predict`` gives it) plus, for aleatoric heads, ``"sigma"`` (BxHxW std of one
             component: target units for regressions, logit-noise std for semantics) and
-            ``"log_scale"`` (the bounded s). With ``mc_dropout``: ``"epistemic_variance"``
+            ``"log_scale"`` (the bounded s). With ``mc_dropout``, for the heads that
+            trained with dropout: ``"epistemic_variance"``
             (regressions: variance of the N means, summed over components) or
             ``"mutual_information"`` (semantics, nats), and for regressions
             ``"total_variance"`` = aleatoric variance (sigma^2 per component, summed) +
             epistemic.
         """
+        if mc_dropout:
+            check_mc_dropout(self.heads, mc_dropout, "this model")
         self.eval()
         images = images.to(self.device)
         outputs = self(images)
@@ -488,10 +510,10 @@ class MultiTaskModule(LightningModule):
                 entry["sigma"] = head.sigma(outputs[aleatoric_key(name)])
                 entry["log_scale"] = outputs[aleatoric_key(name)][:, 0]
             result[name] = entry
-        if mc_dropout > 0:
-            passes = mc_dropout_passes(self.network, images, mc_dropout, dropout)
-            for name, head in self.heads.items():
-                result[name].update(summarize_passes(head, name, passes))
+        if mc_dropout:
+            maps = epistemic_uncertainty(self.network, images, mc_dropout, seed)
+            for name, entry in maps.items():
+                result[name].update(entry)
         return result
 
     def configure_optimizers(self):
