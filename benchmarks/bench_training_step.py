@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtlscene.callbacks.capture_step import CaptureTrainingStep, use_fused_step
 from mtlscene.models import DeepLabEncoder
 from mtlscene.trainers.multitask import MultiTaskModule
 from mtlscene.weighting import UncertaintyWeighting
@@ -112,8 +113,8 @@ class StepTimer(pl.Callback):
         self.seconds = self.clock() - self.start
 
 
-def lightning_rate(module, batches, args, device) -> float:
-    """Steps/s of ``trainer.fit`` after the warm-up steps."""
+def lightning_rate(module, batches, args, device, callbacks=()) -> float:
+    """Steps/s of ``trainer.fit`` after the warm-up steps (``callbacks`` added to the fit)."""
     timer = StepTimer(args.warmup, device, CLOCKS[args.clock])
     trainer = pl.Trainer(
         accelerator=device.type,
@@ -126,7 +127,7 @@ def lightning_rate(module, batches, args, device) -> float:
         enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        callbacks=[timer],
+        callbacks=[timer, *callbacks],
     )
     stream = list(itertools.islice(itertools.cycle(batches), args.warmup + args.steps))
     # batch_size=None hands each pre-made batch over as it is.
@@ -134,10 +135,35 @@ def lightning_rate(module, batches, args, device) -> float:
     return args.steps / timer.seconds
 
 
-def bare_step_function(module, args, device) -> Callable[[dict], None]:
-    """One training step in plain PyTorch over the module's network, losses and weighting."""
+def bare_step_function(
+    module, args, device, compile_backend: str | None = None
+) -> Callable[[dict], None]:
+    """One training step in plain PyTorch over the module's network, losses and weighting.
+
+    With ``compile_backend`` the forward pass, losses and weighting run as the module's
+    ``training_objective`` compiled as ``CaptureTrainingStep`` compiles it (CUDA graphs with
+    inductor's reduce-overhead), and the optimizer takes its fused step on a GPU.
+    """
     network, weighting = module.network.to(device), module.weighting.to(device)
     optimizer = module.configure_optimizers()
+    if compile_backend is not None:
+        capture = CaptureTrainingStep(backend=compile_backend)
+        objective = torch.compile(module.training_objective, **capture.options)
+        use_fused_step(optimizer)
+        autocast = (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if args.precision == "bf16-mixed"
+            else contextlib.nullcontext()
+        )
+
+        def captured_step(batch: dict) -> None:
+            with autocast:
+                total, _ = objective(batch)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+
+        return captured_step
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16)
         if args.precision == "bf16-mixed"
@@ -189,7 +215,8 @@ def peak_flops(device: torch.device, override_tflops: float | None) -> tuple[flo
     return None, f"{name} is not in the peak table (pass --peak-tflops)"
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """This benchmark's options (bench_gpu_protocol.py starts from their defaults)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--paper", action="store_true", help="ResNet-101, OS 8, 128x256, batch 8")
     parser.add_argument("--backbone", default="resnet18")
@@ -214,7 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default=None, help="default: wall")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
     if args.paper:

@@ -17,6 +17,17 @@ def capture_refusal(weighting: torch.nn.Module) -> str | None:
     return None
 
 
+def use_fused_step(optimizer: torch.optim.Optimizer) -> bool:
+    """Switch ``optimizer`` to its fused step when it has one and every parameter is on a
+    GPU (what its constructor would check for ``fused=True``); returns whether it did."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if "fused" not in optimizer.defaults or not all(p.is_cuda for p in params):
+        return False
+    for group in optimizer.param_groups:
+        group["fused"], group["foreach"] = True, False
+    return True
+
+
 class CaptureTrainingStep(Callback):
     """Runs ``MultiTaskModule.training_objective`` as one ``torch.compile``-d graph.
 
@@ -80,12 +91,7 @@ class CaptureTrainingStep(Callback):
         if not (self.fused_optimizer and pl_module.device.type == "cuda"):
             return
         for optimizer in trainer.optimizers:
-            # Fused steps exist for CUDA tensors only; the constructor would have checked
-            # that, so it is checked here the same way before switching.
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-            if "fused" in optimizer.defaults and all(p.is_cuda for p in params):
-                for group in optimizer.param_groups:
-                    group["fused"], group["foreach"] = True, False
+            if use_fused_step(optimizer):
                 self.fused.append(type(optimizer).__name__)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

@@ -102,6 +102,12 @@ class MultiTaskModule(LightningModule):
             to ResNet layer4, each head owns a copy of ASPP) or "layer3" (shared up to
             layer3, each head owns copies of layer4 and ASPP). ``network.encoder`` is the
             shared part; the copies live in the heads (``heads[task].trunk``).
+        calibration: also measure the calibration of heads without per-pixel sigma
+            (``{val,test}/<task>/nll`` ..., as aleatoric heads always do): the softmax of
+            class logits (NLL, ECE), and for a regression head its likelihood family with
+            the weighting's task sigma (NLL, AUSE, coverage; only under a weighting with a
+            task sigma, see ``LossWeighting.error_scales``; not defined under the others).
+            Adds those columns to experiment tables.
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class MultiTaskModule(LightningModule):
         panoptic: PanopticFusion | None = None,
         panoptic_quality: bool = True,
         branch_point: str = "aspp",
+        calibration: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -156,6 +163,7 @@ class MultiTaskModule(LightningModule):
         self.configure_postprocessing(clustering, panoptic)
         self.instance_ap = instance_ap and self.clustering is not None
         self.panoptic_quality = panoptic_quality and self.panoptic is not None
+        self.calibration = calibration
         self.configure_metrics()
         # As plain data, so load_from_checkpoint rebuilds the same parts (weights_only=True).
         record_parts(
@@ -184,6 +192,8 @@ class MultiTaskModule(LightningModule):
                 heads[name] = head_cls(in_channels=backbone.out_channels, **dict(kwargs or {}))
             except TypeError as error:
                 raise TypeError(f"model.tasks.{name}: {error}") from error
+        # Heads with per-pixel sigma first: weightings built on task sigma give them weight 1.
+        weighting.set_per_pixel_tasks(name for name, head in heads.items() if head.aleatoric)
         weighting.bind({name: head.likelihood for name, head in heads.items()})
         active = {name: head for name, head in heads.items() if weighting.is_active(name)}
         # The checkpoint describes the whole backbone (its init arguments); branch_point, an
@@ -209,6 +219,8 @@ class MultiTaskModule(LightningModule):
     def table_metrics(self) -> dict[str, tuple[TableMetric, ...]]:
         """Task (or post-processing group) -> the test metrics it puts in a results table."""
         metrics = {name: tuple(head.table_metrics) for name, head in self.heads.items()}
+        for name in self.task_calibration:  # aleatoric heads declare theirs already
+            metrics[name] += self.heads[name].calibration_table_metrics()
         if self.panoptic_quality:
             metrics["panoptic"] = (PANOPTIC_QUALITY_COLUMN,)
         return metrics
@@ -244,12 +256,20 @@ class MultiTaskModule(LightningModule):
                 for stage in ("val", "test")
             }
         )
-        # Calibration of the per-pixel uncertainty, logged beside the task's own metrics
+        # Calibration of the per-pixel uncertainty (and with ``calibration`` of the other
+        # heads' predictive distributions), logged beside the task's own metrics
         # (``{stage}/<task>/nll``...). Metric states are not saved in checkpoints.
-        self.aleatoric_metrics = nn.ModuleDict(
+        self.task_calibration = self._task_calibration_heads()
+        self.calibration_metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
-                    {n: self.heads[n].make_aleatoric_metrics() for n in self.aleatoric_tasks}
+                    {
+                        n: self.heads[n].make_aleatoric_metrics()
+                        if self.heads[n].aleatoric
+                        else self.heads[n].make_calibration_metrics()
+                        for n in self.heads
+                        if n in self.aleatoric_tasks or n in self.task_calibration
+                    }
                 )
                 for stage in ("val", "test")
             }
@@ -259,6 +279,20 @@ class MultiTaskModule(LightningModule):
                 self.stage_metrics[stage]["instance_ap"] = InstanceAveragePrecision()
             if self.panoptic_quality:
                 self.stage_metrics[stage]["panoptic"] = CityscapesPanopticQuality()
+
+    def _task_calibration_heads(self) -> list[str]:
+        """Heads without per-pixel sigma whose calibration ``calibration`` measures: those
+        with a predictive distribution (a regression needs the weighting's task sigma)."""
+        if not self.calibration:
+            return []
+        scales = self.weighting.error_scales()
+        return [
+            name
+            for name, head in self.heads.items()
+            if not head.aleatoric
+            and head.make_calibration_metrics() is not None
+            and (name in scales or not head.calibration_needs_error_scale)
+        ]
 
     def cluster_instances(self, outputs: Mapping[str, Tensor]) -> list[dict[str, Tensor]]:
         """Instance masks, trainIds and scores per image from the raw network outputs."""
@@ -336,7 +370,9 @@ class MultiTaskModule(LightningModule):
         """Whether this step's scalars reach the loggers: Lightning's own rule (every
         ``log_every_n_steps`` and when stopping), plus the epoch's and the run's last step so
         that short runs and ``callback_metrics`` always see the latest window."""
-        trainer = self.trainer
+        trainer = self._trainer
+        if trainer is None:  # called by hand (tests, benchmarks): nothing to log to
+            return False
         last_step = 0 < trainer.max_steps <= self.global_step + 1
         return trainer._logger_connector.should_update_logs or trainer.is_last_batch or last_step
 
@@ -354,7 +390,8 @@ class MultiTaskModule(LightningModule):
         # Exact mid-epoch resume (RNG states, the loader's position) lives in a callback.
         # Parameters and FLOPs printed at fit start, batch times kept for result files.
         callbacks: list[Callback] = [ExactResume(), TrainingCost()]
-        if self.aleatoric_tasks:  # reliability and sparsification figures beside the run
+        # Reliability and sparsification figures beside the run.
+        if self.aleatoric_tasks or self.task_calibration:
             callbacks.append(UncertaintyFigures())
         return callbacks
 
@@ -390,10 +427,7 @@ class MultiTaskModule(LightningModule):
         )
         for name, head in self.heads.items():
             head.update_metrics(self.stage_metrics[stage][name], outputs[name], batch)
-        for name, metric in self.aleatoric_metrics[stage].items():
-            self.heads[name].update_aleatoric_metrics(
-                metric, outputs[name], outputs[aleatoric_key(name)], batch
-            )
+        self._update_calibration(stage, outputs, batch)
         if self.instance_ap or self.panoptic_quality:
             instances = self.cluster_instances(outputs)
             metrics = self.stage_metrics[stage]
@@ -406,6 +440,27 @@ class MultiTaskModule(LightningModule):
                 )
         return outputs
 
+    def _update_calibration(
+        self, stage: str, outputs: Mapping[str, Tensor], batch: Mapping[str, Any]
+    ) -> None:
+        """Feed the calibration metrics: per-pixel sigma for aleatoric heads; for the others
+        (``calibration``) the distribution the weighting trained, read off it now."""
+        metrics = self.calibration_metrics[stage]
+        scales = self.weighting.error_scales() if self.task_calibration else {}
+        logit_scales = self.weighting.prediction_scales() if self.task_calibration else {}
+        for name, metric in metrics.items():
+            head = self.heads[name]
+            if head.aleatoric:
+                head.update_aleatoric_metrics(
+                    metric, outputs[name], outputs[aleatoric_key(name)], batch
+                )
+                continue
+            # Under the exact Boltzmann form the trained softmax is that of the scaled logits.
+            prediction = (
+                outputs[name] * logit_scales[name] if name in logit_scales else outputs[name]
+            )
+            head.update_calibration_metrics(metric, prediction, batch, scales.get(name))
+
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Tensor]:
         return self._evaluation_step("val", batch)
 
@@ -413,7 +468,7 @@ class MultiTaskModule(LightningModule):
         return self._evaluation_step("test", batch)
 
     def _log_metrics(self, stage: str) -> None:
-        metrics = [*self.stage_metrics[stage].items(), *self.aleatoric_metrics[stage].items()]
+        metrics = [*self.stage_metrics[stage].items(), *self.calibration_metrics[stage].items()]
         for name, metric in metrics:
             values = metric.compute()
             if not isinstance(values, Mapping):  # a plain metric such as MeanMetric
