@@ -38,3 +38,19 @@ class SignalWorkersAt(Callback):
                 for signum in self.signals:
                     os.kill(worker.pid, signum)
                 self.workers_signalled += 1
+
+
+class SignalInValidation(Callback):
+    """Sends ``signals`` to this process in the first validation after training began
+    (after the training step, before the step's end in Lightning's loop)."""
+
+    def __init__(self, signals: list[str]) -> None:
+        self.signals = [getattr(signal, name) for name in signals]
+        self.sent = False
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.global_step == 0 or self.sent:
+            return
+        self.sent = True
+        for signum in self.signals:
+            os.kill(os.getpid(), signum)

@@ -81,12 +81,9 @@ class StopRequest:
         if os.getpid() != self.pid:
             return  # a forked DataLoader worker: the main process alone stops and requeues
         if self.signum is None:
+            # Nothing else here (no print): the main process may be inside a write to the
+            # same stream, and a handler must not reenter it.
             self.signum = signum
-            print(
-                f"received {signal.Signals(signum).name}: checkpoint at the next step, then "
-                "requeue",
-                flush=True,
-            )
 
 
 # Signal handlers belong to the process, so there is one request per process.
