@@ -106,33 +106,54 @@ def test_every_head_keeps_its_prediction_channels_and_adds_a_bounded_log_scale()
     assert after["semantic"].shape[1] == 19
 
 
-def test_regression_losses_are_the_documented_per_pixel_nll():
+def _value_and_s_gradient(head, prediction, batch, s_value=0.3):
+    """(loss value, d loss / d s at every pixel summed) of an aleatoric head's loss."""
+    s = torch.full((2, 1, H, W), s_value, requires_grad=True)
+    loss = head.compute_loss(prediction, batch, s)
+    loss.backward()
+    return float(loss.detach()), float(s.grad.sum())
+
+
+def test_regression_losses_have_the_nll_gradient_and_the_error_value():
+    """The gradient is the documented per-pixel NLL's; the value (what a weighting reads) is
+    the mean error sum_c |r_c|, with no constant such as the bound on s."""
     batch = _batch()
-    s = torch.full((2, 1, H, W), 0.3)
-    # depth, laplace: mean over valid pixels of exp(-s)|r| + s, shifted by D * bound = 10
+    s = 0.3
+    # depth, laplace: NLL exp(-s)|r| + s per valid pixel; d/ds of its mean: 1 - mean(exp(-s)|r|)
     depth = DepthHead(8, aleatoric=True)
-    prediction = torch.zeros(2, 1, H, W)
     mask = batch["disparity_mask"]
-    expected = (math.exp(-0.3) * batch["disparity"][mask] + 0.3).mean() + LOG_SCALE_BOUND
-    assert float(depth.compute_loss(prediction, batch, s)) == pytest.approx(float(expected))
-    # instance, gaussian, D = 2: 0.5 exp(-s) ||r||^2 + 0.5 * 2 s, shifted by 0.5 * 2 * bound
+    error = batch["disparity"][mask]
+    value, grad = _value_and_s_gradient(depth, torch.zeros(2, 1, H, W), batch, s)
+    assert value == pytest.approx(float(error.mean()), rel=1e-6)
+    assert grad == pytest.approx(float(1 - math.exp(-s) * error.mean()), rel=1e-5)
+    # instance, gaussian, D = 2: 0.5 exp(-s) ||r||^2 + 0.5 * 2 s; value: mean |dy| + |dx|
     instance = InstanceHead(8, aleatoric=True, aleatoric_likelihood="gaussian")
     mask = batch["instance_mask"]
-    squared = batch["instance_offset"].square().sum(1)[mask]
-    expected = (0.5 * math.exp(-0.3) * squared + 0.3).mean() + LOG_SCALE_BOUND
-    loss = instance.compute_loss(torch.zeros(2, 2, H, W), batch, s)
-    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
-    # normal: exp(-s) (1 - cos) + s (the von Mises-Fisher NLL)
+    offsets = batch["instance_offset"].movedim(1, -1)[mask]
+    value, grad = _value_and_s_gradient(instance, torch.zeros(2, 2, H, W), batch, s)
+    assert value == pytest.approx(float(offsets.abs().sum(1).mean()), rel=1e-6)
+    squared = offsets.square().sum(1).mean()
+    assert grad == pytest.approx(float(1 - 0.5 * math.exp(-s) * squared), rel=1e-5)
+    # normal: exp(-s) (1 - cos) + s (the von Mises-Fisher NLL); value: mean 1 - cos
     normal = SurfaceNormalHead(8, aleatoric=True)
     mask = batch["normal_mask"]
     prediction = torch.zeros(2, 3, H, W)
     prediction[:, 2] = 1
     one_minus_cos = (1 - batch["normal"][:, 2])[mask]
-    expected = (math.exp(-0.3) * one_minus_cos + 0.3).mean() + LOG_SCALE_BOUND
-    assert float(normal.compute_loss(prediction, batch, s)) == pytest.approx(float(expected))
+    value, grad = _value_and_s_gradient(normal, prediction, batch, s)
+    assert value == pytest.approx(float(one_minus_cos.mean()), rel=1e-6)
+    assert grad == pytest.approx(float(1 - math.exp(-s) * one_minus_cos.mean()), rel=1e-5)
+    # the prediction's gradient is the NLL's too: exp(-s) sign(r) / n per valid pixel
+    prediction = torch.zeros(2, 1, H, W, requires_grad=True)
+    depth.compute_loss(prediction, batch, torch.full((2, 1, H, W), s)).backward()
+    valid = batch["disparity_mask"]
+    expected = -math.exp(-s) / int(valid.sum())  # r = 0 - disparity < 0
+    assert float(prediction.grad[:, 0][valid].mean()) == pytest.approx(expected, rel=1e-5)
+    assert float(prediction.grad[:, 0][~valid].abs().sum()) == 0.0
     # without aleatoric the loss is the plain one
-    assert float(DepthHead(8).compute_loss(prediction[:, :1], batch)) == pytest.approx(
-        float(DepthHead(8).loss(prediction[:, :1], batch))
+    plain = DepthHead(8)
+    assert float(plain.compute_loss(prediction[:, :1].detach(), batch)) == pytest.approx(
+        float(plain.loss(prediction[:, :1].detach(), batch))
     )
 
 

@@ -10,6 +10,7 @@ from torchmetrics.classification import MulticlassCalibrationError
 from mtlscene.metrics.aleatoric import (
     AleatoricRegressionMetrics,
     SemanticCalibration,
+    sparsification_area,
     sparsification_curve,
 )
 from mtlscene.tasks.aleatoric import (
@@ -143,19 +144,47 @@ def _regression_metric(errors, log_scales, likelihood=LAPLACE, fractions=4):
 
 
 def test_ause_by_hand():
+    # Two pixels, errors 1 and 3. Removing the larger first, the mean left is
+    # (4 - 6 f) / (2 (1 - f)) = -1 / (1 - f) + 3 on [0, 1/2], then 1: area 2 - ln 2.
+    # Removing the smaller first: 1 / (1 - f) + 1, then 3: area 2 + ln 2.
+    oracle_area = 2 - math.log(2)
+    perfect = _regression_metric([1.0, 3.0], [0.0, 1.0]).compute()
+    assert float(perfect["ause"]) == pytest.approx(0.0, abs=1e-6)
+    reversed_ = _regression_metric([1.0, 3.0], [1.0, 0.0]).compute()
+    assert float(reversed_["ause"]) == pytest.approx(2 + math.log(2) - oracle_area, abs=1e-6)
+    # Random order: flat at the mean 2.
+    assert float(reversed_["ause_random"]) == pytest.approx(2 - oracle_area, abs=1e-6)
+    # Four pixels, errors 1..4, reversed ranking: segment k adds (C / N) ln(u0 / u1) + mu / 4,
+    # C = error left after the pixel - its error x pixels left. By hand: the oracle area is
+    # 2.5 - 1.5 ln(4/3) - 0.75 ln(3/2) - 0.25 ln 2, the reversed one 2.5 + the same logs.
+    logs = 1.5 * math.log(4 / 3) + 0.75 * math.log(1.5) + 0.25 * math.log(2)
     errors = [1.0, 2.0, 3.0, 4.0]
-    # Oracle curve at f = 0, 1/4, 2/4, 3/4: 2.5, 2, 1.5, 1. Perfect ranking: AUSE 0.
     perfect = _regression_metric(errors, [-1.0, 0.0, 1.0, 2.0]).compute()
     assert float(perfect["ause"]) == pytest.approx(0.0, abs=1e-6)
-    # Reversed ranking removes the smallest errors first: 2.5, 3, 3.5, 4 -> gaps 0, 1, 2, 3.
     reversed_ = _regression_metric(errors, [2.0, 1.0, 0.0, -1.0])
     values = reversed_.compute()
-    assert float(values["ause"]) == pytest.approx(1.5, abs=1e-6)
-    # Random order: flat at 2.5 -> gaps 0, 0.5, 1, 1.5.
-    assert float(values["ause_random"]) == pytest.approx(0.75, abs=1e-6)
+    assert float(values["ause"]) == pytest.approx(2 * logs, abs=1e-6)  # a 4-point sum: 1.5
+    assert float(values["ause_random"]) == pytest.approx(logs, abs=1e-6)
+    # The figure's curves are still sampled on the grid of fractions.
     curves = reversed_.curves()
     assert curves["by_uncertainty"].tolist() == pytest.approx([2.5, 3.0, 3.5, 4.0])
     assert curves["oracle"].tolist() == pytest.approx([2.5, 2.0, 1.5, 1.0])
+
+
+def test_ause_is_the_integral_of_the_curve_and_a_constant_sigma_ranks_at_random():
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.randint(0, 5, (40,), generator=generator).double()
+    sums = counts * torch.rand(40, generator=generator).double() * 3
+    grid = torch.arange(100000, dtype=torch.float64) / 100000  # a fine left sum
+    area = float(sparsification_area(counts, sums))
+    assert area == pytest.approx(float(sparsification_curve(counts, sums, grid).mean()), abs=1e-4)
+    # One s for every pixel (a task-level sigma): no pixel ranks above another.
+    errors = torch.rand(1, 1, 5, 7, generator=generator) * 4
+    metric = AleatoricRegressionMetrics(LAPLACE)
+    metric.update(errors, torch.full((1, 1, 5, 7), 0.2), torch.ones(1, 5, 7, dtype=torch.bool))
+    values = metric.compute()
+    assert float(values["ause"]) == pytest.approx(float(values["ause_random"]), abs=1e-6)
+    assert float(values["ause"]) > 0.1
 
 
 def test_sparsification_takes_a_share_of_the_boundary_bin():

@@ -10,12 +10,13 @@ from mtlscene.uncertainty_plots import plot_reliability, plot_sparsification
 
 
 class UncertaintyFigures(Callback):
-    """After each validation (last one wins) and test: one figure per aleatoric task.
+    """After each validation (last one wins) and test: one figure per task with calibration
+    metrics (aleatoric heads, and every head with a distribution under ``model.calibration``).
 
     ``{log_dir}/uncertainty/{stage}_{task}_reliability.png`` for classification heads (the
     reliability diagram) and ``{stage}_{task}_sparsification.png`` for regression heads,
     from the same DDP-summed states as the logged metrics. The model adds this callback by
-    itself when a head has ``aleatoric: true``.
+    itself when it has such metrics.
     """
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -26,7 +27,7 @@ class UncertaintyFigures(Callback):
         self._write(trainer, pl_module, "test")
 
     def _write(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        metrics = getattr(pl_module, "aleatoric_metrics", None)
+        metrics = getattr(pl_module, "calibration_metrics", None)
         if metrics is None or stage not in metrics:
             return
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "uncertainty"

@@ -5,11 +5,13 @@ and under DDP, and memory does not grow with the split.
 
 **AUSE** (Ilg et al., ECCV 2018). Remove the fraction ``f`` of pixels with the largest
 predicted uncertainty and take the mean error of the rest: the sparsification curve. The
-oracle removes them in order of their true error. ``AUSE`` is the mean over ``f = 0, 1/F,
-..., (F-1)/F`` (F = ``fractions``, default 20) of the gap between the two curves (a Riemann
-sum over [0, 1), in the error's unit), computed over the pixels of the whole split.
-``ause_random`` is the same gap for a random order (a flat curve at the mean error), the
-reference a useful uncertainty beats.
+oracle removes them in order of their true error. ``AUSE`` is the area between the two
+curves over ``f`` in [0, 1] (in the error's unit), computed over the pixels of the whole
+split and integrated exactly (:func:`sparsification_area`: between two bin edges the curve
+is ``C / (N (1 - f)) + mu``, whose integral is closed-form), not on a grid of fractions.
+``ause_random`` is the same area for a random order (a flat curve at the mean error), the
+reference a useful uncertainty beats. A constant uncertainty (one task-level sigma) ranks
+no pixel above another: its curve is the random one, so its AUSE is ``ause_random``.
 
 To stay DDP-exact with bounded memory, pixels are sorted through fixed histograms instead of
 a global sort: 2000 bins of ``s`` over its bounded range [-10, 10] (width 0.01, i.e. 0.5 % in
@@ -19,6 +21,7 @@ curve removes whole bins from the top and a share of the boundary bin at that bi
 error. The only approximation against an exact sort is therefore the order *within* a bin
 (pixels whose s, or whose error, agree to the bin width), which a random tie-break would
 also leave open; with pixels in distinct bins the result equals the exact sort (tested).
+The curves at ``fractions`` points (default 100) are for the figure only.
 
 **Coverage**: the share of residual components within ``±k sigma`` (k = 1, 2), against the
 likelihood's nominal share (:func:`mtlscene.tasks.aleatoric.nominal_coverage`).
@@ -50,7 +53,7 @@ from mtlscene.tasks.aleatoric import (
 SCALE_BINS = 2000
 ERROR_BINS = 2000
 LOG10_ERROR_RANGE = (-6.0, 4.0)
-DEFAULT_FRACTIONS = 20
+DEFAULT_FRACTIONS = 100
 
 
 def sparsification_curve(counts: Tensor, error_sums: Tensor, fractions: Tensor) -> Tensor:
@@ -84,6 +87,32 @@ def sparsification_curve(counts: Tensor, error_sums: Tensor, fractions: Tensor) 
     return torch.stack(curve)
 
 
+def sparsification_area(counts: Tensor, error_sums: Tensor) -> Tensor:
+    """The exact integral over f in [0, 1] of :func:`sparsification_curve`.
+
+    Bins go highest first; a share of the boundary bin goes at that bin's mean error ``mu``.
+    While bin j is being removed (``f`` from ``1 - u0`` to ``1 - u1``, ``u`` the share
+    left), the remaining mean is ``C / (N u) + mu`` with ``C`` = error of the later bins
+    minus ``mu`` times their pixels, so its integral is ``(C / N) log(u0 / u1) + mu (u0 -
+    u1)``. The last non-empty bin has no later pixels (``C = 0``), so ``u1 = 0`` is no
+    singularity. float64.
+    """
+    counts = counts.double().flip(0)
+    error_sums = error_sums.double().flip(0)
+    total = counts.sum()
+    if total <= 0:
+        return torch.tensor(math.nan, dtype=torch.float64)
+    later = total - torch.cumsum(counts, 0)  # pixels removed after each bin
+    later_error = error_sums.sum() - torch.cumsum(error_sums, 0)
+    mean_error = error_sums / counts.clamp_min(1)
+    left_before = (later + counts) / total  # u0: share left when the bin starts to go
+    left_after = later / total  # u1
+    inner = (counts > 0) & (later > 0)
+    ratio = torch.where(inner, left_before / left_after.clamp_min(1e-300), torch.ones_like(total))
+    c = torch.where(inner, later_error - mean_error * later, torch.zeros_like(total))
+    return (c / total * torch.log(ratio) + mean_error * (left_before - left_after)).sum()
+
+
 def ause_from_histograms(
     scale_counts: Tensor,
     scale_errors: Tensor,
@@ -91,17 +120,19 @@ def ause_from_histograms(
     error_sums: Tensor,
     fractions: int = DEFAULT_FRACTIONS,
 ) -> dict[str, Tensor]:
-    """``fractions``, both curves, ``ause`` and ``ause_random`` from the two histograms."""
+    """``fractions`` (a grid for the figure), both curves on it, and ``ause`` and
+    ``ause_random`` integrated exactly (:func:`sparsification_area`)."""
     grid = torch.arange(fractions, dtype=torch.float64) / fractions
     by_uncertainty = sparsification_curve(scale_counts, scale_errors, grid)
     oracle = sparsification_curve(error_counts, error_sums, grid)
     mean_error = error_sums.double().sum() / error_counts.double().sum().clamp_min(1)
+    oracle_area = sparsification_area(error_counts, error_sums)
     return {
         "fractions": grid,
         "by_uncertainty": by_uncertainty,
         "oracle": oracle,
-        "ause": (by_uncertainty - oracle).mean(),
-        "ause_random": (mean_error - oracle).mean(),
+        "ause": sparsification_area(scale_counts, scale_errors) - oracle_area,
+        "ause_random": mean_error - oracle_area,
     }
 
 
@@ -117,7 +148,7 @@ class AleatoricRegressionMetrics(Metric):
 
     Args:
         likelihood: the head's per-pixel likelihood.
-        fractions: points of the sparsification curves.
+        fractions: points of the sparsification curves drawn in the figure (AUSE is exact).
     """
 
     is_differentiable = False

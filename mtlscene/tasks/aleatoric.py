@@ -19,8 +19,10 @@ additive constants dropped:
 have the nominal coverage :func:`nominal_coverage` gives (68.3 / 95.4 % gaussian,
 75.7 / 94.1 % laplace).
 
-The training loss of a regression head is the mean NLL minus :func:`nll_lower_bound` (so
-non-negative); the logged ``nll`` metric is the plain mean NLL.
+The training loss of a regression head has the gradient of the mean NLL and the value of
+the mean error ``sum_c |r_c|`` (:func:`nll_gradient_error_value`): a continuous NLL has no
+natural zero (its constants are dropped, and it falls without bound as sigma -> 0), so no
+loss weighting may read its value; the logged ``nll`` metric is the plain mean NLL.
 
 Everything here runs in float32 with autocast off: ``exp(-s)`` of a half-precision ``s``
 overflows long before the bound.
@@ -66,12 +68,13 @@ def aleatoric_key(task: str) -> str:
     return f"{task}/aleatoric"
 
 
-def bound_log_scale(raw: Tensor, bound: float = LOG_SCALE_BOUND) -> Tensor:
+def bound_log_scale(raw: Tensor, bound: float | None = None) -> Tensor:
     """Soft bound to ``(-bound, bound)``: ``bound * tanh(raw / bound)``, in float32.
 
     Near 0 it is the identity; unlike a clamp it keeps a gradient everywhere, so a pixel
-    that overshoots is pulled back.
+    that overshoots is pulled back. ``bound`` None reads :data:`LOG_SCALE_BOUND` at call time.
     """
+    bound = LOG_SCALE_BOUND if bound is None else bound
     with torch.autocast(device_type=raw.device.type, enabled=False):
         return bound * torch.tanh(raw.float() / bound)
 
@@ -95,15 +98,32 @@ def pixel_nll(residual: Tensor, s: Tensor, likelihood: PixelLikelihood) -> Tenso
         return torch.exp(-s) * residual.float().abs().sum(1) + components * s
 
 
-def nll_lower_bound(components: int, likelihood: PixelLikelihood) -> float:
-    """The least value of :func:`pixel_nll` with ``s >= -LOG_SCALE_BOUND``: ``-0.5 D bound``
-    (gaussian) or ``-D bound`` (laplace), reached at a zero residual.
+def nll_gradient_error_value(nll: Tensor, error: Tensor) -> Tensor:
+    """A loss with the gradient of ``nll`` and the value of ``error`` (both scalars).
 
-    Heads train on the NLL minus this bound, a non-negative loss like the L1 it replaces, so
-    weightings that take ratios or logarithms of losses (DWA, GLS, FAMO) stay defined; the
-    constant changes no gradient."""
-    factor = 0.5 if likelihood == PixelLikelihood.GAUSSIAN else 1.0
-    return -factor * components * LOG_SCALE_BOUND
+    What an aleatoric regression head hands to the loss weighting. The gradient trains the
+    prediction and ``s`` on the likelihood. The value is the head's mean error, which is
+    >= 0 with a true zero and carries no constant: loss weightings that read loss values
+    (ratios, logarithms, ``1 / L``) see the head's error, never the NLL's arbitrary origin
+    (the dropped constants, or a shift by the bound on ``s``). A non-finite NLL still shows
+    (``inf - inf`` is NaN), so the finite-loss check catches it.
+    """
+    return error.detach() + (nll - nll.detach())
+
+
+def log_scale_for_mean_error(
+    mean_error: Tensor, components: int, likelihood: PixelLikelihood
+) -> Tensor:
+    """The ``s`` under which the expected per-pixel error ``sum_c |r_c|`` is ``mean_error``.
+
+    One scale for every pixel: the task-level predictive distribution of a head without
+    per-pixel sigma. Per component ``E|r_c| = mean_error / D``; laplace ``b = E|r|``
+    (``s = log b``), gaussian ``sigma = E|r| sqrt(pi / 2)`` (``s = log sigma^2``).
+    """
+    per_component = torch.as_tensor(mean_error, dtype=torch.float32) / components
+    if likelihood == PixelLikelihood.GAUSSIAN:
+        return 2.0 * torch.log(per_component * math.sqrt(math.pi / 2.0))
+    return torch.log(per_component)
 
 
 def optimal_log_scale(residual: Tensor, likelihood: PixelLikelihood) -> Tensor:

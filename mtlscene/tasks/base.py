@@ -13,8 +13,9 @@ from torchmetrics import Metric
 from mtlscene.tasks.aleatoric import (
     PixelLikelihood,
     bound_log_scale,
+    log_scale_for_mean_error,
     masked_mean,
-    nll_lower_bound,
+    nll_gradient_error_value,
     nominal_coverage,
     pixel_nll,
 )
@@ -83,6 +84,9 @@ class TaskHead(nn.Module, ABC):
     #: Per-pixel likelihood of the residual when ``aleatoric`` (regression heads; the L1
     #: heads read their loss as a Laplace likelihood, so ``s`` constant gives back L1).
     default_pixel_likelihood: ClassVar[PixelLikelihood] = PixelLikelihood.LAPLACE
+    #: Whether :meth:`update_calibration_metrics` needs the task-level error scale (a
+    #: regression's one sigma comes from the weighting; a softmax needs none).
+    calibration_needs_error_scale: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -126,7 +130,7 @@ class TaskHead(nn.Module, ABC):
                     "implements pixel_residuals (residual components and mask), any other head "
                     "aleatoric_loss and make_aleatoric_metrics"
                 )
-            self.table_metrics = (*self.table_metrics, *self.aleatoric_table_metrics())
+            self.table_metrics = (*self.table_metrics, *self.calibration_table_metrics())
 
     def attach_trunk(self, trunk: nn.Module) -> None:
         """Give this head its own encoder stages, run on the shared features before the
@@ -189,12 +193,16 @@ class TaskHead(nn.Module, ABC):
     def aleatoric_loss(
         self, prediction: Tensor, log_scale: Tensor, batch: Mapping[str, Tensor]
     ) -> Tensor:
-        """Mean over valid pixels of the per-pixel NLL (:func:`.aleatoric.pixel_nll`)."""
+        """The gradient of the mean per-pixel NLL (:func:`.aleatoric.pixel_nll`) over valid
+        pixels, with the value of the mean error ``sum_c |r_c|`` (the head's L1 loss).
+
+        A continuous NLL has no natural zero, so the loss weighting sees the error instead
+        (:func:`.aleatoric.nll_gradient_error_value`); the ``nll`` metric logs the NLL.
+        """
         residual, mask = self.pixel_residuals(prediction, batch)
-        nll = pixel_nll(residual, log_scale, self.pixel_likelihood)
-        # Shifted to be >= 0 (nll_lower_bound): loss-ratio and log-loss weightings need it.
-        offset = nll_lower_bound(residual.shape[1], self.pixel_likelihood)
-        return masked_mean(nll - offset, mask)
+        nll = masked_mean(pixel_nll(residual, log_scale, self.pixel_likelihood), mask)
+        error = masked_mean(residual.detach().abs().sum(1), mask)
+        return nll_gradient_error_value(nll, error)
 
     def make_aleatoric_metrics(self) -> Metric:
         """NLL, AUSE and interval coverage of the per-pixel uncertainty (validate/test)."""
@@ -209,9 +217,49 @@ class TaskHead(nn.Module, ABC):
         residual, mask = self.pixel_residuals(prediction.detach(), batch)
         metric.update(residual, log_scale.detach(), mask)
 
-    def aleatoric_table_metrics(self) -> tuple[TableMetric, ...]:
-        """Columns an aleatoric head adds to an experiment's table (none counts in Δm), titled
-        with the task's name since every regression head adds the same ones."""
+    def make_calibration_metrics(self) -> Metric | None:
+        """Calibration of this head *without* per-pixel sigma (``model.calibration``).
+
+        A regression head (one with :meth:`pixel_residuals`) is read as its
+        ``pixel_likelihood`` family with one scale for every pixel, set by
+        :meth:`update_calibration_metrics` from the weighting's task sigma; the metrics are
+        those of the aleatoric head, so the two compare like with like. None: this head
+        defines no predictive distribution.
+        """
+        if type(self).pixel_residuals is TaskHead.pixel_residuals:
+            return None
+        from mtlscene.metrics.aleatoric import AleatoricRegressionMetrics
+
+        return AleatoricRegressionMetrics(self.pixel_likelihood)
+
+    def update_calibration_metrics(
+        self,
+        metric: Metric,
+        prediction: Tensor,
+        batch: Mapping[str, Tensor],
+        error_scale: Tensor | None,
+    ) -> None:
+        """Feed one batch into :meth:`make_calibration_metrics`'s metric.
+
+        ``error_scale``: the mean error ``sum_c |r_c|`` the task-level sigma stands for
+        (:meth:`mtlscene.weighting.LossWeighting.error_scales`); every pixel gets the ``s``
+        of :func:`.aleatoric.log_scale_for_mean_error`, so the sparsification curve is that
+        of a constant ranking (AUSE = the random order's).
+        """
+        if error_scale is None:
+            raise ValueError(
+                f"{type(self).__name__}: task-level calibration needs the weighting's error "
+                "scale (a weighting with a task sigma: uncertainty or settled_uncertainty)"
+            )
+        residual, mask = self.pixel_residuals(prediction.detach(), batch)
+        s = log_scale_for_mean_error(error_scale.detach(), residual.shape[1], self.pixel_likelihood)
+        shape = (residual.shape[0], 1, *residual.shape[2:])
+        metric.update(residual, s.to(residual.device).expand(shape), mask)
+
+    def calibration_table_metrics(self) -> tuple[TableMetric, ...]:
+        """Calibration columns of an experiment's table (none counts in Δm): an aleatoric
+        head's, or any head's with ``model.calibration``. Titled with the task's name since
+        every regression head adds the same ones."""
         one, two = (100 * nominal_coverage(k, self.pixel_likelihood) for k in (1, 2))
         task = getattr(self, "task_name", type(self).__name__)
         return (

@@ -116,6 +116,7 @@ class SemanticHead(TaskHead):
     monitor_metric = "miou"
     monitor_mode = "max"
     table_metrics = (TableMetric("miou", "IoU %", higher_is_better=True, scale=100.0),)
+    calibration_needs_error_scale = False  # the softmax is a distribution by itself
 
     def __init__(
         self,
@@ -196,7 +197,24 @@ class SemanticHead(TaskHead):
     ) -> None:
         metric.update(prediction.detach(), log_scale.detach(), batch["semantic"])
 
-    def aleatoric_table_metrics(self) -> tuple[TableMetric, ...]:
+    def make_calibration_metrics(self) -> Metric:
+        """NLL and ECE of the softmax (the head's predictive distribution without sigma)."""
+        from mtlscene.metrics.aleatoric import SemanticCalibration
+
+        return SemanticCalibration(IGNORE_INDEX, samples=self.aleatoric_samples)
+
+    def update_calibration_metrics(
+        self,
+        metric: Metric,
+        prediction: Tensor,
+        batch: Mapping[str, Tensor],
+        error_scale: Tensor | None = None,
+    ) -> None:
+        """The plain softmax of ``prediction`` (the model passes logits already scaled by
+        ``1 / sigma^2`` under the exact Boltzmann form, which trains that distribution)."""
+        metric.update(prediction.detach(), None, batch["semantic"])
+
+    def calibration_table_metrics(self) -> tuple[TableMetric, ...]:
         return (
             TableMetric("nll", "semantic NLL", False, digits=3, in_delta=False),
             TableMetric("ece", "semantic ECE %", False, scale=100.0, in_delta=False),

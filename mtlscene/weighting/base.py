@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -15,10 +15,11 @@ from mtlscene.tasks.likelihood import Likelihood
 class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     """Combines per-task losses into one training objective.
 
-    The model calls :meth:`bind` once with every task's likelihood, then calls the
-    weighting with a mapping task -> raw loss each step. :meth:`weights` (and, where the
-    method has them, :meth:`log_variances` and :meth:`sigmas`) report the current per-task
-    values as detached tensors, so logging them costs no host synchronisation.
+    The model calls :meth:`set_per_pixel_tasks` and :meth:`bind` once with every task's
+    likelihood, then calls the weighting with a mapping task -> raw loss each step.
+    :meth:`weights` (and, where the method has them, :meth:`log_variances` and
+    :meth:`sigmas`) report the current per-task values as detached tensors, so logging them
+    costs no host synchronisation.
 
     Methods that weigh per-task *gradients* set ``requires_gradients = True``; the model then
     also passes its shared encoder, task heads and the encoder's output (see
@@ -35,6 +36,18 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     def __init__(self) -> None:
         super().__init__()
         self.likelihoods: dict[str, Likelihood] = {}
+        self.per_pixel_tasks: frozenset[str] = frozenset()
+
+    def set_per_pixel_tasks(self, tasks: Iterable[str]) -> None:
+        """Declare the tasks whose head predicts a per-pixel sigma (``aleatoric: true``).
+
+        Called by the model before :meth:`bind`. Such a task's loss is already a normalised
+        likelihood: the methods built on homoscedastic uncertainty (learned and settled) give
+        it weight 1 and no task-level s, since a second scale on top would count sigma twice.
+        The other methods weigh it like any task; the loss value they read is the head's error
+        (:func:`mtlscene.tasks.aleatoric.nll_gradient_error_value`).
+        """
+        self.per_pixel_tasks = frozenset(tasks)
 
     def bind(self, likelihoods: Mapping[str, Likelihood | str]) -> None:
         """Declare the tasks and their likelihoods (called by the model, not the config)."""
@@ -151,6 +164,21 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     def sigmas(self) -> dict[str, Tensor]:
         """sigma per task for which :meth:`log_variances` reports an s."""
         return {name: torch.exp(0.5 * s) for name, s in self.log_variances().items()}
+
+    def error_scales(self) -> dict[str, Tensor]:
+        """Per task with an s: the loss its current weight is optimal for, ``1 / (2 k w)``.
+
+        For the term ``c exp(-k s) L + s / 2`` that is ``exp(k s) / (2 c k)``: the loss scale
+        the task-level sigma stands for (``sigma`` itself for the Laplace term, ``sigma^2``
+        for the Gaussian term on an L1 loss; the running mean loss for settled weights).
+        The model reads a regression head's task-level predictive distribution from it
+        (``model.calibration``). Empty for methods without s: no such distribution.
+        """
+        weights = self.weights()
+        return {
+            name: 1.0 / (2.0 * self.likelihoods[name].weight_exponent()[1] * weights[name])
+            for name in self.log_variances()
+        }
 
 
 def task_values(weighting: LossWeighting, losses: Mapping[str, Tensor]) -> list[Tensor]:

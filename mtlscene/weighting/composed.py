@@ -58,6 +58,11 @@ class ComposedWeighting(JacobianWeighting):
         self.rep_grad = gradient_method.rep_grad
         self.lr = loss_weighting.lr  # s's own learning rate, when the loss weighting sets one
 
+    def set_per_pixel_tasks(self, tasks) -> None:
+        super().set_per_pixel_tasks(tasks)
+        self.loss_weighting.set_per_pixel_tasks(self.per_pixel_tasks)
+        self.gradient_method.set_per_pixel_tasks(self.per_pixel_tasks)
+
     def bind(self, likelihoods: Mapping[str, Likelihood | str]) -> None:
         super().bind(likelihoods)
         self.loss_weighting.bind(likelihoods)
@@ -122,6 +127,9 @@ class ComposedWeighting(JacobianWeighting):
 
     def sigmas(self) -> dict[str, Tensor]:
         return self.loss_weighting.sigmas()
+
+    def error_scales(self) -> dict[str, Tensor]:
+        return self.loss_weighting.error_scales()
 
 
 __all__ = ["ComposedWeighting"]

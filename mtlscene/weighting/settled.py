@@ -33,7 +33,8 @@ class SettledUncertaintyWeighting(LossWeighting):
     processes before it is averaged, so every rank uses the same weights); a batch without
     targets for a task leaves its average unchanged. :meth:`sigmas` reports the sigma whose
     learned term would give the same weight, so settled and learned runs share the sigma
-    plots.
+    plots. A task with per-pixel sigma (``aleatoric: true``) keeps weight 1 and has no
+    sigma, as under learned uncertainty weighting (whose settled point this is).
 
     Args:
         momentum: weight of the previous average in ``Lbar <- m Lbar + (1 - m) L``; 0 uses
@@ -62,6 +63,8 @@ class SettledUncertaintyWeighting(LossWeighting):
         # Saved in checkpoints: a resumed run continues with the same averages.
         self.register_buffer("loss_average", torch.ones(n))
         self.register_buffer("seen", torch.zeros(n, dtype=torch.bool))
+        per_pixel = [name in self.per_pixel_tasks for name in self.likelihoods]
+        self.register_buffer("per_pixel", torch.tensor(per_pixel), persistent=False)
 
     def update_average(self, values: Tensor, present: Tensor) -> None:
         """Fold one batch's losses (where ``present``) into the running averages."""
@@ -80,9 +83,9 @@ class SettledUncertaintyWeighting(LossWeighting):
         self.seen |= here
 
     def current_weights(self) -> Tensor:
-        """``1 / (2 k Lbar)`` per task (1 for a task not seen yet)."""
+        """``1 / (2 k Lbar)`` per task (1 for a task not seen yet, or with per-pixel sigma)."""
         settled = 1.0 / (2.0 * self.exponent * self.loss_average.clamp(min=self.min_loss))
-        return torch.where(self.seen, settled, torch.ones_like(settled))
+        return torch.where(self.seen & ~self.per_pixel, settled, torch.ones_like(settled))
 
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
         values = stack_losses(self, losses)
@@ -103,7 +106,8 @@ class SettledUncertaintyWeighting(LossWeighting):
 
     def log_variances(self) -> dict[str, Tensor]:
         # The s of the learned term c * exp(-k s) that gives the same weight.
-        return as_dict(self, -torch.log(self.current_weights() / self.scale) / self.exponent)
+        s = as_dict(self, -torch.log(self.current_weights() / self.scale) / self.exponent)
+        return {name: value for name, value in s.items() if name not in self.per_pixel_tasks}
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}, min_loss={self.min_loss}"

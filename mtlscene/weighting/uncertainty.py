@@ -33,9 +33,16 @@ class UncertaintyWeighting(LossWeighting):
     (:meth:`prediction_scales`), the softmax normaliser takes the regulariser's place, and
     the logged training loss of that task is the scaled one.
 
+    A task whose head predicts a per-pixel sigma (``aleatoric: true``, declared by the model
+    through :meth:`set_per_pixel_tasks`) gets no s: its term is its loss with weight 1. Its
+    NLL already learns the noise scale, per pixel; a task-level ``exp(-s)`` on top would be
+    a second scale for the same noise (the per-pixel s can absorb any constant), and its
+    ``0.5 s`` would have no likelihood to pair with. The other tasks keep their learned s.
+
     Args:
         init_log_variance: initial s for every task, or a mapping task -> initial s (tasks
-            left out start at 0; naming a task that is not trained is an error).
+            left out start at 0; naming a task that is not trained, or one with per-pixel
+            sigma, is an error).
         clamp: optional (min, max) bounds applied to s in the loss; at a bound s still
             receives the gradient that points back inside.
         regularizer: "log" (the paper) or "log1p".
@@ -79,7 +86,16 @@ class UncertaintyWeighting(LossWeighting):
                     f"the model's tasks are {sorted(self.likelihoods)} (fix the spelling or "
                     "drop them)"
                 )
+            per_pixel = sorted(set(self.init_log_variance) & self.per_pixel_tasks)
+            if per_pixel:
+                raise ValueError(
+                    f"UncertaintyWeighting.init_log_variance names {per_pixel}, whose heads "
+                    "predict a per-pixel sigma (aleatoric: true) and so have weight 1 and no "
+                    "task-level s; drop them from init_log_variance"
+                )
         for name in self.likelihoods:
+            if name in self.per_pixel_tasks:
+                continue
             if isinstance(self.init_log_variance, Mapping):
                 init = float(self.init_log_variance.get(name, 0.0))
             else:
@@ -91,12 +107,28 @@ class UncertaintyWeighting(LossWeighting):
         self.register_buffer("scale", torch.tensor([c[0] for c in constants]), persistent=False)
         self.register_buffer("exponent", torch.tensor([c[1] for c in constants]), persistent=False)
         # With the exact Boltzmann form those tasks' losses already hold s (through the
-        # scaled logits): their term is the loss itself, with no regulariser.
-        exact = [self._is_exact(name) for name in self.likelihoods]
-        self.register_buffer("explicit", torch.tensor([not e for e in exact]), persistent=False)
+        # scaled logits), and a per-pixel task has none: their term is the loss itself.
+        per_pixel = [name in self.per_pixel_tasks for name in self.likelihoods]
+        explicit = [
+            not (self._is_exact(n) or p) for n, p in zip(self.likelihoods, per_pixel, strict=True)
+        ]
+        self.register_buffer("explicit", torch.tensor(explicit), persistent=False)
+        self.register_buffer("per_pixel", torch.tensor(per_pixel), persistent=False)
+        # The stand-in s of a per-pixel task in the s vector (it never reaches a weight).
+        self.register_buffer("no_s", torch.zeros(()), persistent=False)
 
     def _is_exact(self, name: str) -> bool:
-        return self.boltzmann == "exact" and self.likelihoods[name] == Likelihood.BOLTZMANN
+        return (
+            self.boltzmann == "exact"
+            and self.likelihoods[name] == Likelihood.BOLTZMANN
+            and name not in self.per_pixel_tasks
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Checkpoints from before per-pixel tasks had weight 1 hold an s for them: unused.
+        for name in self.per_pixel_tasks:
+            state_dict.pop(f"{prefix}log_variance.{name}", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def prediction_scales(self) -> dict[str, Tensor]:
         return {name: torch.exp(-self._s(name)) for name in self.tasks if self._is_exact(name)}
@@ -106,14 +138,20 @@ class UncertaintyWeighting(LossWeighting):
         return clamp_keeping_inward_gradient(s, *self.clamp) if self.clamp is not None else s
 
     def _s_vector(self) -> Tensor:
-        """s of every task, in the bound task order."""
-        s = torch.stack(list(self.log_variance.values())).float()
+        """s of every task, in the bound task order (a stand-in 0 for per-pixel tasks)."""
+        if self.per_pixel_tasks:
+            values = [
+                self.log_variance[n] if n in self.log_variance else self.no_s for n in self.tasks
+            ]
+        else:
+            values = list(self.log_variance.values())
+        s = torch.stack(values).float()
         return clamp_keeping_inward_gradient(s, *self.clamp) if self.clamp is not None else s
 
     def task_term(self, name: str, loss: Tensor) -> Tensor:
         """The weighted term of one task: ``c * exp(-k s) * L + regulariser(s)``."""
-        if self._is_exact(name):
-            return loss  # computed from logits already scaled by exp(-s)
+        if self._is_exact(name) or name in self.per_pixel_tasks:
+            return loss  # logits already scaled by exp(-s), or a per-pixel NLL (weight 1)
         s = self._s(name)
         scale, exponent = self.likelihoods[name].weight_exponent()
         regularizer = 0.5 * s if self.regularizer == "log" else nn.functional.softplus(s)
@@ -142,11 +180,16 @@ class UncertaintyWeighting(LossWeighting):
         ).to(terms.device)
         return torch.where(keep, terms, torch.zeros_like(terms)).sum()
 
+    def _learned_only(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {n: v for n, v in values.items() if n not in self.per_pixel_tasks}
+
     def log_variances(self) -> dict[str, Tensor]:
-        return as_dict(self, self._s_vector())
+        """s of every task that has one (not the per-pixel tasks)."""
+        return self._learned_only(as_dict(self, self._s_vector()))
 
     def sigmas(self) -> dict[str, Tensor]:
-        return as_dict(self, torch.exp(0.5 * self._s_vector()))
+        return self._learned_only(as_dict(self, torch.exp(0.5 * self._s_vector())))
 
     def weights(self) -> dict[str, Tensor]:
-        return as_dict(self, self.scale * torch.exp(-self.exponent * self._s_vector()))
+        learned = self.scale * torch.exp(-self.exponent * self._s_vector())
+        return as_dict(self, torch.where(self.per_pixel, torch.ones_like(learned), learned))
