@@ -40,9 +40,10 @@ LOG_SCALE_BOUND = 10.0
 """``|s| < 10``: sigma between ~e^-5 and e^5 (gaussian); exp(-s) never overflows float32."""
 
 DEFAULT_SEMANTIC_SAMPLES = 10
-"""T, the Monte-Carlo samples of the semantic head's noisy logits. The loss draws T x classes
-noise values per pixel: on the quick start's CPU network T = 10 makes the training step
-~2.6x slower (``benchmarks/bench_aleatoric.py``, ~+16 % per sample); T = 1 gives sigma no
+"""T, the Monte-Carlo samples of the semantic head's noisy logits: the calibration metrics' and
+the ``sampled`` loss estimator's (the default estimator, mean_field, draws none). The sampled
+loss draws T x classes noise values per pixel: on the quick start's CPU network T = 10 makes
+the training step ~2.6x slower (``benchmarks/bench_aleatoric.py``); T = 1 gives sigma no
 signal (Jensen: one noisy sample's expected cross-entropy is least at sigma = 0)."""
 
 

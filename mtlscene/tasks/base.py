@@ -150,9 +150,10 @@ class TaskHead(nn.Module, ABC):
             if self.mc_generator is None:
                 hidden = nn.functional.dropout(hidden, self.dropout, training=True)
             else:  # the same inverted dropout, its mask from the MC stream
-                keep = torch.rand(
-                    hidden.shape, device=hidden.device, generator=self.mc_generator
-                ) >= self.dropout
+                keep = (
+                    torch.rand(hidden.shape, device=hidden.device, generator=self.mc_generator)
+                    >= self.dropout
+                )
                 hidden = hidden * keep.to(hidden.dtype) / (1.0 - self.dropout)
             out = self.decoder[-1](hidden)
         else:
