@@ -2,8 +2,8 @@
 
 A checkpoint must say how to rebuild the backbone, weighting and clustering it was trained
 with, but storing the objects themselves would need pickle (and ``weights_only=False``).
-Parts that inherit :class:`RecordsInitArgs` remember the arguments they were built with,
-and :func:`describe` turns them into the same ``class_path``/``init_args`` form that the
+Parts that inherit `RecordsInitArgs` remember the arguments they were built with,
+and `describe` turns them into the same ``class_path``/``init_args`` form that the
 YAML configs use: plain data that ``torch.load(weights_only=True)`` reads and jsonargparse
 rebuilds.
 """
@@ -62,7 +62,7 @@ class _Undescribable(Exception):
 def describe(part: object) -> dict[str, Any] | None:
     """``{"class_path": ..., "init_args": {...}}`` of a part, or None when it cannot be.
 
-    A part can be described when it inherits :class:`RecordsInitArgs` and every argument it
+    A part can be described when it inherits `RecordsInitArgs` and every argument it
     was built with is plain data (numbers, strings, lists, mappings, paths, enums) or
     itself a describable part.
     """

@@ -23,7 +23,7 @@ def exclusive_lock(path: str | Path, wait: bool = True) -> Iterator[None]:
 
     Args:
         path: the lock file; it records the holder's pid.
-        wait: block until the lock is free; if False, raise :class:`LockedError` instead.
+        wait: block until the lock is free; if False, raise `LockedError` instead.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -308,7 +308,7 @@ class MTLSceneCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Merge the checkpoint's model into the config, as Lightning does, but stop where
-        the config describes a different network (see :mod:`mtlscene.checkpoint_config`)."""
+        the config describes a different network (see `mtlscene.checkpoint_config`)."""
         subcommand = self.config.get("subcommand")
         given = self.config[subcommand].get("ckpt_path") if subcommand else None
         if given and not Path(given).is_file():

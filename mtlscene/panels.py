@@ -1,6 +1,6 @@
 """Pictures that explain themselves: class legends, colour bars, enlarged tiles, full grids.
 
-Used by :class:`~mtlscene.callbacks.PredictionWriter` for ``{stem}_panel.png`` and
+Used by `PredictionWriter` for ``{stem}_panel.png`` and
 ``{stem}_depth.png``: a reader sees which colour is which class, what a disparity colour
 means in pixels, and the ground truth beside each prediction, without reading the code.
 """

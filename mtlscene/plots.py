@@ -70,7 +70,7 @@ def plot_uncertainty_history(
     weight_rules: Mapping[str, str] | None = None,
 ) -> Path:
     """Sigma and effective weight against step, one line per task, saved as PNG (see
-    :func:`uncertainty_figure`)."""
+    `uncertainty_figure`)."""
     figure = uncertainty_figure(history, weight_rules)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@
   can act on (drop this filter once Lightning stops calling it).
 
 "0 Total Flops" of the model summary is fixed in
-:class:`mtlscene.callbacks.model_summary.ModelSummary` instead (FLOPs are not measured).
+`mtlscene.callbacks.model_summary.ModelSummary` instead (FLOPs are not measured).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ def plot_reliability(data: Mapping[str, object], path: str | Path, title: str) -
 
     Args:
         data: ``counts``, ``confidence``, ``accuracy`` per bin and ``ece``
-            (:meth:`mtlscene.metrics.aleatoric.SemanticCalibration.figure_data`).
+            (`mtlscene.metrics.aleatoric.SemanticCalibration.figure_data`).
         path: PNG to write.
         title: figure title (the task and split).
     """
@@ -51,7 +51,7 @@ def plot_sparsification(data: Mapping[str, object], path: str | Path, title: str
 
     Args:
         data: ``fractions``, ``by_uncertainty``, ``oracle``, ``ause``, ``ause_random``
-            (:meth:`mtlscene.metrics.aleatoric.AleatoricRegressionMetrics.figure_data`).
+            (`mtlscene.metrics.aleatoric.AleatoricRegressionMetrics.figure_data`).
         path: PNG to write.
         title: figure title.
     """

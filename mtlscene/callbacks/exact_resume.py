@@ -15,7 +15,7 @@ class ExactResume(Callback):
       the first resumed training batch, so dropout and other random layers draw the same
       numbers as in the uninterrupted run.
     - Tells a resumable training loader (one with ``mark_consumed``, such as
-      :class:`mtlscene.data.sampling.ResumableDataLoader`) how many batches of the epoch the
+      `mtlscene.data.sampling.ResumableDataLoader`) how many batches of the epoch the
       loop has taken, which the loader stores in the checkpoint to skip them on resume.
 
     ``MultiTaskModule`` adds this callback itself (``configure_callbacks``); it does nothing

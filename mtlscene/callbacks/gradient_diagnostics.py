@@ -135,7 +135,7 @@ class GradientDiagnostics(Callback):
     # -- reading back, logging, writing -------------------------------------------------------
 
     def materialize(self) -> list[dict[str, Any]]:
-        """Read the pending measurements back (one transfer) into :attr:`rows`; the new rows."""
+        """Read the pending measurements back (one transfer) into `rows`; the new rows."""
         if not self.pending:
             return []
         grams = torch.stack([gram for _, gram in self.pending]).float().cpu()

@@ -63,7 +63,7 @@ class OfficialEvaluation(Callback):
         keep_files: keep the result files after the evaluation (e.g. to inspect them);
             False deletes them.
         distances: compute AP 100m and AP 50m (needs ``disparity/`` and ``camera/``, see
-            :func:`mtlscene.evaluation.evaluate_instance_level`).
+            `mtlscene.evaluation.evaluate_instance_level`).
     """
 
     def __init__(

@@ -41,7 +41,7 @@ class RequeueRequested(Exception):
 
 
 class StopRequest:
-    """Remembers the first of :data:`STOP_SIGNALS` that reaches the installing process."""
+    """Remembers the first of `STOP_SIGNALS` that reaches the installing process."""
 
     def __init__(self) -> None:
         self.pid: int | None = None
@@ -56,7 +56,7 @@ class StopRequest:
         """Route the stop signals here (again: Lightning takes SIGTERM over at fit start).
 
         Returns:
-            The handlers it replaced (for :meth:`restore`); empty outside the main thread,
+            The handlers it replaced (for `restore`); empty outside the main thread,
             where Python cannot set signal handlers.
         """
         if threading.current_thread() is not threading.main_thread():
@@ -68,7 +68,7 @@ class StopRequest:
 
     @staticmethod
     def restore(previous: dict[int, Any]) -> None:
-        """Put back the handlers :meth:`install` replaced."""
+        """Put back the handlers `install` replaced."""
         for signum, handler in previous.items():
             if handler is not None:
                 signal.signal(signum, handler)

@@ -15,9 +15,9 @@ from mtlscene.callbacks.preemption import STOP_REQUEST, RequeueRequested
 class RequeueCheckpoint(Callback):
     """Writes ``path`` every ``every_n_train_steps`` steps and when a stop signal arrives.
 
-    - On USR2 or SIGTERM (:mod:`mtlscene.callbacks.preemption`: the main process alone
+    - On USR2 or SIGTERM (`mtlscene.callbacks.preemption`: the main process alone
       records it) the run saves ``path`` at the end of the current training step and raises
-      :class:`~mtlscene.callbacks.preemption.RequeueRequested`; the SLURM job catches it
+      `RequeueRequested`; the SLURM job catches it
       and requeues, and the next attempt resumes from that very step, not from the last
       periodic checkpoint. Under DDP the ranks agree at every step (one boolean
       all-reduce), so all of them save the same step.
@@ -25,7 +25,7 @@ class RequeueCheckpoint(Callback):
     - The file is replaced atomically (written beside it, then renamed), so a signal that
       ends the job mid-write leaves the previous checkpoint intact.
     - A checkpoint that would fall on an epoch's last batch is taken one batch later:
-      resuming mid-epoch is exact (:class:`~mtlscene.callbacks.ExactResume`), while at an
+      resuming mid-epoch is exact (`ExactResume`), while at an
       epoch's very end the next epoch's loader would draw its seed from other random
       states than in the uninterrupted run.
 

@@ -24,7 +24,7 @@ class TaskAffinity(Callback):
 
     ``Z(i -> j) = 1 - L_j(theta_s - eta * u_i) / L_j(theta_s)``: the shared encoder takes a
     step on task ``i``'s weighted loss alone (the heads stay), and task ``j``'s loss on the
-    same training batch is read again (see :mod:`mtlscene.relationships.affinity` for
+    same training batch is read again (see `mtlscene.relationships.affinity` for
     ``eta`` and ``u_i``). The weight ``w_i`` is the weighting's current one
     (``weighting.weights()``), so the step is task ``i``'s share of the update the
     optimizer is about to take. Measured at ``on_train_batch_start``, before the step, on

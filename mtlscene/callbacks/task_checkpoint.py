@@ -23,7 +23,7 @@ class TaskCheckpoint(ModelCheckpoint):
     Args:
         monitor: a logged metric key, or "auto".
         mode: "min", "max", or "auto" (the metric's own direction; only with monitor auto).
-        **kwargs: see :class:`lightning.pytorch.callbacks.ModelCheckpoint`.
+        **kwargs: see `lightning.pytorch.callbacks.ModelCheckpoint`.
     """
 
     def __init__(self, monitor: str | None = AUTO, mode: str = AUTO, **kwargs) -> None:

@@ -1,12 +1,12 @@
 """One draw of the training augmentation's random parameters, shared by both of its paths.
 
-The host path (:class:`~mtlscene.data.transforms.JointAugmentation`, albumentations in the
-loader workers) and the device path (:class:`~mtlscene.data.device_augment.DeviceAugmentation`,
+The host path (`JointAugmentation`, albumentations in the
+loader workers) and the device path (`DeviceAugmentation`,
 batched torch after the transfer) apply the same random scale, horizontal flip, zero-padded
-crop and colour jitter. An :class:`AugmentDraw` is everything random about one sample's
+crop and colour jitter. An `AugmentDraw` is everything random about one sample's
 augmentation, so the same draw can be fed to both paths and their outputs compared: the
-host path records the draw albumentations made (:meth:`AugmentDraw.from_applied`), the
-device path draws its own from a seeded generator (:meth:`AugmentDraw.sample`), with the
+host path records the draw albumentations made (`AugmentDraw.from_applied`), the
+device path draws its own from a seeded generator (`AugmentDraw.sample`), with the
 same distribution.
 """
 
@@ -21,10 +21,10 @@ JITTER_PROB = 0.8
 """Probability that the colour jitter is applied (JointAugmentation's ColorJitter ``p``)."""
 
 BRIGHTNESS, CONTRAST, SATURATION = 0, 1, 2
-"""Codes of the colour jitter's operations in :attr:`AugmentDraw.order`."""
+"""Codes of the colour jitter's operations in `AugmentDraw.order`."""
 
 VECTOR_LENGTH = 13
-"""Length of :meth:`AugmentDraw.vector` (the per-sample row a batch carries)."""
+"""Length of `AugmentDraw.vector` (the per-sample row a batch carries)."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class AugmentDraw:
         crop: (top, left) corner of the crop in the padded frame.
         jitter: (brightness, contrast, saturation) factors, or None when the colour jitter
             is not applied to this sample.
-        order: the order the jitter's three operations run in (:data:`BRIGHTNESS`,
-            :data:`CONTRAST`, :data:`SATURATION`).
+        order: the order the jitter's three operations run in (`BRIGHTNESS`,
+            `CONTRAST`, `SATURATION`).
     """
 
     scaled: tuple[int, int]
@@ -65,7 +65,7 @@ class AugmentDraw:
 
         The distribution is the host path's: a scale uniform in ``scale_range``, a flip
         with probability ``hflip_prob``, a crop corner uniform over the padded frame, and
-        with probability :data:`JITTER_PROB` jitter factors uniform in
+        with probability `JITTER_PROB` jitter factors uniform in
         ``[max(0, 1 - color_jitter), 1 + color_jitter]`` applied in a random order.
         """
         height, width = int(shape[0]), int(shape[1])
@@ -118,7 +118,7 @@ class AugmentDraw:
         return cls(draw.scaled, draw.flip, draw.pad, draw.crop, factors, order)  # type: ignore[arg-type]
 
     def vector(self) -> np.ndarray:
-        """The draw as a float64 row of :data:`VECTOR_LENGTH` numbers (for batching).
+        """The draw as a float64 row of `VECTOR_LENGTH` numbers (for batching).
 
         Layout: scaled height and width, flip, pad top and left, crop top and left, the
         three jitter factors (1 when not applied) and the order.

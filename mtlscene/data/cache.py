@@ -2,7 +2,7 @@
 
 Decoding four full-resolution PNGs per frame costs far more than everything else a loader
 does, so ``mtlscene-data prepare ROOT --size H W`` (or ``data.cache: true``) stores every
-frame of a split as a :class:`~mtlscene.data.frame.Frame` at the working size, and the
+frame of a split as a `Frame` at the working size, and the
 dataset reads those arrays back instead of the PNGs. The augmentation and target encoding
 that follow are the same code on the same arrays, so samples are identical to the uncached
 path.
@@ -11,7 +11,7 @@ Format: one folder per split and working size, ``{cache_dir}/{split}-{H}x{W}/``,
 
 - ``image.npy`` uint8 (N, H, W, 3), ``label_ids.npy`` uint8 (N, H, W), ``instance_ids.npy``
   uint16 (N, H, W), ``disparity.npy`` uint16 (N, H, W) (raw PNG values; see
-  :mod:`mtlscene.data.frame` for why raw encodings are exact and compact),
+  `mtlscene.data.frame` for why raw encodings are exact and compact),
   ``source_shape.npy`` int32 (N, 2) and ``camera_scale.npy`` float64 (N,) (NaN: no camera);
 - ``manifest.json``: format version, size, split, frame names, array shapes and dtypes, and
   a fingerprint of the source files (every file's name, byte size and modification time).
@@ -27,7 +27,7 @@ Safety: a cache is written into a temporary folder beside its final place and mo
 with one ``os.rename`` (atomic within a file system), so a reader sees either no cache or a
 complete one. A stale cache (different source files, size or format version) is never
 read: the data module falls back to the PNGs (or rebuilds when ``cache`` is set). Missing,
-truncated or malformed cache files raise :class:`CacheError` naming the file and the fix.
+truncated or malformed cache files raise `CacheError` naming the file and the fix.
 Flipped bits inside an array are not detected (no checksums: reading every byte at start-up
 would cost seconds per process).
 """
@@ -313,7 +313,7 @@ class SplitCache:
     object pickles cheaply into DataLoader workers.
 
     Args:
-        folder: the split's cache folder (use :func:`stale_reason` first to know it is fresh).
+        folder: the split's cache folder (use `stale_reason` first to know it is fresh).
 
     Raises:
         CacheError: a file is missing, truncated or malformed.
@@ -377,7 +377,7 @@ class SplitCache:
         return self._arrays
 
     def frame(self, index: int, with_targets: bool = True) -> Frame:
-        """Frame ``index`` as :func:`~mtlscene.data.frame.decode_frame` would return it."""
+        """Frame ``index`` as `decode_frame` would return it."""
         arrays = self.arrays
         camera_scale = float(arrays["camera_scale"][index])
         height, width = (int(v) for v in arrays["source_shape"][index])

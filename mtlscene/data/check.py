@@ -53,7 +53,7 @@ class Problem:
 
     Attributes:
         path: the offending file or folder.
-        kind: one of :data:`KINDS`.
+        kind: one of `KINDS`.
         message: what is wrong and what to do about it.
     """
 
@@ -64,7 +64,7 @@ class Problem:
 
 @dataclass
 class DatasetReport:
-    """Everything :func:`check_dataset` found.
+    """Everything `check_dataset` found.
 
     Attributes:
         root: the dataset root that was checked.

@@ -47,7 +47,7 @@ class CityscapesDataModule(LightningDataModule):
             unaugmented while training uses the rest. 0 (default) validates on ``val``.
             Set it wherever a score selects something (a weight search, early stopping)
             and ``test`` evaluates ``val``, i.e. on a real CityScapes root: see
-            :mod:`mtlscene.data.holdout`.
+            `mtlscene.data.holdout`.
         split_seed: seed of the held-out choice; apart from ``seed``, so that runs of
             different training seeds share one selection split.
         cache: build the prepared cache (``mtlscene-data prepare``) of every split used, when
@@ -62,7 +62,7 @@ class CityscapesDataModule(LightningDataModule):
             ``size``.
         synthetic_disparity_noise: add stereo-like disparity noise of known per-pixel std to
             the synthetic data and write the std under ``disparity_std/``: the keyword
-            arguments of :class:`~mtlscene.data.synthetic.DisparityNoise` (``{}`` for its
+            arguments of `DisparityNoise` (``{}`` for its
             defaults); None (default): exact disparity. Use its own ``root``.
         seed: seed of the training order and augmentations (per epoch and image, so runs
             and mid-epoch resumes are reproducible).
@@ -71,7 +71,7 @@ class CityscapesDataModule(LightningDataModule):
         augment_on_device: run the training augmentation (the same random scale, flip,
             crop and colour jitter) and the target encoding batched on the device, in
             ``on_after_batch_transfer``, instead of in the loader workers, which then only
-            read frames (:mod:`mtlscene.data.device_augment`). Each sample's parameters
+            read frames (`mtlscene.data.device_augment`). Each sample's parameters
             are still drawn from ``seed``, epoch and index, so runs and resumes are
             reproducible, but the draws differ from the host path's: off by default.
     """

@@ -36,13 +36,13 @@ class CityscapesMultiTask(Dataset):
         label_set: "trainid" (19 classes) or "category" (7).
         augmentation: joint random transform for training, or None.
         with_targets: False reads only images (prediction on unlabelled data).
-        cache: the split's prepared cache at ``size`` (see :mod:`mtlscene.data.cache`; the
+        cache: the split's prepared cache at ``size`` (see `mtlscene.data.cache`; the
             caller makes sure it is fresh), read instead of the PNG files; None reads the
             files. Both give identical items: the cache holds exactly the resized frames
             that decoding the files gives, and everything after that is shared.
         device_augmentation: the augmentation that finishes this split's batches on the
             device (``data.augment_on_device``); items are then the raw frames with their
-            drawn parameters (the keys of :data:`~mtlscene.data.device_augment.RAW_KEYS`,
+            drawn parameters (the keys of `RAW_KEYS`,
             ``camera_scale`` and ``name``), and ``augmentation`` is not used.
     """
 

@@ -3,12 +3,12 @@
 With ``data.augment_on_device: true`` the loader workers only read each frame (from the
 prepared cache or its PNGs) and draw its augmentation parameters; they send the raw frame
 (uint8 image, raw labelIds, instanceIds and disparity PNG values) with its
-:class:`~mtlscene.data.augment_draw.AugmentDraw` as a row of numbers. The data module's
-``on_after_batch_transfer`` hook (as torchgeo does it) then runs :class:`DeviceAugmentation`
+`AugmentDraw` as a row of numbers. The data module's
+``on_after_batch_transfer`` hook (as torchgeo does it) then runs `DeviceAugmentation`
 on the whole batch where the model is: random scale, flip, zero-padded crop and colour
 jitter, then the targets (trainIds, disparity, centroid vectors).
 
-It reproduces the host path (:class:`~mtlscene.data.transforms.JointAugmentation`, OpenCV
+It reproduces the host path (`JointAugmentation`, OpenCV
 through albumentations) for the same draw:
 
 - labels, instance ids and disparity are resampled by nearest neighbour with OpenCV's
@@ -23,7 +23,7 @@ through albumentations) for the same draw:
   depth, and a frame scaled by ``s`` looks ``s`` times closer), ``depth_scale`` with it;
 - centroid vectors are computed after the geometry, on the crop, from the moved instance
   ids, so they are rescaled and their x component mirrored with the frame (per-instance
-  sums in float64, exactly as :func:`~mtlscene.data.encoding.instance_offsets` does);
+  sums in float64, exactly as `instance_offsets` does);
 - padding is void label, no instance and invalid disparity.
 
 Nothing here synchronises the device with the host: every index and weight is computed
@@ -84,12 +84,12 @@ class DeviceAugmentation:
         )
 
     def __call__(self, batch: dict) -> dict:
-        """Turn a raw batch (the workers' :data:`RAW_KEYS`) into a training batch.
+        """Turn a raw batch (the workers' `RAW_KEYS`) into a training batch.
 
         Args:
             batch: ``raw_image`` uint8 (B, H, W, 3); ``raw_targets`` int32 (B, 3, H, W):
                 labelIds, instanceIds and disparity PNG values; ``augment`` float64
-                (B, 13): :meth:`AugmentDraw.vector` rows; ``resize_scale`` float64 (B,):
+                (B, 13): `AugmentDraw.vector` rows; ``resize_scale`` float64 (B,):
                 working width over source width; ``camera_scale`` float64 (B,)
                 (``baseline * fx``, optional); ``name``.
 
@@ -264,7 +264,7 @@ def _gray(image: torch.Tensor) -> torch.Tensor:
 
 
 def _instance_offsets(instance_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched :func:`~mtlscene.data.encoding.instance_offsets`: (B, 2, H, W) and (B, H, W)."""
+    """Batched `instance_offsets`: (B, 2, H, W) and (B, H, W)."""
     batch, height, width = instance_ids.shape
     device = instance_ids.device
     mask = instance_ids >= INSTANCE_ID_OFFSET

@@ -1,8 +1,8 @@
 """Check a folder dataset (``dataset.yaml`` + ``images/`` + target folders) file by file.
 
-The same readers as the dataset (:mod:`mtlscene.data.folder_files`) decode every file of
+The same readers as the dataset (`mtlscene.data.folder_files`) decode every file of
 every split, so the messages are the ones training would stop with; here all of them are
-collected into one :class:`~mtlscene.data.check.DatasetReport` instead.
+collected into one `DatasetReport` instead.
 """
 
 from __future__ import annotations

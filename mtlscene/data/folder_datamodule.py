@@ -22,7 +22,7 @@ from mtlscene.data.split_files import SplitFiles, resolved_files
 class FolderDataModule(LightningDataModule):
     """Train/val/test/predict loaders over a folder described by its ``dataset.yaml``.
 
-    What a batch holds follows the YAML's ``targets:`` (see :attr:`batch_keys`), so a config
+    What a batch holds follows the YAML's ``targets:`` (see `batch_keys`), so a config
     pairs it with the heads of those targets: ``semantic`` (with ``num_classes`` equal to
     the number of ``classes:``), ``metric_depth`` and ``normal``. The layout and file
     formats are described in docs/datasets/own_data.md.
@@ -40,7 +40,7 @@ class FolderDataModule(LightningDataModule):
         val_from_train: the validation (selection) split carved from ``train_split``: a
             fraction in (0, 1) of its images or a whole count, chosen by ``split_seed`` in
             the order of the sorted stems, served without flips while training uses the
-            rest. 0 (default) validates on ``val_split``. See :mod:`mtlscene.data.holdout`.
+            rest. 0 (default) validates on ``val_split``. See `mtlscene.data.holdout`.
         split_seed: seed of the held-out choice (apart from ``seed``).
         predict_split: split whose images ``predict`` runs on (targets are not read).
         seed: seed of the training order and flips (per epoch and image, so runs and

@@ -35,7 +35,7 @@ class FolderDataset(Dataset):
     its target files is checked here, before any training.
 
     Args:
-        root: the folder holding ``dataset.yaml`` (see :mod:`mtlscene.data.folder_spec`).
+        root: the folder holding ``dataset.yaml`` (see `mtlscene.data.folder_spec`).
         split: a split named under ``splits:`` in the YAML.
         size: working (height, width): images are resized with area averaging (bilinear when
             enlarging), targets with nearest neighbour (depth stays in metres). None keeps

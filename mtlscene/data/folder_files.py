@@ -1,7 +1,7 @@
 """The files of a folder dataset: finding each image's targets and decoding them, checked.
 
-Every reader raises :class:`FolderFileError` naming the file, the kind of problem (the kinds
-of :mod:`mtlscene.data.check`) and the fix, so the dataset stops on the first bad file and
+Every reader raises `FolderFileError` naming the file, the kind of problem (the kinds
+of `mtlscene.data.check`) and the fix, so the dataset stops on the first bad file and
 ``mtlscene-data check`` lists them all with the same messages.
 
 Formats (docs/datasets/own_data.md):
@@ -50,7 +50,7 @@ class FolderFileError(DatasetFileError):
 
     Attributes:
         path: the file (or the missing file's expected path).
-        kind: a problem kind of :mod:`mtlscene.data.check` or this module.
+        kind: a problem kind of `mtlscene.data.check` or this module.
     """
 
     def __init__(self, path: Path, kind: str, message: str) -> None:

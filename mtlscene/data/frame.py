@@ -1,7 +1,7 @@
 """One CityScapes frame decoded, checked and resized to the working size.
 
-Both data paths start from a :class:`Frame`: the dataset decodes it from the PNG files on
-every read, the prepared cache (:mod:`mtlscene.data.cache`) stores it once. Everything after
+Both data paths start from a `Frame`: the dataset decodes it from the PNG files on
+every read, the prepared cache (`mtlscene.data.cache`) stores it once. Everything after
 it (disparity decoding, augmentation, target encoding) is one piece of code shared by both
 paths, which is what keeps cached and uncached samples identical.
 

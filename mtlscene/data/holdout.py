@@ -49,7 +49,7 @@ def held_out_count(amount: float, total: int, option: str = "data.val_from_train
         option: the option's name, for the message.
 
     Raises:
-        ValueError: a bad amount (see :func:`check_amount`), or one that would leave no
+        ValueError: a bad amount (see `check_amount`), or one that would leave no
             training frame.
     """
     value = check_amount(amount, option)
@@ -81,7 +81,7 @@ class HeldOutSubset(Dataset):
     """Some frames of a dataset, by position; everything else is the dataset's.
 
     Keys are positions in the subset: a plain index, or ``(index, seed)`` from
-    :class:`~mtlscene.data.sampling.ResumableSampler` (the seed is kept, so the
+    `ResumableSampler` (the seed is kept, so the
     augmentation depends on the position in the subset like on a whole split).
     """
 

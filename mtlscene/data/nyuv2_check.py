@@ -41,7 +41,7 @@ _INDEX = re.compile(r"^(0|[1-9][0-9]*)\.npy$")
 
 @dataclass
 class NYUv2Report(DatasetReport):
-    """What :func:`check_nyuv2` found (the CityScapes report, titled for NYUv2)."""
+    """What `check_nyuv2` found (the CityScapes report, titled for NYUv2)."""
 
     def format(self, max_per_kind: int | None = None) -> str:
         lines = super().format(max_per_kind).split("\n")

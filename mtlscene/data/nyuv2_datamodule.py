@@ -41,7 +41,7 @@ class NYUv2DataModule(LightningDataModule):
         hflip_prob: training horizontal flip probability (negates the normals' x).
         val_from_train: training images held out for validation: a whole count, or a
             fraction in (0, 1) of them (0: validate on ``val``). See
-            :mod:`mtlscene.data.holdout`.
+            `mtlscene.data.holdout`.
         split_seed: seed of the held-out choice; apart from ``seed`` so that runs with
             different training seeds still share one validation split.
         predict_split: split that ``predict`` runs on.

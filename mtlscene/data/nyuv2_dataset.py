@@ -28,7 +28,7 @@ class NYUv2Dataset(Dataset):
 
     All files of the split are checked when the dataset is built (shapes, NaN/inf, label
     values, unit normals, complete 0..N-1 numbering), so bad data fails before training
-    with an error naming the file: see :mod:`mtlscene.data.nyuv2_check`.
+    with an error naming the file: see `mtlscene.data.nyuv2_check`.
 
     Args:
         root: folder holding train/ and val/, each with image/, label/, depth/, normal/.

@@ -232,7 +232,7 @@ def check_splits(
 def check_split(
     root: Path, split: str, samples: Sequence[SampleFiles], cache_dir: Path | None
 ) -> bool:
-    """:func:`check_once` for a CityScapes split with :func:`frame_problems`."""
+    """`check_once` for a CityScapes split with `frame_problems`."""
     return check_once(root, split, samples, _frame_paths, frame_problems, cache_dir)
 
 

@@ -53,7 +53,7 @@ class ResumableDataLoader(DataLoader):
 
     Lightning fetches one batch ahead of the training step, so the position saved is the
     number of batches handed out minus those still waiting in the prefetch buffer, which
-    the loop reports through :meth:`mark_consumed`.
+    the loop reports through `mark_consumed`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

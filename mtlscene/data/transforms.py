@@ -4,8 +4,8 @@ The pipeline is built in code from plain config values (floats and tuples), beca
 albumentations transform objects do not survive LightningCLI's config parsing.
 Targets travel as float32 masks with nearest-neighbour resampling, so label ids, instance
 ids and disparities are moved, never blended. Each call reports the random parameters it
-drew (:class:`~mtlscene.data.augment_draw.AugmentDraw`), which is how the device-side path
-(:mod:`mtlscene.data.device_augment`) is checked against this one for the same draws.
+drew (`AugmentDraw`), which is how the device-side path
+(`mtlscene.data.device_augment`) is checked against this one for the same draws.
 """
 
 from __future__ import annotations

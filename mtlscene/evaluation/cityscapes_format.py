@@ -12,7 +12,7 @@ The writers produce exactly what cityscapesscripts' ``csEvalPixelLevelSemanticLa
   finding "multiple predictions" for an image.
 
 The ``evaluate_*`` helpers run the official code in-process on such folders. They work around
-the scripts' global state and side effects (see :func:`_official_run`), so nothing is read from
+the scripts' global state and side effects (see `_official_run`), so nothing is read from
 the ``CITYSCAPES_*`` environment variables and nothing is written outside a temporary folder.
 """
 

@@ -11,8 +11,8 @@ Format, as cityscapesscripts' ``createPanopticImgs`` writes the ground truth and
   each segment's ``id``, ``category_id`` (labelId), ``area``, ``bbox`` and ``iscrowd``).
   Its segment folder is the JSON's path without ``.json``.
 
-Predictions are streamed: :func:`write_panoptic_result` writes each image's PNG and its
-annotation (``{stem}_panoptic.json``) at once, and :func:`merge_panoptic_results` assembles
+Predictions are streamed: `write_panoptic_result` writes each image's PNG and its
+annotation (``{stem}_panoptic.json``) at once, and `merge_panoptic_results` assembles
 the split's JSON from those files at the end, so no annotation is kept in memory.
 """
 

@@ -1,9 +1,9 @@
 """An experiment table's columns, as the heads of its runs declared them.
 
 Each run's ``result.json`` carries ``table_metrics`` (task -> the TableMetric dicts of the
-head that trained it, see :class:`mtlscene.tasks.TableMetric`), so a table over NYUv2, over
+head that trained it, see `mtlscene.tasks.TableMetric`), so a table over NYUv2, over
 CityScapes or over a user's own task gets that task's metrics. Results written before heads
-declared their columns get the paper's Table 1 columns (:data:`LEGACY_COLUMNS`).
+declared their columns get the paper's Table 1 columns (`LEGACY_COLUMNS`).
 """
 
 from __future__ import annotations

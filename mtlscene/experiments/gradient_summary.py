@@ -1,6 +1,6 @@
 """Gradient diagnostics of several runs (seeds) as one markdown table and one figure.
 
-Reads the ``gradient_diagnostics.csv`` files the :class:`GradientDiagnostics` callback
+Reads the ``gradient_diagnostics.csv`` files the `GradientDiagnostics` callback
 writes and reports, per task pair, mean ± std over the runs of: the mean cosine early and
 late in training, the share of measured steps in conflict (cos < 0) and the mean magnitude
 ratio ``||g_a|| / ||g_b||``.
@@ -115,7 +115,7 @@ def _mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> s
 
 
 def gradient_summary_table(paths: Sequence[str | Path], window: float = 1 / 3) -> str:
-    """The markdown table: per pair, mean ± std over runs (see :func:`summarize_runs`)."""
+    """The markdown table: per pair, mean ± std over runs (see `summarize_runs`)."""
     summary = summarize_runs(paths, window)
     lines = [
         f"| task pair | cosine, first {window:.0%} | cosine, last {window:.0%} | "

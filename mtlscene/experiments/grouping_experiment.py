@@ -6,11 +6,11 @@ An experiment with a ``grouping`` key::
     grouping: {measured_row: 3-task uncertainty, groups: 2, check: all}
 
 has one row (``measured_row``) that trains all tasks with the
-:class:`~mtlscene.callbacks.task_affinity.TaskAffinity` callback. Once every seed of that
+`TaskAffinity` callback. Once every seed of that
 row has finished, the runs' ``task_affinity.json`` (in each run's ``log_dir``) are
 averaged, the partition of the tasks into ``groups`` disjoint groups with the highest total
 affinity is chosen, and beside it TAG's overlapping selection of ``groups`` groups (each
-task served by its best chosen group; :mod:`mtlscene.relationships.grouping`). Each group
+task served by its best chosen group; `mtlscene.relationships.grouping`). Each group
 of two or more tasks of either suggestion (of the overlapping one: those serving a task) is
 trained as an extra row over the same seeds, with the measured row's weighting (singleton
 groups are the single-task rows). With ``check: all`` every group of every partition into

@@ -5,7 +5,7 @@ A row's mean ± std says how much its seeds spread, not whether it differs from 
 two rows whose means are within a standard deviation can still differ on every seed, and
 rows a standard deviation apart can be seed noise. Here each comparison is the paired
 difference ``row - reference`` over the seeds both rows have, with a 95 % paired t interval
-(:mod:`mtlscene.experiments.statistics` says why t and not a bootstrap). Every verdict says
+(`mtlscene.experiments.statistics` says why t and not a bootstrap). Every verdict says
 "not distinguishable at N seeds" when its interval contains 0, and how many seeds the
 measured spread implies.
 

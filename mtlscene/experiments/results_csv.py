@@ -2,7 +2,7 @@
 
 An experiment folder that was copied without its run folders (``docs/experiments/*``) keeps
 ``results.csv`` (one line per run) and ``columns.json`` (the table columns the heads
-declared). :func:`read_csv` turns them back into the dicts ``result.json`` holds, as far as
+declared). `read_csv` turns them back into the dicts ``result.json`` holds, as far as
 a table needs: row, seed, tasks, step, wall time, test and validation metrics, sigmas,
 weights and cost. What only the run folders hold (the sigma history of the settling check,
 the logs) is not in them.

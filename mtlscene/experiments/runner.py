@@ -117,7 +117,7 @@ def run_experiment(
     Before the runs start it prints their projected wall time (``projection.py``), from
     ``steps_per_second`` or else the step time this experiment's finished runs measured.
     An experiment that selects by a score (a grouping stage, early stopping) on the images
-    it reports is refused first (:class:`~mtlscene.experiments.selection.SelectionError`).
+    it reports is refused first (`SelectionError`).
 
     Returns:
         The runs grouped as ``{"done", "skipped", "reused", "failed"}``.

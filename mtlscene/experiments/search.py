@@ -366,8 +366,8 @@ def run_search(
 ) -> Any:
     """Run the study until it has ``spec.n_trials`` finished trials; returns the study.
 
-    Refused first (:class:`SearchError`) when the trials would select on images the
-    comparison reports (:func:`check_selection`). The baselines of a ``delta_m`` objective
+    Refused first (`SearchError`) when the trials would select on images the
+    comparison reports (`check_selection`). The baselines of a ``delta_m`` objective
     (the ``baselines`` rows on ``trial_seed``, scored on validation only) are run next,
     through the same executor.
     """

@@ -14,7 +14,7 @@ module's ``validate`` reads) against the reported runs' ``test`` images, by the 
 file lists the data modules give (``split_files``), or by folder where the files do not
 exist yet. On real CityScapes ``test`` evaluates ``val``, and NYUv2's validation split is
 its test images, so there a selecting experiment needs ``data.val_from_train``: a
-selection split carved from train (:mod:`mtlscene.data.holdout`).
+selection split carved from train (`mtlscene.data.holdout`).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def leak(selection: Selection, modules: dict | None = None) -> str | None:
 
 
 def check(selections: Sequence[Selection]) -> None:
-    """Raise :class:`SelectionError` with the first selection that leaks."""
+    """Raise `SelectionError` with the first selection that leaks."""
     modules: dict = {}
     for selection in selections:
         message = leak(selection, modules)
@@ -171,5 +171,5 @@ def experiment_selections(experiment: Experiment, extra_args: Sequence[str]) -> 
 
 
 def check_experiment(experiment: Experiment, extra_args: Sequence[str]) -> None:
-    """Refuse (:class:`SelectionError`) an experiment that selects on images it reports."""
+    """Refuse (`SelectionError`) an experiment that selects on images it reports."""
     check(experiment_selections(experiment, extra_args))

@@ -100,7 +100,7 @@ def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
 def seeds_needed(mean: float, sd: float, confidence: float = CONFIDENCE) -> int | None:
     """The fewest seeds at which a t interval of this mean and spread excludes 0.
 
-    None when no number up to :data:`MAX_SEEDS` does (a zero or tiny mean difference).
+    None when no number up to `MAX_SEEDS` does (a zero or tiny mean difference).
     """
     if sd == 0.0:
         return 2 if mean != 0.0 else None

@@ -7,7 +7,7 @@ and under DDP, and memory does not grow with the split.
 predicted uncertainty and take the mean error of the rest: the sparsification curve. The
 oracle removes them in order of their true error. ``AUSE`` is the area between the two
 curves over ``f`` in [0, 1] (in the error's unit), computed over the pixels of the whole
-split and integrated exactly (:func:`sparsification_area`: between two bin edges the curve
+split and integrated exactly (`sparsification_area`: between two bin edges the curve
 is ``C / (N (1 - f)) + mu``, whose integral is closed-form), not on a grid of fractions.
 ``ause_random`` is the same area for a random order (a flat curve at the mean error), the
 reference a useful uncertainty beats. A constant uncertainty (one task-level sigma) ranks
@@ -24,7 +24,7 @@ also leave open; with pixels in distinct bins the result equals the exact sort (
 The curves at ``fractions`` points (default 100) are for the figure only.
 
 **Coverage**: the share of residual components within ``±k sigma`` (k = 1, 2), against the
-likelihood's nominal share (:func:`mtlscene.tasks.aleatoric.nominal_coverage`).
+likelihood's nominal share (`mtlscene.tasks.aleatoric.nominal_coverage`).
 
 **ECE**: the multiclass expected calibration error with torchmetrics' binning (15 equal
 bins of the top-1 confidence, ``torch.bucketize(..., right=True) - 1``, an extra bin for
@@ -88,7 +88,7 @@ def sparsification_curve(counts: Tensor, error_sums: Tensor, fractions: Tensor) 
 
 
 def sparsification_area(counts: Tensor, error_sums: Tensor) -> Tensor:
-    """The exact integral over f in [0, 1] of :func:`sparsification_curve`.
+    """The exact integral over f in [0, 1] of `sparsification_curve`.
 
     Bins go highest first; a share of the boundary bin goes at that bin's mean error ``mu``.
     While bin j is being removed (``f`` from ``1 - u0`` to ``1 - u1``, ``u`` the share
@@ -121,7 +121,7 @@ def ause_from_histograms(
     fractions: int = DEFAULT_FRACTIONS,
 ) -> dict[str, Tensor]:
     """``fractions`` (a grid for the figure), both curves on it, and ``ause`` and
-    ``ause_random`` integrated exactly (:func:`sparsification_area`)."""
+    ``ause_random`` integrated exactly (`sparsification_area`)."""
     grid = torch.arange(fractions, dtype=torch.float64) / fractions
     by_uncertainty = sparsification_curve(scale_counts, scale_errors, grid)
     oracle = sparsification_curve(error_counts, error_sums, grid)

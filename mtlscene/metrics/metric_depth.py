@@ -17,7 +17,7 @@ class MetricDepthMetrics(Metric):
     they are over all valid pixels of the split, from float64 sums and a long count summed
     across processes, so the result under DDP is exact. With ``average="batch"`` each
     ``update`` (one batch) contributes its own means, averaged over batches in ``compute``:
-    the convention of the published NYUv2 code (see :mod:`mtlscene.metrics.averaging`).
+    the convention of the published NYUv2 code (see `mtlscene.metrics.averaging`).
 
     ``compute()`` returns ``abs_err`` (in the depth's unit, metres on NYUv2) and ``rel_err``
     (a ratio); nan before any valid pixel.

@@ -57,7 +57,7 @@ class SurfaceNormalMetrics(Metric):
 
     With ``average="batch"`` each ``update`` (one batch) contributes its own mean, exact
     median and shares over its valid pixels, and ``compute`` averages them over batches: the
-    convention of the published NYUv2 code (see :mod:`mtlscene.metrics.averaging`).
+    convention of the published NYUv2 code (see `mtlscene.metrics.averaging`).
 
     ``compute()`` returns ``mean_angle``, ``median_angle`` (degrees) and ``within_11_25``,
     ``within_22_5``, ``within_30`` (shares in [0, 1]); all nan before any valid pixel.

@@ -76,7 +76,7 @@ class DeepLabEncoder(RecordsInitArgs, nn.Module):
         ``aspp``. At "aspp" nothing is cut and the tail is an identity without parameters.
 
         Args:
-            branch_point: one of :data:`BRANCH_POINTS`.
+            branch_point: one of `BRANCH_POINTS`.
         """
         if branch_point not in BRANCH_POINTS:
             raise ValueError(

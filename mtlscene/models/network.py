@@ -50,7 +50,7 @@ def branch_heads(encoder: nn.Module, heads: Mapping[str, TaskHead], branch_point
 class MultiTaskNetwork(nn.Module):
     """Shared encoder plus a head per task; usable without Lightning.
 
-    A head may own encoder stages of its own (its ``trunk``, see :func:`branch_heads`); the
+    A head may own encoder stages of its own (its ``trunk``, see `branch_heads`); the
     network does not need to know: each head maps the shared features to its output.
 
     The outputs map each task to its prediction channels; a head with ``aleatoric: true``
@@ -61,7 +61,7 @@ class MultiTaskNetwork(nn.Module):
         encoder: a module mapping images Bx3xHxW to features with ``out_channels``.
         heads: task name -> TaskHead built for ``encoder.out_channels``.
         keep_representation: keep the encoder's output of the last forward with gradients
-            for :meth:`take_representation` (for weightings that take the task gradients
+            for `take_representation` (for weightings that take the task gradients
             there, ``rep_grad``); off by default, so nothing outlives a step.
     """
 

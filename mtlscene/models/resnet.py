@@ -51,7 +51,7 @@ class DilatedResNet(nn.Module):
             ``resnet101-63fe2227.pth``); nothing is downloaded.
         weights: optional torchvision ImageNet weights of ``name`` ("IMAGENET1K_V2",
             "IMAGENET1K_V1", "DEFAULT"), read from torch's hub cache and downloaded there
-            first when missing (see :mod:`mtlscene.models.pretrained`).
+            first when missing (see `mtlscene.models.pretrained`).
         download_weights: allow that download; False fails with the file to place instead.
     """
 

@@ -2,8 +2,8 @@
 
 Instance clustering needs class logits and centroid vectors; panoptic fusion needs the same
 two. Instead of reading ``outputs["semantic"]`` and ``outputs["instance"]``, a post-processor
-declares each input as a *role* with the :class:`~mtlscene.tasks.kinds.HeadKind` it needs, and
-:meth:`PostProcessor.bind` finds, among the active heads, the one producing that kind (or the
+declares each input as a *role* with the `HeadKind` it needs, and
+`PostProcessor.bind` finds, among the active heads, the one producing that kind (or the
 task named for the role in the config). When a role has no head, the post-processor is off.
 """
 
@@ -80,7 +80,7 @@ class PostProcessor(nn.Module):
 
     @property
     def is_bound(self) -> bool:
-        """True once :meth:`bind` found a head for every role."""
+        """True once `bind` found a head for every role."""
         return set(self.sources) == set(self.requires)
 
     def inputs(self, outputs: Mapping[str, Tensor]) -> dict[str, Tensor]:

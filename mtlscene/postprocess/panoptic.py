@@ -33,7 +33,7 @@ class PanopticFusion(RecordsInitArgs, PostProcessor):
         min_area: segments with fewer pixels become void (0 keeps all). The default suits
             128x256; scale it with the image area (e.g. x64 for 1024x2048).
         thing_train_ids: trainIds that are things (default: CityScapes' eight).
-        heads: role -> task name for ``semantic`` and ``offsets`` (see :class:`PostProcessor`);
+        heads: role -> task name for ``semantic`` and ``offsets`` (see `PostProcessor`);
             fusion reads the semantic logits and the instances clustered from the offsets.
     """
 
@@ -77,7 +77,7 @@ class PanopticFusion(RecordsInitArgs, PostProcessor):
             instance_map: long BxHxW, 0 for no instance and i > 0 for the i-th instance.
 
         Returns:
-            ``category`` long BxHxW (trainIds, :data:`VOID` = 255 for void) and ``instance``
+            ``category`` long BxHxW (trainIds, `VOID` = 255 for void) and ``instance``
             long BxHxW (the instance id for thing segments, 0 for stuff and void).
         """
         if semantic.shape != instance_map.shape or semantic.dim() != 3:

@@ -1,5 +1,5 @@
 """Task relationships: which tasks help each other (gradient statistics, task affinity).
 
-Plain torch, usable without Lightning; the callbacks in :mod:`mtlscene.callbacks` record
+Plain torch, usable without Lightning; the callbacks in `mtlscene.callbacks` record
 these quantities during training.
 """

@@ -11,7 +11,7 @@ Positive: ``i``'s step helps ``j``; negative: it hurts. ``u_i`` is task ``i``'s 
 update the optimizer takes: its gradient of the shared parameters times the task's current
 loss weight ``w_i`` (``w_i g_i`` is what task ``i`` adds to the gradient of the weighted
 total), used as it is (a plain gradient step) or preconditioned as Adam would precondition
-it (see :class:`AdamPreconditioner`). The weight matters for Adam: its second moment was
+it (see `AdamPreconditioner`). The weight matters for Adam: its second moment was
 accumulated from weighted gradients, so an unweighted ``g_i`` divided by it is a step of
 the wrong size (``1 / w_i`` times too long). Task heads are left as they are. Plain torch:
 no Lightning here (the callback ``mtlscene.callbacks.task_affinity`` drives it in a fit).
@@ -72,7 +72,7 @@ def optimizer_lookahead(
     Args:
         optimizer: the training optimizer.
         params: the shared parameters.
-        step: "sgd" (a plain gradient step), "adam" (:class:`AdamPreconditioner`; the
+        step: "sgd" (a plain gradient step), "adam" (`AdamPreconditioner`; the
             optimizer must be Adam-like: Adam, AdamW, or any whose state has
             ``exp_avg_sq`` and whose group has ``betas`` and ``eps``) or "optimizer"
             (Adam's for Adam-like optimizers, else a plain gradient step).
@@ -107,7 +107,7 @@ def task_gradients(
 ) -> dict[str, list[Tensor]]:
     """Each task's gradient of ``params`` (zeros where a task does not reach a parameter).
 
-    :func:`~mtlscene.relationships.gradient_stats.per_task_gradients`: one
+    `per_task_gradients`: one
     ``torch.autograd.grad`` per task, nothing accumulated in ``.grad``.
     """
     params = list(params)

@@ -45,7 +45,7 @@ def plot_affinity(
     std: Sequence[Sequence[float]] | None = None,
     title: str = "Lookahead affinity Z(i → j)",
 ) -> Path:
-    """:func:`affinity_figure` saved as PNG; returns the path."""
+    """`affinity_figure` saved as PNG; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     affinity_figure(tasks, matrix, std, title).savefig(path, dpi=100)

@@ -65,7 +65,7 @@ def task_gradients(losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor
 
 def task_gradient_gramian(losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor:
     """The Gramian ``J J^T`` of the per-task gradients of ``losses`` w.r.t. ``params`` (as
-    :func:`gramian` of :func:`task_gradients`): one backward per task, ``.grad`` untouched.
+    `gramian` of `task_gradients`): one backward per task, ``.grad`` untouched.
 
     Accumulated parameter by parameter, without building the tasks x parameters matrix:
     flattening and concatenating the gradients cost more than the products themselves.
@@ -120,7 +120,7 @@ class GradientStats:
     Attributes:
         tasks: task names, in the Gramian's order.
         norms: per task gradient norm, shape (tasks,).
-        pairs: the task pairs ``(a, b)``, see :func:`task_pairs`.
+        pairs: the task pairs ``(a, b)``, see `task_pairs`.
         cosine: per pair ``cos(g_a, g_b)``, shape (pairs,); NaN when undefined.
         ratio: per pair ``||g_a|| / ||g_b||``, shape (pairs,); NaN when undefined.
     """

@@ -4,17 +4,17 @@ Both use TAG's group score (Fifty et al., NeurIPS 2021): a task's score in a gro
 the mean affinity onto it from the other members, ``mean over i in G, i != j of
 Z(i -> j)``; a task alone scores 0.
 
-- **Disjoint partition** (:func:`rank_groupings`): the tasks are split into K disjoint
+- **Disjoint partition** (`rank_groupings`): the tasks are split into K disjoint
   groups, one network per group, each task trained and served by its only group; the score
   is the sum over tasks. This is a restriction of TAG's selection, ours: every task is
   trained exactly once. Exhaustive over set partitions (Bell(8) = 4140 for 8 tasks), so it
-  refuses more than :data:`MAX_TASKS` tasks.
-- **Overlapping selection** (:func:`rank_overlapping_groupings`), TAG's network selection:
+  refuses more than `MAX_TASKS` tasks.
+- **Overlapping selection** (`rank_overlapping_groupings`), TAG's network selection:
   K groups are chosen among all non-empty subsets of the tasks, every task in at least
   one; a task may be trained in several groups and is served by the chosen group that
   scores it best; the score is ``sum over tasks j of max over chosen G containing j of
   score_j(G)``. Exhaustive over the C(2^T - 1, K) choices, so it refuses more than
-  :data:`MAX_CHOICES` of them.
+  `MAX_CHOICES` of them.
 """
 
 from __future__ import annotations

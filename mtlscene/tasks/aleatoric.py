@@ -2,7 +2,7 @@
 
 A head switched to ``aleatoric: true`` predicts, beside its prediction channels, one more
 channel ``s`` per pixel (Kendall & Gal, NeurIPS 2017). The network hands it out under
-:func:`aleatoric_key` (``"<task>/aleatoric"``), so everything that reads ``outputs[task]``
+`aleatoric_key` (``"<task>/aleatoric"``), so everything that reads ``outputs[task]``
 (metrics, post-processing, writers) sees exactly the prediction channels it saw before.
 
 Per-pixel negative log-likelihoods, with residual components ``r_c`` (c = 1..D, D the
@@ -16,11 +16,11 @@ additive constants dropped:
 
 ``sigma`` is always the standard deviation of one component in the target's unit:
 ``exp(s / 2)`` (gaussian) or ``sqrt(2) exp(s)`` (laplace), so the ``±k sigma`` intervals
-have the nominal coverage :func:`nominal_coverage` gives (68.3 / 95.4 % gaussian,
+have the nominal coverage `nominal_coverage` gives (68.3 / 95.4 % gaussian,
 75.7 / 94.1 % laplace).
 
 The training loss of a regression head has the gradient of the mean NLL and the value of
-the mean error ``sum_c |r_c|`` (:func:`nll_gradient_error_value`): a continuous NLL has no
+the mean error ``sum_c |r_c|`` (`nll_gradient_error_value`): a continuous NLL has no
 natural zero (its constants are dropped, and it falls without bound as sigma -> 0), so no
 loss weighting may read its value; the logged ``nll`` metric is the plain mean NLL.
 
@@ -73,7 +73,7 @@ def bound_log_scale(raw: Tensor, bound: float | None = None) -> Tensor:
     """Soft bound to ``(-bound, bound)``: ``bound * tanh(raw / bound)``, in float32.
 
     Near 0 it is the identity; unlike a clamp it keeps a gradient everywhere, so a pixel
-    that overshoots is pulled back. ``bound`` None reads :data:`LOG_SCALE_BOUND` at call time.
+    that overshoots is pulled back. ``bound`` None reads `LOG_SCALE_BOUND` at call time.
     """
     bound = LOG_SCALE_BOUND if bound is None else bound
     with torch.autocast(device_type=raw.device.type, enabled=False):
@@ -128,7 +128,7 @@ def log_scale_for_mean_error(
 
 
 def optimal_log_scale(residual: Tensor, likelihood: PixelLikelihood) -> Tensor:
-    """``s*`` minimising :func:`pixel_nll` for a fixed residual (BxDxHxW -> BxHxW)."""
+    """``s*`` minimising `pixel_nll` for a fixed residual (BxDxHxW -> BxHxW)."""
     components = residual.shape[1]
     if likelihood == PixelLikelihood.GAUSSIAN:
         return torch.log(residual.float().square().sum(1) / components)

@@ -44,9 +44,9 @@ class TaskHead(nn.Module, ABC):
     """A pluggable task: decodes shared features and scores its output against the batch.
 
     Subclasses set ``out_channels`` and ``batch_keys`` (the target keys their loss reads),
-    optionally ``output_kind`` (a :class:`~mtlscene.tasks.kinds.HeadKind` that post-processing
-    looks for), choose a default ``likelihood`` and implement :meth:`loss` and :meth:`make_metrics`.
-    Register them with :func:`mtlscene.tasks.register_task` so a config can name them.
+    optionally ``output_kind`` (a `HeadKind` that post-processing
+    looks for), choose a default ``likelihood`` and implement `loss` and `make_metrics`.
+    Register them with `mtlscene.tasks.register_task` so a config can name them.
 
     Args:
         in_channels: channels of the encoder's output feature map, which the decoder reads
@@ -56,13 +56,13 @@ class TaskHead(nn.Module, ABC):
         likelihood: override of the task's default likelihood.
         aleatoric: also predict a per-pixel log-scale ``s`` (one more output channel) and
             train on the per-pixel negative log-likelihood (heteroscedastic uncertainty,
-            :mod:`mtlscene.tasks.aleatoric`); the task-level weighting stays on top.
+            `mtlscene.tasks.aleatoric`); the task-level weighting stays on top.
         aleatoric_likelihood: the per-pixel likelihood of a regression head's residual,
             "laplace" or "gaussian"; None takes the head's ``default_pixel_likelihood``.
         dropout: dropout probability before the decoder's final 1x1 projection while
             training (0, the default: no dropout runs, the numerics of a head without the
             option); saved with the head's options in checkpoints. MC dropout at predict
-            time (:mod:`mtlscene.tasks.epistemic`) needs it > 0: it redraws these masks, at
+            time (`mtlscene.tasks.epistemic`) needs it > 0: it redraws these masks, at
             this probability, in eval mode.
     """
 
@@ -84,7 +84,7 @@ class TaskHead(nn.Module, ABC):
     #: Per-pixel likelihood of the residual when ``aleatoric`` (regression heads; the L1
     #: heads read their loss as a Laplace likelihood, so ``s`` constant gives back L1).
     default_pixel_likelihood: ClassVar[PixelLikelihood] = PixelLikelihood.LAPLACE
-    #: Whether :meth:`update_calibration_metrics` needs the task-level error scale (a
+    #: Whether `update_calibration_metrics` needs the task-level error scale (a
     #: regression's one sigma comes from the weighting; a softmax needs none).
     calibration_needs_error_scale: ClassVar[bool] = True
 
@@ -140,7 +140,7 @@ class TaskHead(nn.Module, ABC):
     def forward(self, features: Tensor, output_size: Sequence[int]) -> Tensor:
         """Decode the shared features and upsample to the input image size.
 
-        With ``aleatoric`` the last channel is the raw log-scale; :meth:`split_output` bounds it.
+        With ``aleatoric`` the last channel is the raw log-scale; `split_output` bounds it.
         """
         features = self.trunk(features)
         if self.dropout > 0 and (self.training or self.mc_generator is not None):
@@ -171,7 +171,7 @@ class TaskHead(nn.Module, ABC):
     def compute_loss(
         self, prediction: Tensor, batch: Mapping[str, Tensor], log_scale: Tensor | None = None
     ) -> Tensor:
-        """The task's scalar loss: :meth:`loss`, or the per-pixel NLL when ``aleatoric``."""
+        """The task's scalar loss: `loss`, or the per-pixel NLL when ``aleatoric``."""
         if not self.aleatoric:
             return self.loss(prediction, batch)
         if log_scale is None:
@@ -194,11 +194,11 @@ class TaskHead(nn.Module, ABC):
     def aleatoric_loss(
         self, prediction: Tensor, log_scale: Tensor, batch: Mapping[str, Tensor]
     ) -> Tensor:
-        """The gradient of the mean per-pixel NLL (:func:`.aleatoric.pixel_nll`) over valid
+        """The gradient of the mean per-pixel NLL (`aleatoric.pixel_nll`) over valid
         pixels, with the value of the mean error ``sum_c |r_c|`` (the head's L1 loss).
 
         A continuous NLL has no natural zero, so the loss weighting sees the error instead
-        (:func:`.aleatoric.nll_gradient_error_value`); the ``nll`` metric logs the NLL.
+        (`aleatoric.nll_gradient_error_value`); the ``nll`` metric logs the NLL.
         """
         residual, mask = self.pixel_residuals(prediction, batch)
         nll = masked_mean(pixel_nll(residual, log_scale, self.pixel_likelihood), mask)
@@ -214,16 +214,16 @@ class TaskHead(nn.Module, ABC):
     def update_aleatoric_metrics(
         self, metric: Metric, prediction: Tensor, log_scale: Tensor, batch: Mapping[str, Tensor]
     ) -> None:
-        """Feed one batch's residuals and log-scales into :meth:`make_aleatoric_metrics`."""
+        """Feed one batch's residuals and log-scales into `make_aleatoric_metrics`."""
         residual, mask = self.pixel_residuals(prediction.detach(), batch)
         metric.update(residual, log_scale.detach(), mask)
 
     def make_calibration_metrics(self) -> Metric | None:
         """Calibration of this head *without* per-pixel sigma (``model.calibration``).
 
-        A regression head (one with :meth:`pixel_residuals`) is read as its
+        A regression head (one with `pixel_residuals`) is read as its
         ``pixel_likelihood`` family with one scale for every pixel, set by
-        :meth:`update_calibration_metrics` from the weighting's task sigma; the metrics are
+        `update_calibration_metrics` from the weighting's task sigma; the metrics are
         those of the aleatoric head, so the two compare like with like. None: this head
         defines no predictive distribution.
         """
@@ -240,11 +240,11 @@ class TaskHead(nn.Module, ABC):
         batch: Mapping[str, Tensor],
         error_scale: Tensor | None,
     ) -> None:
-        """Feed one batch into :meth:`make_calibration_metrics`'s metric.
+        """Feed one batch into `make_calibration_metrics`'s metric.
 
         ``error_scale``: the mean error ``sum_c |r_c|`` the task-level sigma stands for
-        (:meth:`mtlscene.weighting.LossWeighting.error_scales`); every pixel gets the ``s``
-        of :func:`.aleatoric.log_scale_for_mean_error`, so the sparsification curve is that
+        (`mtlscene.weighting.LossWeighting.error_scales`); every pixel gets the ``s``
+        of `aleatoric.log_scale_for_mean_error`, so the sparsification curve is that
         of a constant ranking (AUSE = the random order's).
         """
         if error_scale is None:

@@ -5,9 +5,9 @@ decoder's final 1x1 projection) redrawing its mask at that probability, the mode
 in eval mode: BatchNorm keeps its running statistics and no other dropout (ASPP's) is
 switched on, so the passes differ only by the decoders' dropout masks (Gal & Ghahramani
 2016). Heads trained without dropout have nothing to sample: MC dropout on a model none of
-whose heads trained with it is refused (:func:`check_mc_dropout`), never run at a rate the
+whose heads trained with it is refused (`check_mc_dropout`), never run at a rate the
 heads did not learn. The masks (and the sampled semantic estimator's noise) come from a
-dedicated generator seeded with :data:`~mtlscene.tasks.sampling.MC_SEED`: the maps repeat
+dedicated generator seeded with `MC_SEED`: the maps repeat
 and the global random stream does not move.
 
 - Regression: ``epistemic_variance`` = variance of the N predictions (summed over
@@ -75,7 +75,7 @@ def mc_dropout_passes(
     network: nn.Module, images: Tensor, passes: int, generator: torch.Generator | None = None
 ) -> list[dict[str, Tensor]]:
     """The network's outputs for ``passes`` dropout masks (every pass kept: for tests and
-    small batches; :func:`epistemic_uncertainty` summarises as it goes)."""
+    small batches; `epistemic_uncertainty` summarises as it goes)."""
     check_mc_dropout(network.heads, passes, "this model")
     generator = generator or mc_generator(images.device)
     with mc_dropout_mode(network, generator):
@@ -168,7 +168,7 @@ def epistemic_uncertainty(
     network: nn.Module, images: Tensor, passes: int, seed: int = MC_SEED
 ) -> dict[str, dict[str, Tensor]]:
     """Task -> its epistemic maps (module doc) from ``passes`` MC-dropout passes, for every
-    head that trained with dropout; ValueError when none did (:func:`check_mc_dropout`)."""
+    head that trained with dropout; ValueError when none did (`check_mc_dropout`)."""
     check_mc_dropout(network.heads, passes, "this model")
     generator = mc_generator(images.device, seed)
     statistics = {

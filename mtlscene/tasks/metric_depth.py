@@ -32,8 +32,8 @@ class MetricDepthHead(TaskHead):
     Args:
         metric_average: "pixel" (over all valid pixels of the split, exact under DDP) or
             "batch" (per-batch means averaged over batches, as the published code does; see
-            :mod:`mtlscene.metrics.averaging`).
-        **kwargs: see :class:`TaskHead`.
+            `mtlscene.metrics.averaging`).
+        **kwargs: see `TaskHead`.
     """
 
     default_likelihood = Likelihood.GAUSSIAN

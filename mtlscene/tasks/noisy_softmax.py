@@ -79,7 +79,7 @@ def noisy_softmax_cross_entropy(
     """``-log E[softmax(logits + sigma eps)][y]``, mean over labelled pixels (0 when none).
 
     ``sampled`` with the same ``samples`` and noise gives exactly
-    :func:`mtlscene.tasks.aleatoric.mc_cross_entropy`.
+    `mtlscene.tasks.aleatoric.mc_cross_entropy`.
     """
     log_probs = expected_log_probabilities(logits, s, estimator, samples, generator)
     labelled = target != ignore_index

@@ -42,14 +42,14 @@ class SurfaceNormalHead(TaskHead):
     NYUv2 (mtan, nash-mtl, LibMTL) use this form for every task too.
 
     Per pixel (``aleatoric: true``) the same reading gives ``exp(-s) (1 - cos) + s``, the
-    ``laplace`` form of :mod:`mtlscene.tasks.aleatoric` on ``r = 1 - cos`` (``s* = log r``);
+    ``laplace`` form of `mtlscene.tasks.aleatoric` on ``r = 1 - cos`` (``s* = log r``);
     sigma is then in units of ``1 - cos``.
 
     Args:
         metric_average: "pixel" (over all valid pixels of the split, exact under DDP) or
             "batch" (per-batch values averaged over batches, as the published code does; see
-            :mod:`mtlscene.metrics.averaging`).
-        **kwargs: see :class:`TaskHead`.
+            `mtlscene.metrics.averaging`).
+        **kwargs: see `TaskHead`.
     """
 
     default_likelihood = Likelihood.GAUSSIAN

@@ -1,10 +1,10 @@
 """Dedicated, seeded random streams for Monte-Carlo sampling outside training.
 
 Validation's sampled semantic loss and the MC-dropout passes of ``predict`` draw their noise
-from a :class:`torch.Generator` of their own, seeded with :data:`MC_SEED` for every call:
+from a `torch.Generator` of their own, seeded with `MC_SEED` for every call:
 the results are a function of the inputs alone (repeatable, the same on every rank and
 resume), and the global random stream, which training, data order and
-:class:`~mtlscene.callbacks.exact_resume.ExactResume` rely on, never moves.
+`ExactResume` rely on, never moves.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 MC_SEED = 0
-"""The seed of every Monte-Carlo stream made by :func:`mc_generator` unless told otherwise."""
+"""The seed of every Monte-Carlo stream made by `mc_generator` unless told otherwise."""
 
 
 def mc_generator(device: torch.device | str, seed: int = MC_SEED) -> torch.Generator:

@@ -103,12 +103,12 @@ class SemanticHead(TaskHead):
             report the NLL and the expected calibration error of the Monte-Carlo mean
             probabilities.
         aleatoric_estimator: how that expectation is estimated
-            (:mod:`mtlscene.tasks.noisy_softmax`): "mean_field" (the default: the probit
+            (`mtlscene.tasks.noisy_softmax`): "mean_field" (the default: the probit
             approximation ``softmax(z / sqrt(1 + pi sigma^2 / 8))``, no sampling) or
             "sampled" (Kendall & Gal's Monte-Carlo mean over ``aleatoric_samples`` draws,
             the loss before mean_field became the default). Outside training the sampled
-            loss draws from a dedicated seeded generator (:mod:`mtlscene.tasks.sampling`).
-        **kwargs: see :class:`TaskHead`.
+            loss draws from a dedicated seeded generator (`mtlscene.tasks.sampling`).
+        **kwargs: see `TaskHead`.
     """
 
     default_likelihood = Likelihood.BOLTZMANN

@@ -1,8 +1,8 @@
 """Checkpoints that describe their model: injected parts stored as plain data, rebuilt safely.
 
 ``MultiTaskModule`` stores its backbone, weighting, clustering and panoptic fusion in ``hparams`` as
-``class_path``/``init_args`` dicts (see :mod:`mtlscene.describe`) and names
-:func:`instantiate_module` as the checkpoint's instantiator, so
+``class_path``/``init_args`` dicts (see `mtlscene.describe`) and names
+`instantiate_module` as the checkpoint's instantiator, so
 ``MultiTaskModule.load_from_checkpoint(path)`` rebuilds the same network in plain Python.
 Nothing is unpickled (checkpoints load with ``weights_only=True``), and a checkpoint may only
 name classes from trusted packages or classes the caller has already imported: loading

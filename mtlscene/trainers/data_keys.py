@@ -22,7 +22,7 @@ def check_heads_against_data(heads: Mapping[str, TaskHead], datamodule: Any) -> 
     """Fail before training when a head's ``batch_keys`` are not all served by the data.
 
     A data module without a ``batch_keys`` declaration is not checked here; the first batch
-    still is (:meth:`TaskHead.check_batch`).
+    still is (`TaskHead.check_batch`).
     """
     check_class_counts(heads, datamodule)
     provided = provided_batch_keys(datamodule)

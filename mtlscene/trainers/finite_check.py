@@ -11,9 +11,9 @@ from torch import Tensor
 class NonFiniteLossMonitor:
     """Remembers, on the device, the first step at which each task's loss was NaN or inf.
 
-    :meth:`update` runs inside the training step and only queues device operations;
-    :meth:`check` reads the record back (one synchronisation) and raises naming each task and
-    the step where it first went non-finite. The model calls :meth:`check` every few steps,
+    `update` runs inside the training step and only queues device operations;
+    `check` reads the record back (one synchronisation) and raises naming each task and
+    the step where it first went non-finite. The model calls `check` every few steps,
     so a run stops at most that many steps after the fault.
     """
 
@@ -27,7 +27,7 @@ class NonFiniteLossMonitor:
         self.update_stacked(list(losses), values, step)
 
     def update_stacked(self, tasks: list[str], values: Tensor, step: int) -> None:
-        """:meth:`update` for losses already stacked in ``tasks``' order (saves a stack)."""
+        """`update` for losses already stacked in ``tasks``' order (saves a stack)."""
         if self.first_bad_step is None or self.tasks != tasks:
             self.tasks = list(tasks)
             self.first_bad_step = torch.full_like(values, -1, dtype=torch.long)

@@ -318,7 +318,7 @@ class MultiTaskModule(LightningModule):
         """Forward pass, task losses and the weighted total of one training batch.
 
         Device work only (no logging, no read-back): this is the part that
-        :class:`~mtlscene.callbacks.CaptureTrainingStep` compiles into one graph with its
+        `CaptureTrainingStep` compiles into one graph with its
         backward. Returns ``(total, task -> raw loss)``.
         """
         outputs = self(batch["image"])

@@ -32,7 +32,7 @@ class MGDAWeighting(GramianJacobianWeighting):
         epsilon: Frank-Wolfe stopping tolerance.
         max_iters: Frank-Wolfe iteration cap.
         rep_grad: take the task gradients at the shared representation (see
-            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+            `JacobianWeighting`).
     """
 
     def __init__(self, epsilon: float = 1e-3, max_iters: int = 100, rep_grad: bool = False) -> None:
@@ -51,7 +51,7 @@ class PCGradWeighting(GramianJacobianWeighting):
     Args:
         seed: seed of the projection-order generator.
         rep_grad: take the task gradients at the shared representation (see
-            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+            `JacobianWeighting`).
     """
 
     def __init__(self, seed: int = 0, rep_grad: bool = False) -> None:
@@ -82,7 +82,7 @@ class CAGradWeighting(GramianJacobianWeighting):
         c: radius scale of the ball around the mean gradient (the paper: 0.4 or 0.5).
         norm_eps: guards the normalisation.
         rep_grad: take the task gradients at the shared representation (see
-            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+            `JacobianWeighting`).
     """
 
     def __init__(self, c: float = 0.4, norm_eps: float = 1e-4, rep_grad: bool = False) -> None:
@@ -94,7 +94,7 @@ class IMTLGWeighting(GramianJacobianWeighting):
 
     Args:
         rep_grad: take the task gradients at the shared representation (see
-            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+            `JacobianWeighting`).
     """
 
     def __init__(self, rep_grad: bool = False) -> None:
@@ -107,7 +107,7 @@ class AlignedMTLWeighting(GramianJacobianWeighting):
     Args:
         scale_mode: "min", "median" or "rmse" (TorchJD's eigenvalue scaling).
         rep_grad: take the task gradients at the shared representation (see
-            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+            `JacobianWeighting`).
     """
 
     def __init__(self, scale_mode: str = "min", rep_grad: bool = False) -> None:
@@ -118,12 +118,12 @@ class UPGradWeighting(GramianJacobianWeighting):
     """UPGrad (Quinton & Rey, 2024): project each gradient onto the dual cone, then average.
 
     Uses TorchJD's quadprog projector when ``quadprog`` and ``qpsolvers`` are installed and
-    otherwise :class:`~mtlscene.weighting.dual_cone.ActiveSetProjector`, an exact solver for
+    otherwise `ActiveSetProjector`, an exact solver for
     up to 12 tasks that needs neither.
 
     Args:
         rep_grad: take the task gradients at the shared representation (see
-            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+            `JacobianWeighting`).
     """
 
     def __init__(self, rep_grad: bool = False) -> None:
@@ -148,7 +148,7 @@ class NashMTLWeighting(JacobianWeighting):
         update_weights_every: re-solve the bargaining problem every this many steps.
         optim_niter: iterations of the underlying solver.
         rep_grad: take the task gradients at the shared representation (see
-            :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+            `JacobianWeighting`).
     """
 
     def __init__(

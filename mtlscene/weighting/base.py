@@ -15,15 +15,15 @@ from mtlscene.tasks.likelihood import Likelihood
 class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     """Combines per-task losses into one training objective.
 
-    The model calls :meth:`set_per_pixel_tasks` and :meth:`bind` once with every task's
+    The model calls `set_per_pixel_tasks` and `bind` once with every task's
     likelihood, then calls the weighting with a mapping task -> raw loss each step.
-    :meth:`weights` (and, where the method has them, :meth:`log_variances` and
-    :meth:`sigmas`) report the current per-task values as detached tensors, so logging them
+    `weights` (and, where the method has them, `log_variances` and
+    `sigmas`) report the current per-task values as detached tensors, so logging them
     costs no host synchronisation.
 
     Methods that weigh per-task *gradients* set ``requires_gradients = True``; the model then
     also passes its shared encoder, task heads and the encoder's output (see
-    :class:`~mtlscene.weighting.jacobian.JacobianWeighting`).
+    `JacobianWeighting`).
     """
 
     lr: float | None = None
@@ -41,11 +41,11 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
     def set_per_pixel_tasks(self, tasks: Iterable[str]) -> None:
         """Declare the tasks whose head predicts a per-pixel sigma (``aleatoric: true``).
 
-        Called by the model before :meth:`bind`. Such a task's loss is already a normalised
+        Called by the model before `bind`. Such a task's loss is already a normalised
         likelihood: the methods built on homoscedastic uncertainty (learned and settled) give
         it weight 1 and no task-level s, since a second scale on top would count sigma twice.
         The other methods weigh it like any task; the loss value they read is the head's error
-        (:func:`mtlscene.tasks.aleatoric.nll_gradient_error_value`).
+        (`mtlscene.tasks.aleatoric.nll_gradient_error_value`).
         """
         self.per_pixel_tasks = frozenset(tasks)
 
@@ -76,7 +76,7 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
             losses: task -> raw loss.
             present: optional task -> 0-dim bool tensor, False when this batch has no
                 target for the task (e.g. no instance pixels): the task then adds nothing to
-                this step's total (see :meth:`combine_present`).
+                this step's total (see `combine_present`).
             shared: the shared encoder (gradient-based methods only).
             heads: the task heads (gradient-based methods only).
             representation: the shared encoder's output, in the losses' graph (used by
@@ -162,7 +162,7 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         return {}
 
     def sigmas(self) -> dict[str, Tensor]:
-        """sigma per task for which :meth:`log_variances` reports an s."""
+        """sigma per task for which `log_variances` reports an s."""
         return {name: torch.exp(0.5 * s) for name, s in self.log_variances().items()}
 
     def error_scales(self) -> dict[str, Tensor]:
@@ -184,7 +184,7 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
 def task_values(weighting: LossWeighting, losses: Mapping[str, Tensor]) -> list[Tensor]:
     """Losses as a list in the weighting's task order (every bound task must be present).
 
-    Separate tensors, unlike :func:`stack_losses`: the backward of one of them runs through
+    Separate tensors, unlike `stack_losses`: the backward of one of them runs through
     its own task's graph only, where a slice of a stacked vector's would run through all.
     """
     missing = [name for name in weighting.tasks if name not in losses]

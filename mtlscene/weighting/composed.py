@@ -13,7 +13,7 @@ them exactly the gradient they get alone; that objective is also the logged tota
 invariant aggregators (UPGrad's projections, PCGrad's) then act on gradients whose
 magnitudes the loss weighting chose, which is the point of composing them. With the
 gradient method's ``rep_grad: true`` the task gradients are taken at the shared
-representation instead (see :mod:`mtlscene.weighting.jacobian`).
+representation instead (see `mtlscene.weighting.jacobian`).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class ComposedWeighting(JacobianWeighting):
         """The loss weighting's weights (what its sigmas and the settling check describe).
 
         The gradient method's combination weights of the scaled gradients are in
-        :meth:`aggregator_weights`; the update on a raw task gradient is their product.
+        `aggregator_weights`; the update on a raw task gradient is their product.
         """
         return as_dict(self, self.last_scales)
 

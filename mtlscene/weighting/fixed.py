@@ -14,7 +14,7 @@ from mtlscene.weighting.base import LossWeighting
 class FixedWeighting(LossWeighting):
     """``total = sum_i w_i L_i`` with constant weights; a weight of 0 switches a task off.
 
-    A task that is off has its head neither computed nor evaluated. :meth:`sigmas` reports
+    A task that is off has its head neither computed nor evaluated. `sigmas` reports
     the sigma that the task's likelihood would turn into the same weight (flat lines in the
     sigma plots), so fixed and learned runs can be compared on one chart.
 

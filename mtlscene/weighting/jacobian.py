@@ -33,7 +33,7 @@ from mtlscene.weighting.distributed import all_reduce_mean, all_reduce_sum, worl
 class JacobianWeighting(LossWeighting):
     """Base of the methods that weigh per-task gradients of the shared parameters.
 
-    Subclasses implement :meth:`jacobian_weights`. The value of the returned objective is
+    Subclasses implement `jacobian_weights`. The value of the returned objective is
     ``sum_i w_i L_i`` (what gets logged as the total loss); its gradient is the aggregated
     update. Costs one backward pass per task (the equal-weighting step needs one in all).
 
@@ -81,7 +81,7 @@ class JacobianWeighting(LossWeighting):
         """The weight vector ``w`` from the Gramian ``J J^T`` alone.
 
         Every method here depends on ``J`` only through ``J J^T``, so this default passes
-        :meth:`jacobian_weights` a tasks x tasks factor ``R`` with ``R R^T = J J^T``. Used
+        `jacobian_weights` a tasks x tasks factor ``R`` with ``R R^T = J J^T``. Used
         under DDP with ``rep_grad``, where ranks' representations differ and only their
         Gramians can be summed.
         """
@@ -111,7 +111,7 @@ class JacobianWeighting(LossWeighting):
     ) -> Tensor:
         """A surrogate whose gradient is the aggregated update of the per-task ``values``.
 
-        Shared parameters get ``w @ J`` (``w`` from :meth:`jacobian_weights`, kept in
+        Shared parameters get ``w @ J`` (``w`` from `jacobian_weights`, kept in
         ``last_weights``); each head gets its own task's gradient, unweighted. The
         surrogate's value is meaningless: add ``surrogate - surrogate.detach()``.
 
@@ -151,7 +151,7 @@ class JacobianWeighting(LossWeighting):
     def _aggregate_representation(
         self, values: Sequence[Tensor], heads: Mapping[str, nn.Module], representation
     ) -> Tensor:
-        """:meth:`aggregate` with the Jacobian of the representation (``rep_grad``)."""
+        """`aggregate` with the Jacobian of the representation (``rep_grad``)."""
         if not isinstance(representation, Tensor) or not representation.requires_grad:
             raise ValueError(
                 f"{type(self).__name__}(rep_grad=True) needs the shared representation: call "
@@ -199,7 +199,7 @@ class GramianJacobianWeighting(JacobianWeighting):
 
     Args:
         weighting: the TorchJD ``Weighting`` mapping a Gramian to weights.
-        rep_grad: see :class:`JacobianWeighting`.
+        rep_grad: see `JacobianWeighting`.
     """
 
     def __init__(self, weighting: nn.Module, rep_grad: bool = False) -> None:

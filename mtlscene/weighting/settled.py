@@ -10,7 +10,7 @@ loss at every step. It tests whether the learned weights fall short of hand-tune
 because they had not settled (``mtlscene.experiments.settling`` measures how far they were),
 not because of where they settle. Kirchdorfer et al. (2024, "Analytical Uncertainty-Based
 Loss Weighting in Multi-Task Learning", arXiv:2408.07985) call the per-batch form of this
-optimum UW-O; :class:`~mtlscene.weighting.uw_so.SoftOptimalUncertaintyWeighting` is their
+optimum UW-O; `SoftOptimalUncertaintyWeighting` is their
 softmax-normalised variant.
 """
 
@@ -31,7 +31,7 @@ class SettledUncertaintyWeighting(LossWeighting):
 
     ``Lbar_i`` is an exponential moving average of task i's training loss (summed over DDP
     processes before it is averaged, so every rank uses the same weights); a batch without
-    targets for a task leaves its average unchanged. :meth:`sigmas` reports the sigma whose
+    targets for a task leaves its average unchanged. `sigmas` reports the sigma whose
     learned term would give the same weight, so settled and learned runs share the sigma
     plots. A task with per-pixel sigma (``aleatoric: true``) keeps weight 1 and has no
     sigma, as under learned uncertainty weighting (whose settled point this is).

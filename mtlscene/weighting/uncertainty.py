@@ -30,11 +30,11 @@ class UncertaintyWeighting(LossWeighting):
     The boltzmann row is the paper's approximation (its Eq. 10, exact as sigma -> 1). With
     ``boltzmann="exact"`` a classification task's term is instead the cross-entropy of the
     logits scaled by ``exp(-s) = 1 / sigma^2`` (Eq. 8): the model scales the logits
-    (:meth:`prediction_scales`), the softmax normaliser takes the regulariser's place, and
+    (`prediction_scales`), the softmax normaliser takes the regulariser's place, and
     the logged training loss of that task is the scaled one.
 
     A task whose head predicts a per-pixel sigma (``aleatoric: true``, declared by the model
-    through :meth:`set_per_pixel_tasks`) gets no s: its term is its loss with weight 1. Its
+    through `set_per_pixel_tasks`) gets no s: its term is its loss with weight 1. Its
     NLL already learns the noise scale, per pixel; a task-level ``exp(-s)`` on top would be
     a second scale for the same noise (the per-pixel s can absorb any constant), and its
     ``0.5 s`` would have no likelihood to pair with. The other tasks keep their learned s.

@@ -4,7 +4,7 @@ Kirchdorfer, Elich, Kutsche, Stuckenschmidt, Schott & Koehler, "Analytical
 Uncertainty-Based Loss Weighting in Multi-Task Learning" (arXiv:2408.07985). Solving the
 uncertainty-weighting objective for sigma in closed form gives weights inversely
 proportional to each task's loss (their UW-O; see
-:mod:`mtlscene.weighting.settled` for the derivation in this project's terms). UW-SO
+`mtlscene.weighting.settled` for the derivation in this project's terms). UW-SO
 normalises those optimal inverse-loss weights with a softmax at temperature T:
 
     w_i = softmax_i( (1 / L_i) / T ),    total = sum_i w_i L_i,  w detached,

@@ -24,12 +24,12 @@ persons), ``_color`` (RGBA, official palette), ``disparity`` (16-bit, ``p = d * 
 0 invalid) and ``camera`` JSON whose intrinsics are the CityScapes ones scaled to the
 generated resolution, so disparities are in pixels of that resolution. Optionally
 (``disparity_noise``) the disparity carries stereo-like noise of known per-pixel std, written
-to ``disparity_std/`` (:mod:`mtlscene.data.synthetic.disparity_noise`).
+to ``disparity_std/`` (`mtlscene.data.synthetic.disparity_noise`).
 
 One concept per module: ``camera`` (the stereo rig), ``texture`` (palettes and noise),
 ``painters`` (object shapes), ``layout`` (street, planes and objects of a scene),
 ``renderer`` (ray casting into image, labels and depth) and ``writer`` (the files and the
-completeness marker). The disparity PNG encoding lives in :mod:`mtlscene.data.encoding`,
+completeness marker). The disparity PNG encoding lives in `mtlscene.data.encoding`,
 beside its decoding.
 """
 

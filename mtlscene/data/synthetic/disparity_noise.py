@@ -13,7 +13,7 @@ luminance gradient magnitude over ``texture_scale``, clipped at 1). The noisy di
 clipped at 1/256 px so that a valid pixel stays valid, and ``sigma`` is written beside the
 data: ``disparity_std/{split}/{city}/{stem}_disparity_std.png`` in the disparity encoding
 (``p = sigma * 256 + 1``, 0 where the disparity is invalid; read it with
-:func:`mtlscene.data.encoding.decode_disparity`). It is the ground truth of the aleatoric
+`mtlscene.data.encoding.decode_disparity`). It is the ground truth of the aleatoric
 uncertainty checks: a depth head with ``aleatoric: true`` should rank pixels like it.
 """
 

@@ -150,7 +150,7 @@ def generate_dataset(
     Deterministic: the same arguments give byte-identical files, and every image has its own
     random stream derived from ``(seed, split, index)``, so changing one split's size leaves
     the images of the others unchanged. ``{root}/SYNTHETIC.json`` is marked complete only after
-    the last file is written, so an interrupted run is detected by :func:`is_complete`; a
+    the last file is written, so an interrupted run is detected by `is_complete`; a
     previous synthetic dataset in ``root`` is replaced.
 
     Args:
@@ -162,7 +162,7 @@ def generate_dataset(
         progress: show a tqdm progress bar.
         disparity_noise: add stereo-like noise of known per-pixel std to the disparity and
             write that std under ``disparity_std/`` (see
-            :mod:`mtlscene.data.synthetic.disparity_noise`); None (default): exact disparity.
+            `mtlscene.data.synthetic.disparity_noise`); None (default): exact disparity.
 
     Returns:
         ``root`` as a Path.

@@ -8,7 +8,7 @@ televisions as rectangles on the walls; value-noise textures lit by a directiona
 and ambient light. Every pixel is ray-cast (vectorised numpy), so depth and normals are
 exact, and the labels are the 13 NYUv2 classes.
 
-Conventions of the written files (see :mod:`mtlscene.data.nyuv2_layout`):
+Conventions of the written files (see `mtlscene.data.nyuv2_layout`):
 
 * depth is the camera z of the hit point in metres (what a Kinect measures), 0 where the
   "sensor" gives none: on windows, on some TV screens and in 0-3 random elliptic holes;

@@ -91,7 +91,7 @@ def generate_dataset(
     Deterministic: the same arguments give identical files, and every frame has its own
     random stream derived from ``(seed, split, index)``, so changing one split's size leaves
     the other's frames unchanged. ``{root}/SYNTHETIC_NYUV2.json`` is marked complete only
-    after the last file is written (:func:`is_complete`); a previous synthetic dataset in
+    after the last file is written (`is_complete`); a previous synthetic dataset in
     ``root`` is replaced, a real one is refused.
 
     Args:

@@ -4,12 +4,12 @@
   A run with ``trainer.devices G`` gets G tasks and G GPUs on each of ``nodes`` nodes
   (``gpus_per_node: 0``: CPU runs); Lightning's ``SLURMEnvironment`` takes the ranks from
   SLURM, ``srun`` starts them, and the run gets ``trainer.num_nodes`` = ``nodes``.
-- Each job runs fit + test in-process (:func:`mtlscene.experiments.single_run.execute`).
+- Each job runs fit + test in-process (`mtlscene.experiments.single_run.execute`).
   It writes a checkpoint every ``checkpoint_every_n_steps`` training steps into the run
   folder. On USR2 (preemption, or the time limit ``signal_delay_s`` ahead) or SIGTERM the
   main process of each rank records the signal (DataLoader workers ignore it); at the end
   of the current step the run saves its checkpoint there
-  (:class:`~mtlscene.callbacks.requeue_checkpoint.RequeueCheckpoint`), and rank 0 hands
+  (`RequeueCheckpoint`), and rank 0 hands
   the signal to submitit's handler, which requeues the job once (``scontrol requeue``;
   jobs are submitted with ``--requeue``). The requeued job resumes from the very step it
   was signalled at (exact resume: RNG and loader position are in it) and ends with the
@@ -157,7 +157,7 @@ def _parse_value(text: str) -> Any:
 
 
 def load_slurm_config(path: str | Path | None, overrides: Sequence[str] = ()) -> SlurmConfig:
-    """A :class:`SlurmConfig` from a YAML file and ``KEY=VALUE`` overrides (unknown keys fail)."""
+    """A `SlurmConfig` from a YAML file and ``KEY=VALUE`` overrides (unknown keys fail)."""
     values: dict[str, Any] = {}
     source = "defaults"
     if path is not None:

@@ -3,7 +3,7 @@ controller blip, and one clear message when the controller is really down.
 
 A controller restart or failover makes every client command fail for a few seconds. A
 runner that waits hours for its jobs must not die of one failed look at the queue, so a
-query is retried with backoff (:data:`RETRY_DELAYS_S`: 15 s in all) before it counts as
+query is retried with backoff (`RETRY_DELAYS_S`: 15 s in all) before it counts as
 failed.
 """
 
@@ -52,7 +52,7 @@ def run_query(
     command: Sequence[str],
     retry_if: Callable[[subprocess.CompletedProcess], bool] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run a SLURM query, trying again after each of :data:`RETRY_DELAYS_S` when it fails.
+    """Run a SLURM query, trying again after each of `RETRY_DELAYS_S` when it fails.
 
     Args:
         command: the command line.
