@@ -143,3 +143,25 @@ def test_log_scale_for_a_mean_error_by_hand():
     assert float(laplace) == pytest.approx(math.log(1.5))  # b = E|r| per component
     gaussian = log_scale_for_mean_error(torch.tensor(1.0), 1, PixelLikelihood.GAUSSIAN)
     assert float(gaussian) == pytest.approx(math.log(math.pi / 2))  # sigma = E|r| sqrt(pi/2)
+
+
+def test_the_uncertainty_experiment_measures_calibration_in_every_row():
+    """Every row logs the same calibration columns, and "both" gives each task one noise
+    model: per-pixel sigma (instance, depth) or a learned task sigma (semantics)."""
+    from mtlscene.experiments.definition import load_experiment, resolve_config
+    from mtlscene.main import parse_config
+
+    experiment = load_experiment(resolve_config("experiments/uncertainty.yaml"))
+    per_pixel = {}
+    for row in experiment.rows:
+        args = [arg for base in experiment.base for arg in ("--config", str(resolve_config(base)))]
+        config = parse_config(args + row.config_args())
+        assert config.model.calibration is True, row.name
+        weighting = config.model.weighting.class_path.rsplit(".", 1)[-1]
+        tasks = config.model.tasks
+        per_pixel[row.name] = (weighting, {t for t, o in tasks.items() if o.get("aleatoric")})
+    assert list(per_pixel.values()) == [
+        ("UncertaintyWeighting", set()),
+        ("EqualWeighting", {"semantic", "instance", "depth"}),
+        ("UncertaintyWeighting", {"instance", "depth"}),
+    ]
