@@ -172,8 +172,7 @@ def epistemic_uncertainty(
     check_mc_dropout(network.heads, passes, "this model")
     generator = mc_generator(images.device, seed)
     statistics = {
-        name: PassStatistics(head, name, generator)
-        for name, head in dropout_heads(network).items()
+        name: PassStatistics(head, name, generator) for name, head in dropout_heads(network).items()
     }
     with mc_dropout_mode(network, generator):
         for _ in range(passes):
