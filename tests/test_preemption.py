@@ -86,7 +86,7 @@ def test_usr2_mid_fit_saves_that_step_requeues_once_and_resumes_to_the_same_resu
     assert torch.load(checkpoint, weights_only=False)["global_step"] == 3
     assert not (run_dir / "result.json").exists()
     first = [json.loads(line) for line in (run_dir / ATTEMPTS_FILE).read_text().splitlines()]
-    assert [a["outcome"] for a in first] == ["SIGUSR2: checkpoint at step 3, requeued"]
+    assert [a["outcome"] for a in first] == ["SIGUSR2: checkpoint at step 3, stopped to requeue"]
 
     SlurmRun(str(spec_path), checkpoint_every_n_steps=100)()  # the requeued attempt
     resumed = json.loads((run_dir / "result.json").read_text())

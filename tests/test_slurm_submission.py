@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mtlscene.experiments.cli import main as experiment_main
-from mtlscene.experiments.executors import slurm_commands
+from mtlscene.experiments.executors import slurm, slurm_commands
 from mtlscene.experiments.executors.slurm import (
     ATTEMPTS_FILE,
     SlurmExecutor,
@@ -26,8 +26,8 @@ SBATCH = """#!/bin/bash
 echo "$*" >> "$FAKE_SLURM/sbatch_calls"
 if [[ " $* " == *" --test-only "* ]]; then
     case "$FAKE_SLURM_MODE" in
-    down) echo "sbatch: error: Batch job submission failed: Unable to contact slurm controller \
-(connect failure)" >&2; exit 1 ;;
+    down) echo "allocation failure: Unable to contact slurm controller (connect failure)" >&2
+        exit 1 ;;
     esac
     echo "sbatch: Job 4242 to start at 2025-01-01T00:00:00 using 1 processors" >&2
     exit 0
@@ -64,6 +64,7 @@ def fake_slurm(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PATH", f"{folder}:{__import__('os').environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM", str(folder))
     monkeypatch.setattr(slurm_commands, "RETRY_DELAYS_S", (0.01, 0.01, 0.01, 0.01))
+    monkeypatch.setattr(slurm, "PREFLIGHT_RETRY_DELAYS_S", (0.01,))
     return folder
 
 
@@ -107,6 +108,7 @@ def test_unreachable_controller_is_named_and_nothing_is_left(tmp_path, fake_slur
     assert "SLURM controller is unreachable" in message and "slurmctld" in message
     assert "partition, account" not in message  # not blamed on the request
     assert "\n" not in message and "Nothing was submitted" in message
+    assert (fake_slurm / "sbatch_calls").read_text().count("--test-only") == 2  # one retry
     assert not list(out.rglob("spec.json"))
 
 

@@ -59,6 +59,8 @@ REQUEUE_CHECKPOINT = "requeue.ckpt"
 # How long ``follow`` keeps waiting while squeue fails (beyond its own retries) before it
 # gives up; the jobs themselves do not depend on it.
 QUEUE_OUTAGE_LIMIT_S = 600.0
+# sbatch --test-only waits ~20 s for a controller by itself; one retry after that.
+PREFLIGHT_RETRY_DELAYS_S = (2.0,)
 # squeue states of a job that will still run (or is running).
 LIVE_STATES = {
     "PENDING",
@@ -300,7 +302,7 @@ class SlurmRun:
         except RequeueRequested as stop:
             if rank_zero:
                 name = signal.Signals(stop.signum).name if stop.signum else "a stop signal"
-                outcome = f"{name}: checkpoint at step {stop.step}, requeued"
+                outcome = f"{name}: checkpoint at step {stop.step}, stopped to requeue"
                 record_attempt(run_dir, time.perf_counter() - start, outcome)
             self._requeue(submitit_requeue, stop)
         except BaseException as error:
@@ -323,9 +325,12 @@ class SlurmRun:
             # Rank 0: dumps this run again, `scontrol requeue`, exits. Other ranks: returns.
             submitit_requeue(stop.signum or signal.SIGUSR2, None)
         except subprocess.CalledProcessError as error:
-            # A cancelled job (scancel's SIGTERM) cannot be requeued, and need not be.
+            # A cancelled job (scancel's SIGTERM) cannot be requeued, and need not be; one
+            # that `scontrol requeue` or a preemption is requeueing already is.
             print(
-                f"not requeued ({error}); running the experiment again resumes from {stop.path}",
+                f"`scontrol requeue` refused ({error}): the job was cancelled or is being "
+                f"requeued already; its next attempt, or running the experiment again, "
+                f"resumes from {stop.path}",
                 flush=True,
             )
             raise SystemExit(1) from None
@@ -487,9 +492,12 @@ class SlurmExecutor:
             command.append(flag if value is True else f"{flag}={value}")
         command += ["--wrap", "true"]
         try:
-            # A controller blip is retried; a refusal (bad partition) is final at once.
+            # A controller blip is retried once (sbatch itself waits ~20 s for it; someone
+            # is waiting for this answer); a refusal (bad partition) is final at once.
             result = run_query(
-                command, retry_if=lambda failed: controller_unreachable(failed.stderr)
+                command,
+                retry_if=lambda failed: controller_unreachable(failed.stderr),
+                delays=PREFLIGHT_RETRY_DELAYS_S,
             )
         except SlurmUnavailable as error:
             raise SlurmUnavailable(f"{error}. Nothing was submitted.") from None

@@ -51,13 +51,15 @@ def unreachable_message(command: str, output: str) -> str:
 def run_query(
     command: Sequence[str],
     retry_if: Callable[[subprocess.CompletedProcess], bool] | None = None,
+    delays: Sequence[float] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run a SLURM query, trying again after each of `RETRY_DELAYS_S` when it fails.
+    """Run a SLURM query, trying again after each of ``delays`` seconds when it fails.
 
     Args:
         command: the command line.
         retry_if: which failures to retry (default: any non-zero exit). A refusal that
             will not change (a bad partition) is not worth 15 s of retries.
+        delays: the waits between tries (default `RETRY_DELAYS_S`).
 
     Returns:
         The first successful result, or the last failed one when ``retry_if`` declined it.
@@ -65,8 +67,9 @@ def run_query(
     Raises:
         SlurmUnavailable: it still failed after the last retry.
     """
+    delays = RETRY_DELAYS_S if delays is None else tuple(delays)
     result = None
-    for delay in (*RETRY_DELAYS_S, None):
+    for delay in (*delays, None):
         result = subprocess.run(list(command), capture_output=True, text=True, check=False)
         if result.returncode == 0 or (retry_if is not None and not retry_if(result)):
             return result
@@ -76,8 +79,8 @@ def run_query(
     if controller_unreachable(output):
         raise SlurmUnavailable(unreachable_message(command[0], output))
     raise SlurmUnavailable(
-        f"`{' '.join(command[:2])} ...` failed {len(RETRY_DELAYS_S) + 1} times over "
-        f"{sum(RETRY_DELAYS_S):.0f} s: {output}"
+        f"`{' '.join(command[:2])} ...` failed {len(delays) + 1} times over "
+        f"{sum(delays):.0f} s: {output}"
     )
 
 
