@@ -162,6 +162,56 @@ def config_paths(args: list[str]) -> list[str]:
     return paths
 
 
+def key_source(args: list[str], key: str) -> str | None:
+    """The last ``--config`` file or option of a command line that sets ``key``.
+
+    ``init_args`` may be left out on either side: ``model.weighting.init_args.weights``
+    is set by ``model: {weighting: {init_args: {weights: ...}}}`` and by
+    ``--model.weighting.weights``; an option setting a parent (``--model.weighting``) counts.
+
+    Args:
+        args: the command line (after the subcommand).
+        key: a dotted config key, e.g. ``model.weighting.init_args.weights.semantic``.
+
+    Returns:
+        The file's path, ``--option`` for an option, or None when neither sets it.
+    """
+    wanted = _without_init_args(key)
+    source = None
+    for index, arg in enumerate(args):
+        if arg in ("--config", "-c") or arg.startswith("--config="):
+            path = args[index + 1] if "=" not in arg and index + 1 < len(args) else ""
+            path = path or arg.partition("=")[2]
+            if path.lstrip().startswith(("{", "[")) or "\n" in path:
+                continue  # an inline config string
+            try:
+                content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            if _sets(content, wanted.split(".")):
+                source = path
+        elif arg.startswith("--"):
+            option = _without_init_args(arg[2:].partition("=")[0])
+            if wanted == option or wanted.startswith(option + "."):
+                source = "--" + arg[2:].partition("=")[0]
+    return source
+
+
+def _without_init_args(key: str) -> str:
+    return ".".join(part for part in key.split(".") if part != "init_args")
+
+
+def _sets(content: Any, parts: list[str]) -> bool:
+    """Whether a YAML ``content`` holds the key ``parts`` (``init_args`` levels skipped)."""
+    if not parts:
+        return True
+    if not isinstance(content, Mapping):
+        return False
+    if parts[0] in content and _sets(content[parts[0]], parts[1:]):
+        return True
+    return isinstance(content.get("init_args"), Mapping) and _sets(content["init_args"], parts)
+
+
 def check_config_files(args: list[str], keys: ConfigKeys, prog: str) -> None:
     """Raise one ConfigError listing every problem of the first ``--config`` file with any.
 
@@ -182,4 +232,11 @@ def check_config_files(args: list[str], keys: ConfigKeys, prog: str) -> None:
             )
 
 
-__all__ = ["ConfigKeys", "check_config_files", "config_paths", "read_config", "suggest"]
+__all__ = [
+    "ConfigKeys",
+    "check_config_files",
+    "config_paths",
+    "key_source",
+    "read_config",
+    "suggest",
+]

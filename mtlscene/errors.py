@@ -36,9 +36,23 @@ def debug_requested() -> bool:
 
 def report(error: BaseException, prog: str) -> int:
     """Print ``error`` as one short message on stderr and return the exit status (2)."""
-    sys.stderr.write(f"{prog}: error: {error}\n{DEBUG_HINT}\n")
+    sys.stderr.write(f"{prog}: error: {worker_message(str(error))}\n{DEBUG_HINT}\n")
     sys.stderr.flush()
     return 2
+
+
+# A DataLoader worker's error comes back as the same class with the worker's whole
+# traceback as its message; the user needs its last sentence.
+_WORKER = re.compile(r"^Caught \w+ in DataLoader worker process \d+\.\s*\nOriginal Traceback")
+_RAISED = re.compile(r"^(?:\w+\.)*\w+: ", re.MULTILINE)
+
+
+def worker_message(message: str) -> str:
+    """``message`` without the DataLoader worker's traceback around it (else unchanged)."""
+    if not _WORKER.match(message):
+        return message
+    raised = list(_RAISED.finditer(message))
+    return message[raised[-1].end() :].strip() if raised else message
 
 
 _UNION_HEADER = "Does not validate against any of the Union subtypes"
@@ -73,4 +87,5 @@ __all__ = [
     "debug_requested",
     "plain_message",
     "report",
+    "worker_message",
 ]

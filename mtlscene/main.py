@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -14,6 +15,8 @@ from typing import Any  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from jsonargparse import Namespace  # noqa: E402
+from lightning.fabric.utilities.exceptions import MisconfigurationException  # noqa: E402
+from lightning.fabric.utilities.seed import seed_everything  # noqa: E402
 from lightning.pytorch import LightningDataModule  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.callbacks import ModelSummary as LightningModelSummary  # noqa: E402
@@ -24,10 +27,11 @@ from lightning.pytorch.cli import (  # noqa: E402
 )
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
+from mtlscene.callbacks.metrics_table import MetricsTable  # noqa: E402
 from mtlscene.callbacks.model_summary import ModelSummary  # noqa: E402
 from mtlscene.checkpoint_config import load_checkpoint, reconcile  # noqa: E402
-from mtlscene.cli_errors import short_parser_message  # noqa: E402
-from mtlscene.config_check import ConfigKeys, check_config_files  # noqa: E402
+from mtlscene.cli_errors import locate, short_parser_message  # noqa: E402
+from mtlscene.config_check import ConfigKeys, check_config_files, key_source  # noqa: E402
 from mtlscene.errors import (  # noqa: E402
     USER_ERRORS,
     CheckpointError,
@@ -98,6 +102,10 @@ MC_DROPOUT_HELP = (
 DEFAULT_DATA_MODULE = "mtlscene.data.CityscapesDataModule"
 # No prefix matching: ``--trainer.max_epoch`` must not silently mean ``max_epochs``.
 PARSER_KWARGS = {"allow_abbrev": False}
+# The accelerators a machine may lack, as a user would name what is missing.
+_DEVICE_NAMES = {"gpu": "GPU", "cuda": "CUDA GPU", "mps": "Apple-silicon GPU (MPS)"}
+# Lightning's seed message, said once the config has been built without error.
+_SEED_LOG = logging.getLogger("lightning.fabric.utilities.seed")
 # Logger classes whose (save_dir, name, version) decide their directory.
 _DIRECTORY_LOGGERS = (
     "lightning.pytorch.loggers.CSVLogger",
@@ -258,6 +266,7 @@ class MTLSceneCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         """Parse, giving the CityScapes data module to command lines that name none."""
+        self._listed: list[str] = []  # the command line, to name the file behind an error
         if isinstance(args, dict | Namespace):
             return super().parse_arguments(parser, args)
         listed = list(sys.argv[1:] if args is None else args)
@@ -273,6 +282,7 @@ class MTLSceneCLI(LightningCLI):
         # args is sys.argv's own list with one addition.
         self.config = parser.parse_args(listed)
         self._whole_counts = _whole_batch_counts(listed[1:])
+        self._listed = listed[1:] if subparser is not None else listed
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
@@ -281,7 +291,29 @@ class MTLSceneCLI(LightningCLI):
         if subcommand == "predict" and kwargs.get("return_predictions") is None:
             # Lightning would otherwise keep every batch and prediction until the end.
             kwargs["return_predictions"] = False
+        tables = any(isinstance(c, MetricsTable) for c in self.trainer.callbacks)
+        if subcommand == "test" and tables:
+            kwargs["verbose"] = False  # one table: MetricsTable's (paper columns first)
         return kwargs
+
+    def _set_seed(self) -> None:
+        """Seed as Lightning does (before any part is built: the initial weights depend on
+        it), but say "Seed set to N" only once the config has been built without error: a
+        config error is then the first and only line a user sees."""
+        self._seed_to_say: int | None = None
+        seed = self._get(self.config, "seed_everything")
+        if seed is False:
+            return
+        seed = seed_everything(None if seed is True else seed, workers=True, verbose=False)
+        if self.subcommand:
+            self.config[self.subcommand]["seed_everything"] = seed
+        else:
+            self.config["seed_everything"] = seed
+        self._seed_to_say = seed
+
+    def after_instantiate_classes(self) -> None:
+        if getattr(self, "_seed_to_say", None) is not None and rank_zero_only.rank == 0:
+            _SEED_LOG.info(f"Seed set to {self._seed_to_say}")
 
     def _add_subcommands(self, parser, **kwargs) -> None:
         # Lightning lists each subcommand with the first line of Trainer's docstring, which
@@ -343,7 +375,10 @@ class MTLSceneCLI(LightningCLI):
         except USER_ERRORS:
             raise
         except (ValueError, TypeError) as error:
-            raise ConfigError(plain_message(error)) from error
+            subcommand = self.config.get("subcommand")
+            config = self.config[subcommand] if subcommand else self.config
+            message = locate(plain_message(error), config.as_dict(), self._listed)
+            raise ConfigError(message) from error
 
     def instantiate_trainer(self, **kwargs):
         """The Trainer, with Lightning's default model summary replaced by ours (no
@@ -352,11 +387,33 @@ class MTLSceneCLI(LightningCLI):
         for key in getattr(self, "_whole_counts", ()):
             if isinstance(config.get(key), float):  # jsonargparse made 1 into 1.0 (100 %)
                 config[key] = int(config[key])
-        trainer = super().instantiate_trainer(**kwargs)
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except MisconfigurationException as error:
+            raise ConfigError(self._trainer_refusal(config, error)) from error
         for index, callback in enumerate(trainer.callbacks):
             if type(callback) is LightningModelSummary:
                 trainer.callbacks[index] = ModelSummary(max_depth=callback._max_depth)
         return trainer
+
+    def _trainer_refusal(self, config: dict, error: Exception) -> str:
+        """Lightning's refusal of the trainer options as one line naming the option and the
+        fix (an accelerator this machine lacks above all)."""
+        accelerator = config.get("accelerator")
+        device = _DEVICE_NAMES.get(accelerator.lower()) if isinstance(accelerator, str) else None
+        text = str(error)
+        if device and ("not available" in text or "No supported gpu backend" in text):
+            source = key_source(self._listed, "trainer.accelerator")
+            where = (
+                f"{source} sets trainer.accelerator: {accelerator}"
+                if source and not source.startswith("--")
+                else f"--trainer.accelerator {accelerator}"
+            )
+            return (
+                f"{where}, but this machine has no {device} that PyTorch can use; use "
+                "--trainer.accelerator cpu, or auto (a GPU when there is one, else the CPU)"
+            )
+        return f"trainer options: {text}"
 
     def before_instantiate_classes(self) -> None:
         """Evaluations of a training run's checkpoint log inside that run's directory."""
@@ -427,6 +484,9 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LightningCLI:
 class _ParseOnlyCLI(MTLSceneCLI):
     def instantiate_classes(self) -> None:
         """Resolve the config without building the model, data or trainer."""
+
+    def after_instantiate_classes(self) -> None:
+        """Nothing was built, so nothing was seeded for: no "Seed set" line."""
 
 
 def parse_config(args: list[str]):

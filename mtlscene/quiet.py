@@ -1,10 +1,14 @@
-"""Silence the three messages every run printed that tell a user nothing about their run.
+"""Silence the messages every run printed that tell a user nothing about their run.
 
 - Lightning's "💡 Tip: ... try installing litlogger" advertisement (logged at info level on
   every Trainer construction).
 - torch 2.14's deprecation of ``isinstance(treespec, LeafSpec)``, which Lightning 2.6's
   ``utilities/_pytree.py`` still calls on every batch of a combined loader; nothing a user
   can act on (drop this filter once Lightning stops calling it).
+- Lightning's "The `srun` command is available on your system but is not used" hint, printed
+  by every command wherever SLURM is installed (any login node). A job this project submits
+  starts its runs itself (``mtlscene-experiment run --executor slurm``), and a command typed
+  on a login node is meant to run there.
 
 "0 Total Flops" of the model summary is fixed in
 `mtlscene.callbacks.model_summary.ModelSummary` instead (FLOPs are not measured).
@@ -16,6 +20,7 @@ import logging
 import warnings
 
 _LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+_SRUN_HINT = r"The `srun` command is available on your system but is not used"
 
 
 class _DropLitLoggerTip(logging.Filter):
@@ -26,6 +31,7 @@ class _DropLitLoggerTip(logging.Filter):
 def silence_known_noise() -> None:
     """Install the filters (idempotent: each is added once)."""
     warnings.filterwarnings("ignore", message=_LEAFSPEC)
+    warnings.filterwarnings("ignore", message=_SRUN_HINT)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropLitLoggerTip) for f in logger.filters):

@@ -47,7 +47,10 @@ def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_p
     assert "failed 2" in printed
     for seed in (0, 1):
         log = out / "runs" / "broken" / f"seed{seed}" / "run.log"
-        assert f"failed: Broken seed {seed}: see {log}" in printed
+        # The summary quotes the cause (the error line of the log), not the log's last line.
+        cause = "ConfigError: model.active_tasks names ['no_such_task']"
+        assert f"failed: Broken seed {seed}: exit status 1: mtlscene.errors.{cause}" in printed
+        assert f"; log: {log}" in printed
         assert "no_such_task" in log.read_text()
 
     with (out / "results.csv").open() as handle:

@@ -182,7 +182,7 @@ def test_one_number_image_size_is_refused_naming_the_option():
         build_cli(["fit", "--config", TINY, "--data.size", "[64]"])
 
 
-def test_negative_fixed_weight_says_only_what_is_wrong(tmp_path):
+def test_negative_fixed_weight_names_the_file_and_the_full_key(tmp_path):
     config = tmp_path / "negative.yaml"
     config.write_text(
         "model:\n  weighting:\n    class_path: mtlscene.weighting.FixedWeighting\n"
@@ -190,7 +190,10 @@ def test_negative_fixed_weight_says_only_what_is_wrong(tmp_path):
     )
     with pytest.raises(ConfigError) as error:
         build_cli(["fit", "--config", TINY, "--config", str(config)])
-    assert str(error.value) == "weighting.weights must be >= 0, got {'semantic': -1.0}"
+    assert str(error.value) == (
+        f"{config}: model.weighting.init_args.weights.semantic must be >= 0, got -1.0: a "
+        "weight scales its task's loss, and 0 turns the task off"
+    )
 
 
 # 6. No noise: the litlogger tip, "0 Total Flops" and the _pytree deprecation.

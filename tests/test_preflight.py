@@ -67,7 +67,19 @@ def test_validate_and_test_check_the_split_they_score(root, stage, split):
     Image.fromarray(np.dstack([label_ids()] * 3)).save(bad)  # a colour picture
     with pytest.raises(DatasetFileError, match="is a colour PNG"):
         _module(root).setup(stage)
-    _module(root).setup("predict")  # images only: predict needs no labels
+    # Predict needs no labels: bad ones are left out (the pictures lose the ground truth).
+    module = _module(root)
+    with pytest.warns(UserWarning, match="pictures show the predictions without the ground"):
+        module.setup("predict")
+    assert module.predict_dataset().with_targets is False
+
+
+def test_predict_checks_its_images(root):
+    image = find_samples(root, "val")[0].image
+    image.write_bytes(image.read_bytes()[:-40])  # truncated: no IEND chunk
+    with pytest.raises(DatasetFileError, match="1 image\\(s\\) cannot be read") as error:
+        _module(root).setup("predict")
+    assert str(image) in str(error.value) and "\n" not in str(error.value)
 
 
 def test_a_passed_check_is_remembered_until_a_file_changes(root):

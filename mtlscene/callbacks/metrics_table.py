@@ -1,4 +1,4 @@
-"""Prints evaluation results as a table: after fit, and the paper's columns after test."""
+"""Prints evaluation results as a table: after fit, and after test (the paper's columns first)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def _fmt(value: float) -> str:
 
 
 class MetricsTable(Callback):
-    """Prints the final validation metrics after ``fit`` and the paper's columns after ``test``.
+    """Prints the final validation metrics after ``fit``, and after ``test`` the paper's columns
+    followed by every other test metric.
 
     Args:
         per_class: also print per-class IoU/AP rows.
@@ -69,12 +70,18 @@ class MetricsTable(Callback):
 
     @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The one table of `mtlscene test` (the CLI turns Lightning's own off when this
+        # callback is there): the paper's columns, then every other test metric.
         metrics = trainer.callback_metrics
-        rows = []
+        rows, shown = [], set()
         for key, title, scale in PAPER_COLUMNS:
             value = metrics.get(f"test/{key}")
             if value is not None:
                 rows.append((title, _fmt(float(value) * scale)))
+                shown.add(f"test/{key}")
+        paper = len(rows)
+        rows += [(key, value) for key, value in self._rows(trainer, "test") if key not in shown]
         if rows:
-            self.last_table = format_table(rows, "Test results in the paper's columns")
+            title = "Test results (the paper's columns first)" if paper else "Test results"
+            self.last_table = format_table(rows, title)
             print("\n" + self.last_table, flush=True)

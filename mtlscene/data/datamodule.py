@@ -145,6 +145,8 @@ class CityscapesDataModule(LightningDataModule):
         self.datasets: dict[str, CityscapesMultiTask] = {}
         self._caches: dict[str, prepared.SplitCache | None] = {}
         self._labels_checked: set[str] = set()
+        # Predict's labels failed the check: it predicts from the images alone.
+        self._predict_images_only = False
         self._held_out: tuple[list[int], list[int]] | None = None
 
     @property
@@ -274,7 +276,25 @@ class CityscapesDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         # Building the datasets here scans the files, so bad roots fail before training.
         if stage == "predict":
-            self.predict_dataset()
+            # Checked before the first batch, as fit and validate are: a bad image is named
+            # here, not inside a DataLoader worker's traceback. Labels only add the ground
+            # truth to the pictures: when they fail the check, predict goes without them.
+            dataset = self.predict_dataset()
+            preflight.check_images(self.root, self.predict_split, dataset.samples)
+            if dataset.with_targets:
+                try:
+                    preflight.check_split(
+                        self.root, self.predict_split, dataset.samples, self.cache_dir
+                    )
+                except DatasetFileError:
+                    self._predict_images_only = True
+                    warnings.warn(
+                        f"the labels of split {self.predict_split!r} of {self.root} have bad "
+                        f"files (`mtlscene-data check {self.root} --splits "
+                        f"{self.predict_split}` lists them): the pictures show the predictions "
+                        "without the ground truth",
+                        stacklevel=2,
+                    )
             return
         # Every frame's files, before the first step (a passed check is remembered), and the
         # problems of every split the stage uses at once.
@@ -357,12 +377,15 @@ class CityscapesDataModule(LightningDataModule):
         return self._evaluation_loader(self.evaluation_dataset(self.test_split))
 
     def predict_dataset(self) -> CityscapesMultiTask:
-        """The predict split, with its labels where every frame has them (the pictures then
-        show the ground truth beside each prediction), else the images alone."""
-        try:
-            return self.dataset(self.predict_split, with_targets=True)
-        except DatasetFileError:
-            return self.dataset(self.predict_split, with_targets=False)
+        """The predict split, with its labels where every frame has them and they passed the
+        pre-flight check (the pictures then show the ground truth beside each prediction),
+        else the images alone."""
+        if not self._predict_images_only:
+            try:
+                return self.dataset(self.predict_split, with_targets=True)
+            except DatasetFileError:
+                pass
+        return self.dataset(self.predict_split, with_targets=False)
 
     def predict_dataloader(self) -> DataLoader:
         return self._evaluation_loader(self.predict_dataset())

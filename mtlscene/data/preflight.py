@@ -146,6 +146,36 @@ def frame_problems(files: SampleFiles) -> list[Problem]:
     return problems
 
 
+def image_problems(files: SampleFiles) -> list[Problem]:
+    """What the pre-flight check finds wrong with a frame's image alone (prediction)."""
+    if not files.image.is_file():
+        return [Problem(files.image, MISSING_FILE, "image file missing")]
+    if png_header(files.image) is None:
+        return [
+            Problem(files.image, CORRUPT_PNG, "not a complete PNG: truncated or another format")
+        ]
+    return []
+
+
+def check_images(root: Path, split: str, samples: Sequence[SampleFiles]) -> None:
+    """Every image of a split that is only predicted on: a complete PNG, else one line naming
+    them. Reads 38 bytes a file (its header and end), so nothing is remembered.
+
+    Raises:
+        DatasetFileError: naming the unreadable images (the first `MAX_LISTED`).
+    """
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        bad = [problem for found in pool.map(image_problems, samples) for problem in found]
+    if bad:
+        shown = "; ".join(f"{p.path} ({p.message})" for p in bad[:MAX_LISTED])
+        more = f"; and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+        raise DatasetFileError(
+            f"split {split!r} of {root}: {len(bad)} image(s) cannot be read, so nothing was "
+            f"predicted: {shown}{more}. Replace them (re-download, re-extract or re-export) "
+            "or remove them from the folder, then run again"
+        )
+
+
 def _ids_valid(label_ids: np.ndarray) -> bool:
     """Whether every labelId is in the official table (a histogram: faster than unique)."""
     if label_ids.dtype != np.uint8 or label_ids.ndim != 2:
@@ -268,10 +298,12 @@ def _remember(record: Path, digest: str, frames: int) -> None:
 
 __all__ = [
     "MAX_LISTED",
+    "check_images",
     "check_once",
     "check_splits",
     "check_split",
     "fingerprint",
     "frame_problems",
+    "image_problems",
     "png_header",
 ]

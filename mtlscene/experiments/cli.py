@@ -262,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
 
         _stop_on_sigterm()
         return run_search_command(args)
-    experiment = load_experiment(args.experiment)
+    try:
+        experiment = load_experiment(args.experiment)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"mtlscene-experiment run: {error}") from None  # names the fix
     executor = build_executor(args, args.jobs, args.timeout)
     _stop_on_sigterm()
     if args.rows:

@@ -28,6 +28,7 @@ Config paths are relative to the ``configs/`` folder of the project (or absolute
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -142,9 +143,12 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
     if not path.is_file():
         path = EXPERIMENT_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
+        shipped = available_experiments()
+        close = difflib.get_close_matches(str(name_or_path), shipped, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise FileNotFoundError(
-            f"no experiment {str(name_or_path)!r}: not a file and not one of "
-            f"{available_experiments()} in {EXPERIMENT_DIR}"
+            f"no experiment {str(name_or_path)!r}{hint}: not a file and not one of "
+            f"{shipped} in {EXPERIMENT_DIR}"
         )
     spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not spec.get("rows"):

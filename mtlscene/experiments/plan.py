@@ -8,6 +8,7 @@ An experiment goes one way: plan (this module) -> schedule each run through an e
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,28 @@ def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+# The lines a failed run's log ends with that say where to look, not what went wrong.
+_HINTS = ("(set MTLSCENE_DEBUG=", "`mtlscene")
+_USER_ERROR = re.compile(r"^mtlscene[\w -]*: error: ")
+_RAISED = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception|Exit|Interrupt)\b(?::|$)")
+
+
+def log_cause(text: str) -> str:
+    """The line of a failed run's log that says why it failed.
+
+    In order: the command's own one-line error (``mtlscene fit: error: --model.weighting:
+    no such class ...``), the last exception of a traceback, else the last line that is not
+    a pointer to the help or the traceback switch.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for pattern in (_USER_ERROR, _RAISED):
+        found = [line for line in lines if pattern.match(line)]
+        if found:
+            return found[-1]
+    rest = [line for line in lines if not line.startswith(_HINTS)]
+    return rest[-1] if rest else "no output"
 
 
 def record_failure(run: PlannedRun, error: str, echo, **extra) -> None:

@@ -183,7 +183,8 @@ def run_experiment(
                 outcome[key] += runs
         for run in outcome["failed"]:
             failure = json.loads((run.run_dir / FAILED_FILE).read_text(encoding="utf-8"))
-            echo(f"  failed: {run.row.name} seed {run.seed}: see {failure['log']}")
+            why = failure.get("error", "no cause recorded")
+            echo(f"  failed: {run.row.name} seed {run.seed}: {why}; log: {failure['log']}")
         if summary:
             from mtlscene.experiments.grouping_experiment import summarize_with_grouping
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Iterable
 
 from mtlscene.tasks.base import TaskHead
 
 _REGISTRY: dict[str, type[TaskHead]] = {}
+
+
+class UnknownTaskError(KeyError, ValueError):
+    """A task name that no ``@register_task`` registered. A KeyError (a failed lookup) and a
+    ValueError (a bad config value: the command line reports it as one line)."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted, as a key
+        return str(self.args[0]) if self.args else ""
 
 
 def register_task(name: str) -> Callable[[type[TaskHead]], type[TaskHead]]:
@@ -47,9 +56,11 @@ def get_task(name: str) -> type[TaskHead]:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise KeyError(
-            f"unknown task {name!r} in model.tasks; registered tasks: {known}. A new task "
-            "needs @register_task in a module listed under model.task_modules"
+        close = difflib.get_close_matches(str(name), sorted(_REGISTRY), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UnknownTaskError(
+            f"unknown task {name!r} in model.tasks{hint}; registered tasks: {known}. A new "
+            "task needs @register_task in a module listed under model.task_modules"
         ) from None
 
 

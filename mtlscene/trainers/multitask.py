@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_debug, rank_zero_info
 from torch import Tensor, nn
 
 from mtlscene.callbacks.exact_resume import ExactResume
@@ -87,8 +87,9 @@ class MultiTaskModule(LightningModule):
             (checked without stalling the step: every ``log_every_n_steps`` batches and at
             each epoch end).
         clustering: turns centroid votes and the semantic prediction into instance masks
-            (default CentroidVoteClustering). Off, with an info message, unless the active
-            heads include trainId class logits and centroid vectors (found by head kind).
+            (default CentroidVoteClustering). Off unless the active heads include trainId
+            class logits and centroid vectors (found by head kind); being off is said at info
+            level when the config names a clustering, else at debug level.
         instance_ap: evaluate CityScapes-style instance AP in validate/test (needs
             clustering); prediction always clusters.
         active_tasks: the subset of ``tasks`` to train (None: all). Task-set presets set only
@@ -228,20 +229,26 @@ class MultiTaskModule(LightningModule):
     def configure_postprocessing(
         self, clustering: CentroidVoteClustering | None, panoptic: PanopticFusion | None
     ) -> None:
-        """Bind clustering and panoptic fusion to the heads they declare; off when missing."""
+        """Bind clustering and panoptic fusion to the heads they declare; off when missing.
+
+        Being off is said at info level only when the config names the post-processor
+        (the user asked for it); task sets without an instance head (NYUv2, own data,
+        semantic and depth) would otherwise be told on every run: debug level there.
+        """
         self.clustering, message = bind_or_disable(
             "model.clustering", clustering or CentroidVoteClustering(), self.heads
         )
         self.panoptic: PanopticFusion | None = None
         if self.clustering is None:
             if message:
-                rank_zero_info(f"{message}; instance AP and panoptic fusion are off too")
+                say = rank_zero_info if clustering is not None else rank_zero_debug
+                say(f"{message}; instance AP and panoptic fusion are off too")
             return
         self.panoptic, message = bind_or_disable(
             "model.panoptic", panoptic or PanopticFusion(), self.heads
         )
         if message:
-            rank_zero_info(message)
+            (rank_zero_info if panoptic is not None else rank_zero_debug)(message)
 
     @property
     def aleatoric_tasks(self) -> list[str]:

@@ -26,7 +26,14 @@ class FixedWeighting(LossWeighting):
         super().__init__()
         negative = {name: w for name, w in weights.items() if w < 0}
         if negative:
-            raise ValueError(f"weighting.weights must be >= 0, got {negative}")
+            # Named ClassName.argument.task: the command line turns it into the config key
+            # and the file that set it.
+            name, weight = next(iter(negative.items()))
+            others = f" (and {list(negative)[1:]})" if len(negative) > 1 else ""
+            raise ValueError(
+                f"FixedWeighting.weights.{name} must be >= 0, got {weight}{others}: a weight "
+                "scales its task's loss, and 0 turns the task off"
+            )
         self.task_weights = {name: float(w) for name, w in weights.items()}
 
     def bind(self, likelihoods: Mapping[str, Likelihood | str]) -> None:

@@ -9,7 +9,14 @@ import time
 from collections.abc import Callable, Sequence
 
 from mtlscene.experiments.executors.device_slots import DeviceSlots
-from mtlscene.experiments.plan import FAILED_FILE, PlannedRun, RunJob, duration, record_failure
+from mtlscene.experiments.plan import (
+    FAILED_FILE,
+    PlannedRun,
+    RunJob,
+    duration,
+    log_cause,
+    record_failure,
+)
 from mtlscene.experiments.reuse import write_spec
 
 # Not ``-m``: the package imports the runner first and runpy would warn.
@@ -94,9 +101,8 @@ class LocalRun:
             return f"timed out after {self.timeout:.0f} s"
         if self.process.returncode == 0 and self.run.done:
             return None
-        lines = self.run.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        last = next((line for line in reversed(lines) if line.strip()), "no output")
-        return f"exit status {self.process.returncode}: {last[:300]}"
+        cause = log_cause(self.run.log_path.read_text(encoding="utf-8", errors="replace"))
+        return f"exit status {self.process.returncode}: {cause[:300]}"
 
 
 class LocalExecutor:
