@@ -129,3 +129,29 @@ def test_baselines_come_from_single_task_runs():
         _result("AB", ["a", "b"], {"test/a/acc": 0.9, "test/b/err": 1.0}),
     ]
     assert single_task_baselines(results, COLUMNS) == pytest.approx({"test/a/acc": 0.5})
+
+
+def test_the_table_shows_the_figures_drawn_beside_it(tmp_path):
+    metrics = {
+        "a": [TableMetric("acc", "Acc %", True, scale=100.0).as_dict()],
+        "b": [TableMetric("err", "Err", False, digits=3).as_dict()],
+    }
+    results = [
+        _result("A only", ["a"], {"test/a/acc": 0.50}, {"a": metrics["a"]}),
+        _result("B only", ["b"], {"test/b/err": 2.0}, {"b": metrics["b"]}),
+        _result("Both", ["a", "b"], {"test/a/acc": 0.55, "test/b/err": 1.0}, metrics),
+    ]
+    experiment = Experiment("figures", tuple(Row(r["row"]) for r in results))
+    bare = write_table(results, experiment, tmp_path / "bare.md", seeds=1).read_text()
+    assert "### Figures" not in bare and "![" not in bare
+    # A trade-off drawn when the columns came in the other order still shows.
+    for name in ("tradeoff_b_a.png", "sigma_evolution.png", "unrelated.png"):
+        (tmp_path / name).write_bytes(b"png")
+    table = write_table(results, experiment, tmp_path / "table.md", seeds=1).read_text()
+    images = [line for line in table.splitlines() if line.startswith("![")]
+    assert [line[line.index("](") + 2 : -1] for line in images] == [
+        "tradeoff_b_a.png",
+        "sigma_evolution.png",
+    ]
+    # Right after the main table's note.
+    assert table.index("Bold: best mean") < table.index("### Figures")

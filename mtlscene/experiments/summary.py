@@ -4,6 +4,7 @@ comparisons) and figures."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import statistics
@@ -28,6 +29,7 @@ from mtlscene.experiments.single_run import RESULT_FILE
 from mtlscene.experiments.statistics import mean_std
 
 EXPERIMENT_COPY = "experiment.yaml"
+SIGMA_FIGURE = "sigma_evolution.png"
 # table.md sections that need the run folders (each run's sigma history): a table rewritten
 # from results.csv alone keeps them as they were.
 RUN_FOLDER_SECTIONS = ("### Has sigma settled?",)
@@ -110,6 +112,25 @@ def _cell(value: tuple[float, float], digits: int, best: float | None) -> str:
     return f"**{text}**" if is_best else text
 
 
+def figure_lines(folder: Path, tasks: Sequence[str]) -> list[str]:
+    """A ``### Figures`` section showing the figures ``summarize`` wrote beside the table
+    (none when there are none): the trade-off of each task pair, then sigma and weight."""
+    figures = []
+    for pair in itertools.combinations(tasks, 2):
+        # The pair's order follows the columns when the figure was drawn: either may exist.
+        for a, b in (pair, pair[::-1]):
+            if (folder / f"tradeoff_{a}_{b}.png").is_file():
+                alt = f"{a} against {b}: fixed weights as a curve, learned marked"
+                figures.append((f"tradeoff_{a}_{b}.png", alt))
+                break
+    if (folder / SIGMA_FIGURE).is_file():
+        figures.append((SIGMA_FIGURE, "sigma and weight of every learned row against step"))
+    lines = [f"![{alt}]({name})" for name, alt in figures]
+    if not lines:
+        return []
+    return ["", "### Figures", "", *"\n\n".join(lines).split("\n")]
+
+
 def write_table(
     results: Sequence[dict[str, Any]], experiment: Experiment, path: Path, seeds: int
 ) -> Path:
@@ -181,6 +202,7 @@ def write_table(
     ]
     if experiment.published:
         lines += published_lines(experiment.published, columns)
+    lines += figure_lines(path.parent, delta_tasks)
     lines += paired_lines(results, experiment, columns, baselines)
     lines += settling_lines(results, [row.name for row in experiment.rows if not row.is_fixed])
     lines += cost_lines(results, [row.name for row in experiment.rows])
@@ -199,15 +221,16 @@ def summarize(out_dir: str | Path, experiment: Experiment | None = None) -> list
     if not results:
         return []
     seeds = max(r["seed"] for r in results) + 1
+    # The figures first: table.md shows those present beside it.
+    figures = plot_tradeoffs(results, experiment, out_dir)
+    figures += plot_sigma_evolution(results, experiment, out_dir)
     written = [
         write_csv(results, out_dir / "results.csv"),
         write_table(results, experiment, out_dir / "table.md", seeds),
     ]
     columns = write_columns(results, out_dir / COLUMNS_FILE)
     written += [columns] if columns is not None else []
-    written += plot_tradeoffs(results, experiment, out_dir)
-    written += plot_sigma_evolution(results, experiment, out_dir)
-    return written
+    return written + figures
 
 
 def _sections(text: str) -> list[tuple[str, str]]:
