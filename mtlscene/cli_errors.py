@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -129,8 +130,14 @@ def _closest(name: str, choices: list[str]) -> str | None:
     prefixed = sorted((c for c, text in plain.items() if text.startswith(wanted)), key=len)
     if same or prefixed:
         return (same or prefixed)[0]
-    close = difflib.get_close_matches(wanted, list(plain.values()), n=1, cutoff=0.6)
-    return next((c for c, text in plain.items() if close and text == close[0]), None)
+    # Spelling compared without the suffix every choice shares ("weighting"): otherwise
+    # NoSuchWeighting would be "close" to NashMTLWeighting by that suffix alone.
+    shared = os.path.commonprefix([text[::-1] for text in plain.values()])[::-1]
+    shared = shared if len(plain) > 1 else ""
+    stems = {c: text[: len(text) - len(shared)] for c, text in plain.items()}
+    wanted = wanted.removesuffix(shared) if shared else wanted
+    close = difflib.get_close_matches(wanted, list(stems.values()), n=1, cutoff=0.6)
+    return next((c for c, text in stems.items() if close and text == close[0]), None)
 
 
 def locate(message: str, config: Mapping[str, Any], args: list[str]) -> str:

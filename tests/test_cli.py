@@ -9,6 +9,7 @@ import torch
 import yaml
 from PIL import Image
 
+from mtlscene.errors import ConfigError
 from mtlscene.main import build_cli, main
 
 CONF = Path(__file__).parent / "conf"
@@ -89,7 +90,8 @@ def test_zero_weight_switches_a_task_off():
 
 
 def test_unknown_task_in_config_names_it():
-    with pytest.raises(KeyError, match="unknown task 'normals'"):
+    # A config error (one line from `mtlscene`), with the closest registered name.
+    with pytest.raises(ConfigError, match="unknown task 'normals' in model.tasks \\(did you mean"):
         build_cli(["--config", TINY, "--model.tasks", "{semantic: {}, normals: {}}"], run=False)
 
 

@@ -123,13 +123,24 @@ def test_error_inside_a_dataloader_worker_is_reported_without_its_traceback(caps
 # Weak messages.
 
 
-@pytest.mark.parametrize("given", ["mtlscene.weighting.DWA", "dwa"])
-def test_weighting_class_typo_lists_the_classes_and_suggests_one(given, capsys):
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("mtlscene.weighting.DWA", "DWAWeighting"),
+        ("dwa", "DWAWeighting"),  # a preset's short name
+        ("pcgard", "PCGradWeighting"),
+        ("NoSuchWeighting", None),  # alike only by the suffix every class shares
+    ],
+)
+def test_weighting_class_typo_lists_the_classes_and_suggests_one(given, meant, capsys):
     with pytest.raises(SystemExit):
         build_cli(["fit", "--config", TINY, "--model.weighting", given])
     err = capsys.readouterr().err
     assert f"--model.weighting: no such class {given!r}" in err
-    assert "(did you mean mtlscene.weighting.DWAWeighting?)" in err
+    if meant:
+        assert f"(did you mean mtlscene.weighting.{meant}?)" in err
+    else:
+        assert "did you mean" not in err
     assert "UncertaintyWeighting" in err and "PCGradWeighting" in err  # the valid names
     assert "Problem with given class_path" not in err
     assert len(err.strip().splitlines()) == 2
