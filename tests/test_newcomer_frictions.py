@@ -166,6 +166,26 @@ def test_failed_run_is_summarised_by_its_cause_not_its_last_line(capsys):
     assert log_cause("\n\n") == "no output"
 
 
+def test_failed_slurm_job_is_summarised_by_its_cause(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from mtlscene.experiments.executors import slurm
+
+    log = tmp_path / "42_0_log.err"
+    log.write_text(
+        "mtlscene fit: error: --model.weighting: no such class 'DWA'\n"
+        "`mtlscene fit --help` lists every option.\n"
+    )
+    monkeypatch.setattr(slurm, "sacct_states", lambda ids: {"42": "FAILED"})
+    handle = object.__new__(slurm.SlurmJobHandle)
+    handle.run = SimpleNamespace(done=False)
+    handle.record = {"job_id": "42", "stderr": str(log)}
+    assert handle.error() == (
+        "job 42 ended (FAILED) without a result: mtlscene fit: error: --model.weighting: no "
+        "such class 'DWA'"
+    )
+
+
 def test_constructor_refusal_names_the_nested_key_and_its_file(tmp_path):
     config = tmp_path / "composed.yaml"
     config.write_text(

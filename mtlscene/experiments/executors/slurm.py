@@ -48,7 +48,14 @@ from mtlscene.experiments.executors.slurm_commands import (
     squeue,
     unreachable_message,
 )
-from mtlscene.experiments.plan import FAILED_FILE, PlannedRun, RunJob, duration, record_failure
+from mtlscene.experiments.plan import (
+    FAILED_FILE,
+    PlannedRun,
+    RunJob,
+    duration,
+    log_cause,
+    record_failure,
+)
 from mtlscene.experiments.reuse import SPEC_FILE, run_identity, write_spec
 from mtlscene.experiments.single_run import RESULT_FILE
 
@@ -387,7 +394,12 @@ class SlurmJobHandle:
     def error(self) -> str | None:
         if self.run.done:
             return None
-        last = log_tail(self.record["stderr"], 1).strip() or "no output"
+        # The log's error line (its last line is often a pointer to the help).
+        stderr = Path(self.record["stderr"])
+        if stderr.is_file():
+            last = log_cause(stderr.read_text(encoding="utf-8", errors="replace"))
+        else:
+            last = f"(no log at {stderr})"
         # Accounting says why (CANCELLED, TIMEOUT, ...) where the cluster keeps it.
         state = sacct_states([self.job_id]).get(self.job_id)
         how = f" ({state})" if state else ""
