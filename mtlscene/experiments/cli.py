@@ -89,7 +89,8 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         metavar="K",
         help="local: K runs at once on each GPU of --devices (default 1); a 128x256 run "
-        "leaves most of a GPU idle. On the CPU: K runs at once, as --jobs K",
+        "leaves most of a GPU idle. On the CPU: K runs at once, as --jobs K. slurm: each "
+        "job trains gpus_per_node x K runs, K on each of its GPUs (runs_per_device)",
     )
     parser.add_argument(
         "--no-wait",

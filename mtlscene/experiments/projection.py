@@ -93,12 +93,14 @@ def choose_rate(configured: float | None, measured: tuple[float, int] | None) ->
 
 
 def parallel_slots(executor) -> int:
-    """Runs the executor trains at once: local ``jobs``, SLURM ``array_parallelism``."""
+    """Runs the executor trains at once: local ``jobs``, SLURM ``array_parallelism`` (times
+    the runs of each job when jobs pack runs: GPUs x ``runs_per_device``)."""
     jobs = getattr(executor, "jobs", None)
     if isinstance(jobs, int):
         return jobs
     config = getattr(executor, "config", None)
-    return int(getattr(config, "array_parallelism", 1) or 1)
+    per_job = int(getattr(config, "runs_per_job", 1) or 1)
+    return int(getattr(config, "array_parallelism", 1) or 1) * per_job
 
 
 def projection_line(
@@ -162,7 +164,7 @@ def project_wall_time(
     epochs_bound = any(epochs is not None and epochs > 0 for _, epochs in lengths)
     rate = choose_rate(steps_per_second, measured_rate(finished))
     slots = getattr(executor, "slots", None)
-    placement = slots.describe() if slots is not None else ""
+    placement = slots.describe() if slots is not None else getattr(executor, "placement", "")
     return projection_line(steps, epochs_bound, rate, parallel_slots(executor), placement)
 
 

@@ -98,7 +98,8 @@ def main(command: str, out_dir: Path) -> int:
         raise SystemExit(f"{out_dir}: no runs/ folder; pass an experiment's --out folder")
     statuses = run_statuses(out_dir)
     if command == "cancel":
-        live = [s.job_id for s in statuses if s.state in ("running", "pending")]
+        # Runs packed into one job share its id: cancel it once.
+        live = list(dict.fromkeys(s.job_id for s in statuses if s.state in ("running", "pending")))
         if not live:
             print(f"{out_dir}: no queued or running SLURM jobs")
             return 0

@@ -37,7 +37,8 @@ def make_executor(
         timeout: seconds before a local run counts as failed.
         wait: whether ``run_all`` waits for the runs to end (slurm; local always waits).
         devices: local: the GPUs to pack runs on (``all``, ``cpu`` or ``0,1,3``).
-        runs_per_device: local: runs at once on each of those GPUs (K).
+        runs_per_device: runs at once on each of those GPUs (K); slurm: the executor
+            config's ``runs_per_device`` (jobs that pack runs on ``gpus_per_node`` GPUs).
     """
     if name == "local":
         if config is not None or overrides:
@@ -51,14 +52,20 @@ def make_executor(
             return LocalExecutor(jobs=jobs or 1, timeout=timeout)
         return _packed_local_executor(jobs, timeout, devices, runs_per_device)
     if name == "slurm":
-        if devices is not None or runs_per_device is not None:
+        if devices is not None:
             raise ExecutorConfigError(
                 "--devices and --runs-per-device place runs of the local executor; a SLURM "
-                "job gets its GPUs from the executor config (gpus_per_node)"
+                "job gets its GPUs from the executor config (gpus_per_node), and "
+                "--runs-per-device K packs K runs on each of them"
             )
         from mtlscene.experiments.executors.slurm import SlurmExecutor, load_slurm_config
 
-        return SlurmExecutor(load_slurm_config(config, overrides or []), wait=wait)
+        slurm_config = load_slurm_config(config, overrides or [])
+        if runs_per_device is not None:
+            slurm_config.runs_per_device = runs_per_device
+            slurm_config.source += " + --runs-per-device"
+            slurm_config.check()
+        return SlurmExecutor(slurm_config, wait=wait)
     raise ExecutorConfigError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")
 
 

@@ -130,6 +130,7 @@ def run_packed(
     launch: Callable[[Item, dict[str, str]], subprocess.Popen],
     base_env: Mapping[str, str],
     poll_s: float = 0.1,
+    stop: Callable[[], bool] | None = None,
 ) -> list[tuple[Item, int]]:
     """Run every item as one process, at most ``runs_per_device`` on each device.
 
@@ -137,21 +138,35 @@ def run_packed(
     that owns a whole node, e.g. its runs' spec files, each started with
     ``launch(spec, env) -> subprocess.Popen([python, -c, single_run, spec], env=env)``.
 
+    Args:
+        items: what to run, in order.
+        slots: the devices and runs per device.
+        launch: starts one item's process with the environment given.
+        base_env: the environment each process starts from (its device set on top).
+        poll_s: seconds between two looks at the running processes.
+        stop: once it returns True no further item starts (a job told to stop); the
+            running ones are still waited for.
+
     Returns:
-        (item, exit status) of every item, in the order they ended.
+        (item, exit status) of every item started, in the order they ended.
     """
     pending = list(items)
     running: list[tuple[Item, str, subprocess.Popen]] = []
     ended: list[tuple[Item, int]] = []
     try:
         while pending or running:
+            if stop is not None and stop():
+                pending = []
             while pending:
                 device = slots.acquire()
                 if device is None:
                     break
                 item = pending.pop(0)
                 running.append((item, device, launch(item, slots.environment(device, base_env))))
-            if not running:  # a slot leaked: stop rather than wait forever
+            if not running:
+                if not pending:  # told to stop before anything was left running
+                    break
+                # A slot leaked: stop rather than wait forever.
                 raise RuntimeError("no free device slot while no run is running")
             still = []
             for item, device, process in running:

@@ -20,6 +20,10 @@
 - The job id goes into the run folder (``job.json``). Running the command again attaches to
   jobs still queued or running instead of submitting them twice; a run whose job is gone
   without a result is submitted again and resumes from its checkpoint.
+- ``runs_per_device: K`` packs runs instead: each job takes ``gpus_per_node`` GPUs of one
+  node and trains up to G x K single-device runs on them, one process per run
+  (`slurm_packed`). Each run keeps its own folder, ``run.log``, attempts and checkpoint; a
+  stop signal reaches every run of the job and the job requeues once.
 """
 
 from __future__ import annotations
@@ -114,6 +118,9 @@ class SlurmConfig:
         max_requeues_on_timeout: requeues after reaching the time limit (preemptions do
             not count).
         poll_s: seconds between two looks at the queue while waiting.
+        runs_per_device: None (one run per job) or K: each job takes ``gpus_per_node`` GPUs
+            of one node and trains up to ``gpus_per_node`` x K single-device runs at once,
+            K on each GPU. ``cpus_per_task`` and ``mem_gb`` are then the whole job's.
     """
 
     partition: str | None = None
@@ -133,6 +140,7 @@ class SlurmConfig:
     signal_delay_s: int = 120
     max_requeues_on_timeout: int = 3
     poll_s: float = 10.0
+    runs_per_device: int | None = None
     source: str = "defaults"
 
     def check(self) -> None:
@@ -156,6 +164,40 @@ class SlurmConfig:
                 )
         if self.mem_gb <= 0:
             raise ExecutorConfigError(f"{self.source}: mem_gb must be positive")
+        if self.runs_per_device is not None:
+            self._check_packing()
+
+    def _check_packing(self) -> None:
+        """Refuse a packed job without a node's GPUs to pack its runs on."""
+        k = self.runs_per_device
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ExecutorConfigError(
+                f"{self.source}: runs_per_device is a whole number of runs per GPU (at least "
+                f"1), got {k!r}"
+            )
+        gpus = self.gpus_per_node
+        if not isinstance(gpus, int) or gpus < 1:
+            raise ExecutorConfigError(
+                f"{self.source}: runs_per_device={k} packs runs on the GPUs of a whole node, "
+                f"but gpus_per_node is {gpus!r}: set gpus_per_node to the GPUs each job takes "
+                "(e.g. 8, all of a node's)"
+            )
+        if self.nodes != 1:
+            raise ExecutorConfigError(
+                f"{self.source}: runs_per_device={k} packs runs on one node, but nodes is "
+                f"{self.nodes}: set nodes: 1"
+            )
+        if self.tasks_per_node not in ("devices", 1):
+            raise ExecutorConfigError(
+                f"{self.source}: runs_per_device={k}: a packed job is one task that starts "
+                f"its runs, but tasks_per_node is {self.tasks_per_node!r}: leave it at "
+                "`devices`"
+            )
+
+    @property
+    def runs_per_job(self) -> int:
+        """Runs one job trains: 1, or gpus_per_node x runs_per_device when packed."""
+        return 1 if self.runs_per_device is None else int(self.gpus_per_node) * self.runs_per_device
 
 
 _KEYS = [f.name for f in fields(SlurmConfig) if f.name != "source"]
@@ -268,6 +310,82 @@ def record_attempt(run_dir: Path, wall_time_s: float, outcome: str) -> None:
         handle.write(json.dumps(line) + "\n")
 
 
+def run_attempt(
+    spec_path: str | Path, checkpoint_every_n_steps: int, nodes: int = 1
+) -> RequeueRequested | None:
+    """One attempt of a run inside a SLURM job: fit + test, resumed from its checkpoint.
+
+    The stop signals are only recorded from here on (`STOP_REQUEST`, in this process
+    alone); the attempt's wall time and how it ended go to ``attempts.jsonl`` (rank 0).
+
+    Returns:
+        The stop request when a signal stopped the run at a step (its checkpoint saved);
+        None when it finished, now or in an earlier attempt.
+    """
+    from mtlscene.experiments.single_run import execute
+
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    run_dir = Path(spec["run_dir"])
+    if (run_dir / RESULT_FILE).is_file():
+        return None  # finished by an earlier attempt of this job
+    STOP_REQUEST.install()
+    spec["args"] = job_args(spec["args"], run_dir, checkpoint_every_n_steps, nodes)
+    resume = run_dir / REQUEUE_DIR / REQUEUE_CHECKPOINT
+    if resume.is_file():
+        print(f"resuming from {resume}", flush=True)
+        spec["resume_from"] = str(resume)
+    spec["earlier_wall_time_s"] = earlier_wall_time_s(run_dir)
+    rank_zero = os.environ.get("SLURM_PROCID", "0") == "0"
+    start = time.perf_counter()
+    try:
+        execute(spec)
+    except RequeueRequested as stop:
+        if rank_zero:
+            name = signal.Signals(stop.signum).name if stop.signum else "a stop signal"
+            outcome = f"{name}: checkpoint at step {stop.step}, stopped to requeue"
+            record_attempt(run_dir, time.perf_counter() - start, outcome)
+        return stop
+    except BaseException as error:
+        if rank_zero:
+            record_attempt(run_dir, time.perf_counter() - start, f"failed: {error!r}"[:300])
+        raise
+    if rank_zero:
+        record_attempt(run_dir, time.perf_counter() - start, "finished")
+    return None
+
+
+def requeue_once(submitit_requeue: Any, signum: int | None, note: str, holds: str) -> NoReturn:
+    """Requeue the job once through submitit (rank 0; it counts time-limit requeues), exit.
+
+    Args:
+        submitit_requeue: submitit's USR2 handler, taken before ours replaced it.
+        signum: the stop signal received.
+        note: the line printed first (what was saved).
+        holds: where the next attempt resumes from (for the messages).
+    """
+    print(note, flush=True)
+    # Decided: the SIGTERM that `scontrol requeue` sends this job changes nothing now.
+    for stop_signal in (signal.SIGTERM, signal.SIGUSR2):
+        signal.signal(stop_signal, signal.SIG_IGN)
+    if not callable(submitit_requeue):
+        raise SystemExit(f"not under submitit, nothing requeues this job; {holds} holds it")
+    try:
+        # Rank 0: dumps this job's callable again, `scontrol requeue`, exits. Other ranks:
+        # returns.
+        submitit_requeue(signum or signal.SIGUSR2, None)
+    except subprocess.CalledProcessError as error:
+        # A cancelled job (scancel's SIGTERM) cannot be requeued, and need not be; one
+        # that `scontrol requeue` or a preemption is requeueing already is.
+        print(
+            f"`scontrol requeue` refused ({error}): the job was cancelled or is being "
+            f"requeued already; its next attempt, or running the experiment again, "
+            f"resumes from {holds}",
+            flush=True,
+        )
+        raise SystemExit(1) from None
+    raise SystemExit(0)  # a rank other than 0: rank 0 requeues the whole job
+
+
 class SlurmRun:
     """What a SLURM job runs: one run's fit + test, resumable after a requeue.
 
@@ -286,62 +404,12 @@ class SlurmRun:
         self.nodes = nodes
 
     def __call__(self) -> None:
-        from mtlscene.experiments.single_run import execute
-
-        spec = json.loads(Path(self.spec_path).read_text(encoding="utf-8"))
-        run_dir = Path(spec["run_dir"])
-        if (run_dir / RESULT_FILE).is_file():
-            return  # finished by an earlier attempt of this job
         # submitit's USR2 handler (it requeues); ours only records the signal, in this
         # process alone, so that DataLoader workers forked later ignore it.
         submitit_requeue = signal.getsignal(signal.SIGUSR2)
-        STOP_REQUEST.install()
-        spec["args"] = job_args(spec["args"], run_dir, self.checkpoint_every_n_steps, self.nodes)
-        resume = run_dir / REQUEUE_DIR / REQUEUE_CHECKPOINT
-        if resume.is_file():
-            print(f"resuming from {resume}", flush=True)
-            spec["resume_from"] = str(resume)
-        spec["earlier_wall_time_s"] = earlier_wall_time_s(run_dir)
-        rank_zero = os.environ.get("SLURM_PROCID", "0") == "0"
-        start = time.perf_counter()
-        try:
-            execute(spec)
-        except RequeueRequested as stop:
-            if rank_zero:
-                name = signal.Signals(stop.signum).name if stop.signum else "a stop signal"
-                outcome = f"{name}: checkpoint at step {stop.step}, stopped to requeue"
-                record_attempt(run_dir, time.perf_counter() - start, outcome)
-            self._requeue(submitit_requeue, stop)
-        except BaseException as error:
-            if rank_zero:
-                record_attempt(run_dir, time.perf_counter() - start, f"failed: {error!r}"[:300])
-            raise
-        if rank_zero:
-            record_attempt(run_dir, time.perf_counter() - start, "finished")
-
-    @staticmethod
-    def _requeue(submitit_requeue: Any, stop: RequeueRequested) -> NoReturn:
-        """Requeue once through submitit (rank 0; it counts time-limit requeues), then exit."""
-        print(f"{stop}", flush=True)
-        # Decided: the SIGTERM that `scontrol requeue` sends this job changes nothing now.
-        for signum in (signal.SIGTERM, signal.SIGUSR2):
-            signal.signal(signum, signal.SIG_IGN)
-        if not callable(submitit_requeue):
-            raise SystemExit(f"not under submitit, nothing requeues this job; {stop.path} holds it")
-        try:
-            # Rank 0: dumps this run again, `scontrol requeue`, exits. Other ranks: returns.
-            submitit_requeue(stop.signum or signal.SIGUSR2, None)
-        except subprocess.CalledProcessError as error:
-            # A cancelled job (scancel's SIGTERM) cannot be requeued, and need not be; one
-            # that `scontrol requeue` or a preemption is requeueing already is.
-            print(
-                f"`scontrol requeue` refused ({error}): the job was cancelled or is being "
-                f"requeued already; its next attempt, or running the experiment again, "
-                f"resumes from {stop.path}",
-                flush=True,
-            )
-            raise SystemExit(1) from None
-        raise SystemExit(0)  # a rank other than 0: rank 0 requeues the whole job
+        stop = run_attempt(self.spec_path, self.checkpoint_every_n_steps, self.nodes)
+        if stop is not None:
+            requeue_once(submitit_requeue, stop.signum, str(stop), str(stop.path))
 
     def checkpoint(self, *args: Any, **kwargs: Any):
         """Called by submitit on USR2 (rank 0): requeue this same run.
@@ -396,6 +464,8 @@ class SlurmJobHandle:
             return None
         # The log's error line (its last line is often a pointer to the help).
         stderr = Path(self.record["stderr"])
+        if not stderr.is_file() and self.record.get("job_stderr"):
+            stderr = Path(self.record["job_stderr"])  # a packed job that ended before the run
         if stderr.is_file():
             last = log_cause(stderr.read_text(encoding="utf-8", errors="replace"))
         else:
@@ -439,6 +509,17 @@ class SlurmExecutor:
     def poll_s(self) -> float:
         return self.config.poll_s
 
+    @property
+    def placement(self) -> str:
+        """How a packed job places its runs (empty when each job trains one run)."""
+        config = self.config
+        if config.runs_per_device is None:
+            return ""
+        return (
+            f"{config.runs_per_device} run(s) on each of {config.gpus_per_node} GPU(s) of a "
+            f"job, {config.array_parallelism} job(s) at once"
+        )
+
     # -- queue ---------------------------------------------------------------------------
     def queue(self, fresh: bool = False) -> dict[str, tuple[str, str]]:
         """The user's live jobs, looked up at most every ``poll_s`` seconds."""
@@ -450,17 +531,12 @@ class SlurmExecutor:
     # -- submission ----------------------------------------------------------------------
     def _parameters(self, devices: int) -> dict[str, Any]:
         config = self.config
-        tasks = devices if config.tasks_per_node == "devices" else config.tasks_per_node
-        if tasks != devices:
-            raise ExecutorConfigError(
-                f"{config.source}: tasks_per_node={tasks} but the runs have "
-                f"trainer.devices={devices}; Lightning needs one SLURM task per device: set "
-                "tasks_per_node: devices (or equal to trainer.devices)"
-            )
-        gpus = devices if config.gpus_per_node == "devices" else config.gpus_per_node
-        setup = ["export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", *config.setup]
+        nodes, tasks, gpus = self._shape(devices)
+        setup = list(config.setup)
+        if config.runs_per_device is None:  # a packed job shares its cores out per run
+            setup.insert(0, "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}")
         parameters: dict[str, Any] = {
-            "nodes": config.nodes,
+            "nodes": nodes,
             "ntasks_per_node": tasks,
             "cpus_per_task": config.cpus_per_task,
             "mem": f"{int(config.mem_gb * 1024)}MB",
@@ -479,6 +555,29 @@ class SlurmExecutor:
         # preemption, and the run would fail instead of resuming.
         parameters["additional_parameters"] = {"requeue": True, **config.sbatch}
         return parameters
+
+    def _shape(self, devices: int) -> tuple[int, int, int]:
+        """(nodes, tasks per node, GPUs per node) of a job whose runs have ``devices``."""
+        config = self.config
+        if config.runs_per_device is not None:
+            if devices != 1:
+                raise ExecutorConfigError(
+                    f"{config.source}: runs_per_device={config.runs_per_device} packs "
+                    f"single-device runs (each sees one GPU), but the runs have "
+                    f"trainer.devices={devices}: drop runs_per_device, or train them on one "
+                    "device"
+                )
+            # One task, the node's GPUs: it starts the job's runs, K on each GPU.
+            return 1, 1, int(config.gpus_per_node)
+        tasks = devices if config.tasks_per_node == "devices" else config.tasks_per_node
+        if tasks != devices:
+            raise ExecutorConfigError(
+                f"{config.source}: tasks_per_node={tasks} but the runs have "
+                f"trainer.devices={devices}; Lightning needs one SLURM task per device: set "
+                "tasks_per_node: devices (or equal to trainer.devices)"
+            )
+        gpus = devices if config.gpus_per_node == "devices" else config.gpus_per_node
+        return config.nodes, tasks, int(gpus)
 
     def preflight(self, devices: int) -> None:
         """Ask SLURM whether it would take these jobs (``sbatch --test-only``); submit nothing."""
@@ -532,6 +631,12 @@ class SlurmExecutor:
 
     def _prepare(self, job: RunJob) -> tuple[SlurmRun, bool]:
         """Write the run's spec; the job's callable and whether the spec is new."""
+        spec_path, new = self._write_spec(job)
+        call = SlurmRun(str(spec_path), self.config.checkpoint_every_n_steps, self.config.nodes)
+        return call, new
+
+    def _write_spec(self, job: RunJob) -> tuple[Path, bool]:
+        """Write the run's spec; its path and whether it is new."""
         run = job.run
         spec_path = run.run_dir / SPEC_FILE
         earlier = json.loads(spec_path.read_text("utf-8")) if spec_path.is_file() else None
@@ -554,8 +659,7 @@ class SlurmExecutor:
             **job.spec_extra,
             executor="slurm",
         )
-        call = SlurmRun(str(spec_path), self.config.checkpoint_every_n_steps, self.config.nodes)
-        return call, earlier is None
+        return spec_path, earlier is None
 
     @staticmethod
     def _unprepare(run: PlannedRun) -> None:
@@ -567,7 +671,7 @@ class SlurmExecutor:
                 folder.rmdir()
 
     @staticmethod
-    def _record(run: PlannedRun, submitted) -> dict[str, Any]:
+    def _record(run: PlannedRun, submitted, packed: int | None = None) -> dict[str, Any]:
         record = {
             "executor": "slurm",
             "job_id": str(submitted.job_id),
@@ -575,6 +679,15 @@ class SlurmExecutor:
             "stderr": str(submitted.paths.stderr),
             "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        if packed is not None:
+            # Several runs share the job and its log: each run writes its own run.log.
+            record.update(
+                stdout=str(run.log_path),
+                stderr=str(run.log_path),
+                job_stdout=record["stdout"],
+                job_stderr=record["stderr"],
+                runs_in_job=packed,
+            )
         (run.run_dir / JOB_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         return record
 
@@ -582,7 +695,8 @@ class SlurmExecutor:
         """Submit ``jobs`` as one array per device count; the handles, in order.
 
         SLURM is asked first (``preflight``), so a refused request writes nothing; a run
-        folder prepared for an array that sbatch then refused is removed again.
+        folder prepared for an array that sbatch then refused is removed again. Packed
+        (``runs_per_device``): one array whose jobs train ``runs_per_job`` runs each.
         """
         devices_of = {job.run.run_dir: run_devices(job.args) for job in jobs}
         for devices in sorted(set(devices_of.values())):
@@ -590,35 +704,74 @@ class SlurmExecutor:
         handles: dict[Path, SlurmJobHandle] = {}
         for devices in sorted(set(devices_of.values())):
             group = [job for job in jobs if devices_of[job.run.run_dir] == devices]
+            if self.config.runs_per_device is not None:
+                self._submit_packed(group, handles)
+                continue
             prepared = [(job, *self._prepare(job)) for job in group]
             folder = group[0].run.run_dir.parents[2] / "slurm"
             try:
                 executor = self._executor(folder, devices)
                 submitted = executor.submit_array([call for _, call, _ in prepared])
             except Exception as error:  # submitit wraps sbatch's refusal
-                for job, _, new in prepared:
-                    if new:
-                        self._unprepare(job.run)
-                message = str(error).strip().splitlines()
-                detail = next(
-                    (line for line in message if "error" in line.lower()), " ".join(message)
-                )
-                done = (
-                    f"{len(handles)} run(s) of other arrays were submitted, these were not"
-                    if handles
-                    else "Nothing was submitted"
-                )
-                if controller_unreachable(str(error)):
-                    raise SlurmUnavailable(
-                        f"{unreachable_message('sbatch', detail)}. {done}."
-                    ) from None
-                raise ExecutorConfigError(f"sbatch refused the jobs: {detail}. {done}.") from None
+                self._refused(error, [(job, new) for job, _, new in prepared], handles)
             for (job, _, _), one in zip(prepared, submitted, strict=True):
                 handles[job.run.run_dir] = SlurmJobHandle(self, job.run, self._record(job.run, one))
         return [handles[job.run.run_dir] for job in jobs]
 
+    def _submit_packed(self, jobs: Sequence[RunJob], handles: dict[Path, SlurmJobHandle]) -> None:
+        """Submit ``jobs`` in groups of ``runs_per_job``, one array job per group."""
+        from mtlscene.experiments.executors.slurm_packed import PackedSlurmJob
+
+        size = self.config.runs_per_job
+        prepared = [(job, *self._write_spec(job)) for job in jobs]
+        groups = [prepared[index : index + size] for index in range(0, len(prepared), size)]
+        calls = [
+            PackedSlurmJob(
+                [str(spec_path) for _, spec_path, _ in group],
+                self.config.checkpoint_every_n_steps,
+                int(self.config.runs_per_device),
+            )
+            for group in groups
+        ]
+        folder = jobs[0].run.run_dir.parents[2] / "slurm"
+        try:
+            submitted = self._executor(folder, 1).submit_array(calls)
+        except Exception as error:  # submitit wraps sbatch's refusal
+            self._refused(error, [(job, new) for job, _, new in prepared], handles)
+        for group, one in zip(groups, submitted, strict=True):
+            for job, _, _ in group:
+                record = self._record(job.run, one, packed=len(group))
+                handles[job.run.run_dir] = SlurmJobHandle(self, job.run, record)
+
+    def _refused(
+        self,
+        error: Exception,
+        prepared: Sequence[tuple[RunJob, bool]],
+        handles: dict[Path, SlurmJobHandle],
+    ) -> NoReturn:
+        """Undo the new run folders of a refused array and stop with sbatch's reason."""
+        for job, new in prepared:
+            if new:
+                self._unprepare(job.run)
+        message = str(error).strip().splitlines()
+        detail = next((line for line in message if "error" in line.lower()), " ".join(message))
+        done = (
+            f"{len(handles)} run(s) of other arrays were submitted, these were not"
+            if handles
+            else "Nothing was submitted"
+        )
+        if controller_unreachable(str(error)):
+            raise SlurmUnavailable(f"{unreachable_message('sbatch', detail)}. {done}.") from None
+        raise ExecutorConfigError(f"sbatch refused the jobs: {detail}. {done}.") from None
+
     def start(self, job: RunJob) -> SlurmJobHandle:
         """Submit one run now (a search's trial); poll the handle until it ends."""
+        if self.config.runs_per_device is not None:
+            raise ExecutorConfigError(
+                f"{self.config.source}: runs_per_device packs the runs of `run` into "
+                "whole-node jobs; a search starts its trials one at a time, so each would "
+                "hold a node for one run: drop runs_per_device for the search"
+            )
         return self._submit([job])[0]
 
     def attach(self, run: PlannedRun) -> SlurmJobHandle | None:
