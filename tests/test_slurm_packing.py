@@ -220,7 +220,7 @@ def test_a_stop_signal_reaches_every_run_and_the_job_requeues_once(packed_job, m
     assert ended.value.code == 0 and time.monotonic() - start < 20  # not the 30 s sleep
     assert requeues == [signal.SIGUSR2]  # once, for the whole job
     assert [record["signal"] for record in _seen(paths[:2])] == [signal.SIGUSR2] * 2
-    assert not Path(paths[2]).with_name("ready").exists()  # not started once signalled
+    assert not Path(paths[2]).with_name("run.log").exists()  # not started once signalled
     assert not any(Path(p).with_name("result.json").exists() for p in paths)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # the requeue's SIGTERM
 
