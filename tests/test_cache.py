@@ -193,34 +193,12 @@ def test_prepare_command_reports_up_to_date_and_bad_roots(root, tmp_path, capsys
     assert "no split" in capsys.readouterr().err
 
 
-def test_ddp_ranks_share_one_cache_built_once(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = tmp_path / "syn"
-    args = [
-        "fit",
-        "--config",
-        str(Path(__file__).parent / "conf" / "tiny.yaml"),
-        "--data.root",
-        str(root),
-        "--data.cache",
-        "true",
-        "--data.synthetic_images",
-        "{train: 4, val: 2, test: 2}",
-        "--trainer.limit_train_batches",
-        "1",
-        *("--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"),
-    ]
-    result = subprocess.run(
-        [sys.executable, "-m", "mtlscene", *args], capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_ddp_ranks_share_one_cache_built_once(ddp_tiny_fit):
+    # A 2-process DDP fit with --data.cache true (the suite's shared fit, conftest.py).
     for split in ("train", "val"):
-        assert result.stdout.count(f"building the prepared cache of split {split!r}") == 1
+        assert ddp_tiny_fit.stdout.count(f"building the prepared cache of split {split!r}") == 1
     # One cache per split at the working size (beside the record of passed file checks).
-    assert sorted(p.name for p in (root / "mtlscene_cache").iterdir()) == [
+    assert ddp_tiny_fit.cache == [
         "checked",
         "train-32x64",
         "val-32x64",

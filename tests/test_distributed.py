@@ -17,11 +17,16 @@ DATA = ["--data.synthetic_images", "{train: 8, val: 4, test: 2}"]
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 
 
-def _run(args: list[str], out_dir: Path) -> None:
-    probe = [
+def _probe(out_dir: Path) -> list[str]:
+    """Arguments adding the tests' DistributedProbe, writing into ``out_dir``."""
+    return [
         "--trainer.callbacks+=ddp_probe.DistributedProbe",
         f"--trainer.callbacks.out_dir={out_dir}",
     ]
+
+
+def _run(args: list[str], out_dir: Path) -> None:
+    probe = _probe(out_dir)
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     )
@@ -39,36 +44,21 @@ def _load(path: Path):
     return json.loads(path.read_text())
 
 
-def test_ddp_trains_with_identical_sigmas_and_same_validation_metrics(tmp_path):
-    # Two processes train; after every step both ranks hold the same s for every task.
-    _run(
-        ["fit", "--config", TINY, *DATA, *DDP, "--trainer.limit_train_batches", "null"],
-        tmp_path / "fit",
-    )
-    rank0 = _load(tmp_path / "fit" / "sigmas_world2_rank0.json")
-    rank1 = _load(tmp_path / "fit" / "sigmas_world2_rank1.json")
+def test_ddp_trains_with_identical_sigmas_and_same_validation_metrics(ddp_tiny_fit, tmp_path):
+    # Two processes train (the shared fit, conftest.py); after every step both ranks hold
+    # the same s for every task.
+    rank0 = _load(ddp_tiny_fit.probe / "sigmas_world2_rank0.json")
+    rank1 = _load(ddp_tiny_fit.probe / "sigmas_world2_rank1.json")
     assert len(rank0) == 2  # 8 images / (2 ranks x batch 2) = 2 steps
     assert rank0 == rank1
     assert rank0[0] != rank0[1]  # and they do move
 
-    checkpoint = next(Path("runs/tiny").rglob("last.ckpt"))
-    _run(
-        [
-            "validate",
-            "--config",
-            TINY,
-            *DATA,
-            "--ckpt_path",
-            str(checkpoint),
-            "--trainer.devices",
-            "1",
-        ],
-        tmp_path / "one",
-    )
-    _run(
-        ["validate", "--config", TINY, *DATA, "--ckpt_path", str(checkpoint), *DDP],
-        tmp_path / "two",
-    )
+    checkpoint = ddp_tiny_fit.checkpoint
+    validate = ["validate", "--config", TINY, *DATA, "--data.root", str(ddp_tiny_fit.root)]
+    validate += ["--ckpt_path", str(checkpoint)]
+    # One process in this one (the reference needs no second interpreter), two in a child.
+    build_cli([*validate, "--trainer.devices", "1", *_probe(tmp_path / "one")])
+    _run([*validate, *DDP], tmp_path / "two")
     single = _load(tmp_path / "one" / "metrics_world1_rank0.json")
     double = _load(tmp_path / "two" / "metrics_world2_rank0.json")
     assert double["world_size"] == 2
