@@ -74,11 +74,19 @@ def test_every_preset_keeps_the_main_configs_callbacks(main_config):
         _check_callbacks_and_logger(_resolved(main_config, preset), [preset])
 
 
+def _sets_trainer_keys(preset: Path) -> bool:
+    return any(path[0] == "trainer" for path in _key_paths(yaml.safe_load(preset.read_text())))
+
+
 def test_every_pair_of_presets_keeps_the_callbacks():
     # One order per pair: the disjoint-keys test above makes the other order equivalent.
-    # Weighting presets set model.weighting and nothing else (test_weighting_cli checks
-    # it), so one of them stands for all: the pairs grow with the square of the presets.
-    presets = [p for p in PRESETS if p.parent.name != "weighting"] + WEIGHTING[:1]
+    # The callbacks and the logger are trainer keys, and keys of different kinds are
+    # disjoint (test above): a preset that sets no trainer key (model, data or weighting
+    # presets) cannot drop or replace them beside another, and each preset alone is checked
+    # above. So only the pairs of two presets that both set trainer keys (callbacks+,
+    # logger, precision, budgets) can interact; the pairs grow with the square of those.
+    presets = [p for p in PRESETS if _sets_trainer_keys(p)]
+    assert {p.parent.name for p in presets} >= {"logger", "trainer", "diagnostics", "budgets"}
     for first, second in itertools.combinations(presets, 2):
         if first.parent != second.parent:
             config = _resolved(ROOT / "quickstart.yaml", first, second)
