@@ -224,8 +224,9 @@ def test_search_dispatches_trials_as_slurm_jobs(tmp_path):
     rows = (
         '  - {name: "sem only", weights: {semantic: 1, depth: 0}}\n'
         '  - {name: "depth only", weights: {semantic: 0, depth: 1}}\n'
-        "search:\n  tasks: [semantic, depth]\n  n_trials: 2\n"
-        '  baselines: ["sem only", "depth only"]\n'
+        # A validation metric as the objective: no delta_m baselines to train first (the
+        # local search test covers them); what is checked here is how trials are dispatched.
+        "search:\n  tasks: [semantic, depth]\n  n_trials: 2\n  objective: val/depth/mae\n"
     )
     path = _experiment(tmp_path, rows, name="tiny_search")
     out = tmp_path / "search"
