@@ -1,17 +1,15 @@
 """Per-pixel uncertainty end to end: fit/test/predict through the CLI, the Python accessor after
 load_from_checkpoint, and DDP-exact calibration metrics (two gloo processes)."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
+from calibration_ranks import calibration_metrics, rank_worker
 
 from mtlscene.main import build_cli
-from mtlscene.metrics.aleatoric import AleatoricRegressionMetrics, SemanticCalibration
 from mtlscene.trainers.multitask import MultiTaskModule
 
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
@@ -76,41 +74,6 @@ def test_fit_test_predict_and_load_from_checkpoint_give_uncertainty():
     assert with_mc["depth"]["total_variance"].shape == (2, 32, 64)
 
 
-def _data(part: int | None):
-    generator = torch.Generator().manual_seed(3)
-    residual = torch.randn(4, 2, 6, 5, generator=generator)
-    s = torch.randn(4, 1, 6, 5, generator=generator)
-    mask = torch.rand(4, 6, 5, generator=generator) > 0.3
-    logits = torch.randn(4, 7, 6, 5, generator=generator) * 2
-    target = torch.randint(0, 7, (4, 6, 5), generator=generator)
-    target[1, :3] = 255
-    if part is None:
-        return residual, s, mask, logits, target
-    rows = slice(2 * part, 2 * part + 2)
-    return residual[rows], s[rows], mask[rows], logits[rows], target[rows]
-
-
-def _metrics(part: int | None):
-    torch.manual_seed(0)
-    residual, s, mask, logits, target = _data(part)
-    regression = AleatoricRegressionMetrics()
-    regression.update(residual, s, mask)
-    semantic = SemanticCalibration(samples=1)
-    semantic.update(logits, None, target)
-    values = {f"r/{k}": float(v) for k, v in regression.compute().items()}
-    values |= {f"s/{k}": float(v) for k, v in semantic.compute().items()}
-    return values
-
-
-def _worker(rank: int, port: int, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        queue.put((rank, _metrics(rank)))
-    finally:
-        dist.destroy_process_group()
-
-
 def test_calibration_metrics_are_the_same_on_two_processes_as_on_one():
     import socket
 
@@ -119,13 +82,13 @@ def test_calibration_metrics_are_the_same_on_two_processes_as_on_one():
         port = sock.getsockname()[1]
     context = mp.get_context("spawn")
     queue = context.Queue()
-    processes = [context.Process(target=_worker, args=(r, port, queue)) for r in range(2)]
+    processes = [context.Process(target=rank_worker, args=(r, port, queue)) for r in range(2)]
     for process in processes:
         process.start()
     results = dict(queue.get(timeout=120) for _ in processes)
     for process in processes:
         process.join(timeout=60)
-    single = _metrics(None)
+    single = calibration_metrics(None)
     for key, value in single.items():
         assert results[0][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
         assert results[1][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
