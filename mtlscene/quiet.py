@@ -9,6 +9,10 @@
   by every command wherever SLURM is installed (any login node). A job this project submits
   starts its runs itself (``mtlscene-experiment run --executor slurm``), and a command typed
   on a login node is meant to run there.
+- Lightning's "You have overridden `transfer_batch_to_device` in `LightningModule` but have
+  passed in a `LightningDataModule`", printed by every run with a data module: the model's
+  override (a flat batch moved without Lightning's collection walk) is deliberate, and the
+  data modules here do not override the hook.
 
 "0 Total Flops" of the model summary is fixed in
 `mtlscene.callbacks.model_summary.ModelSummary` instead (FLOPs are not measured).
@@ -21,6 +25,7 @@ import warnings
 
 _LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 _SRUN_HINT = r"The `srun` command is available on your system but is not used"
+_OWN_TRANSFER = r"You have overridden `transfer_batch_to_device` in `LightningModule` but"
 
 
 class _DropLitLoggerTip(logging.Filter):
@@ -32,6 +37,7 @@ def silence_known_noise() -> None:
     """Install the filters (idempotent: each is added once)."""
     warnings.filterwarnings("ignore", message=_LEAFSPEC)
     warnings.filterwarnings("ignore", message=_SRUN_HINT)
+    warnings.filterwarnings("ignore", message=_OWN_TRANSFER)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropLitLoggerTip) for f in logger.filters):

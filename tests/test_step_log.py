@@ -1,6 +1,7 @@
 """Training scalars are summed on the device and logged once per log_every_n_steps."""
 
 import itertools
+import warnings
 
 import lightning.pytorch as pl
 import pytest
@@ -118,3 +119,25 @@ def test_flat_batches_move_without_lightnings_walk_and_nested_ones_with_it(monke
     nested = {"image": torch.zeros(1), "extra": [torch.zeros(1)]}
     module.transfer_batch_to_device(nested, torch.device("cpu"), 0)
     assert walked == [nested]
+
+
+def test_the_models_own_batch_transfer_prints_no_lightning_notice():
+    from lightning.pytorch.core.datamodule import LightningDataModule
+    from lightning.pytorch.trainer.connectors import data_connector
+
+    from mtlscene.quiet import silence_known_noise
+
+    module = MultiTaskModule(DeepLabEncoder("resnet18", 16, aspp_channels=8), clustering=None)
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # A fresh cache: Lightning warns once per message and process.
+        patch.setattr(data_connector, "warning_cache", type(data_connector.warning_cache)())
+        selector = data_connector._DataHookSelector(module, LightningDataModule())
+        assert selector.get_instance("transfer_batch_to_device") is module
+        noticed = [w for w in caught if "transfer_batch_to_device" in str(w.message)]
+        assert noticed, "Lightning no longer prints the notice: drop the filter in quiet.py"
+        caught.clear()
+        silence_known_noise()
+        patch.setattr(data_connector, "warning_cache", type(data_connector.warning_cache)())
+        selector.get_instance("transfer_batch_to_device")
+    assert not [w for w in caught if "transfer_batch_to_device" in str(w.message)]
