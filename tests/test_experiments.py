@@ -100,7 +100,7 @@ def test_two_rows_two_seeds_end_to_end_resume_and_failure(tiny_experiment, tmp_p
     # A second invocation skips the finished runs and retries only the failed ones.
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/result.json")}
     experiment = load_experiment(tiny_experiment)
-    outcome = run_experiment(experiment, out, echo=lambda *_: None)
+    outcome = run_experiment(experiment, out, jobs=2, echo=lambda *_: None)  # both retries at once
     assert len(outcome["skipped"]) == 4 and not outcome["done"]
     assert len(outcome["failed"]) == 2
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
