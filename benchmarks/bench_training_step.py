@@ -170,24 +170,11 @@ def bare_step_function(
     """
     network, weighting = module.network.to(device), module.weighting.to(device)
     optimizer = module.configure_optimizers()
+    objective = None
     if compile_backend is not None:
-        capture = CaptureTrainingStep(backend=compile_backend)
-        objective = torch.compile(module.training_objective, **capture.options)
+        options = CaptureTrainingStep(backend=compile_backend).options
+        objective = torch.compile(module.training_objective, **options)
         use_fused_step(optimizer)
-        autocast = (
-            torch.autocast(device.type, dtype=torch.bfloat16)
-            if args.precision == "bf16-mixed"
-            else contextlib.nullcontext()
-        )
-
-        def captured_step(batch: dict) -> None:
-            with autocast:
-                total, _ = objective(batch)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-
-        return captured_step
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16)
         if args.precision == "bf16-mixed"
@@ -196,9 +183,13 @@ def bare_step_function(
 
     def step(batch: dict) -> None:
         with autocast:
-            outputs = network(batch["image"])
-            losses = module.task_losses(outputs, batch)
-        total = weighting(losses)
+            if objective is not None:
+                total, _ = objective(batch)
+            else:
+                outputs = network(batch["image"])
+                losses = module.task_losses(outputs, batch)
+        if objective is None:
+            total = weighting(losses)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()

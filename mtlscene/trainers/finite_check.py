@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from torch import Tensor
 
@@ -11,7 +9,7 @@ from torch import Tensor
 class NonFiniteLossMonitor:
     """Remembers, on the device, the first step at which each task's loss was NaN or inf.
 
-    `update` runs inside the training step and only queues device operations;
+    `update_stacked` runs inside the training step and only queues device operations;
     `check` reads the record back (one synchronisation) and raises naming each task and
     the step where it first went non-finite. The model calls `check` every few steps,
     so a run stops at most that many steps after the fault.
@@ -21,13 +19,9 @@ class NonFiniteLossMonitor:
         self.tasks: list[str] = []
         self.first_bad_step: Tensor | None = None
 
-    def update(self, losses: Mapping[str, Tensor], step: int) -> None:
-        """Record which losses are non-finite at ``step`` (no host synchronisation)."""
-        values = torch.stack([loss.detach().float() for loss in losses.values()])
-        self.update_stacked(list(losses), values, step)
-
     def update_stacked(self, tasks: list[str], values: Tensor, step: int) -> None:
-        """`update` for losses already stacked in ``tasks``' order (saves a stack)."""
+        """Record which of ``tasks``' losses (stacked in that order) are non-finite at
+        ``step``: device operations only, no host synchronisation."""
         if self.first_bad_step is None or self.tasks != tasks:
             self.tasks = list(tasks)
             self.first_bad_step = torch.full_like(values, -1, dtype=torch.long)
