@@ -38,7 +38,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import torch  # noqa: E402
 
-from mtlscene.main import build_cli  # noqa: E402
+from mtlscene.cli.main import build_cli  # noqa: E402
 from mtlscene.tasks.aleatoric import DEFAULT_SEMANTIC_SAMPLES  # noqa: E402
 from mtlscene.tasks.noisy_softmax import expected_log_probabilities  # noqa: E402
 

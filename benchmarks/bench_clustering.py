@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from sklearn.cluster import OPTICS
 
-from mtlscene.data.labels import INSTANCE_TRAIN_IDS, label_id, label_id_lut
+from mtlscene.data.cityscapes.labels import INSTANCE_TRAIN_IDS, label_id, label_id_lut
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.postprocess import CentroidVoteClustering
 

@@ -10,7 +10,7 @@ size, four ways:
 - host path (the default): the loader decodes, augments (albumentations: random scale,
   flip, crop, colour jitter) and encodes the targets, reading the PNGs or the cache;
 - device path (``data.augment_on_device``): the loader only reads frames and draws their
-  parameters; :class:`~mtlscene.data.device_augment.DeviceAugmentation` then augments and
+  parameters; :class:`~mtlscene.data.cityscapes.device_augment.DeviceAugmentation` then augments and
   encodes each batch on ``--device``, and its cost is counted in (on a CPU all of it; on a
   GPU the CPU time it takes to launch the work, waited for at the end of each pass).
 
@@ -43,11 +43,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader
 
-from mtlscene.data import CityscapesMultiTask, synthetic
-from mtlscene.data import cache as prepared
-from mtlscene.data.device_augment import DeviceAugmentation
+from mtlscene.data import CityscapesMultiTask
+from mtlscene.data.cityscapes import cache as prepared
+from mtlscene.data.cityscapes import synthetic
+from mtlscene.data.cityscapes.device_augment import DeviceAugmentation
+from mtlscene.data.cityscapes.transforms import JointAugmentation
 from mtlscene.data.sampling import ResumableSampler
-from mtlscene.data.transforms import JointAugmentation
 
 CPU = torch.device("cpu")
 AUGMENTATION = {"scale_range": (0.75, 1.25), "hflip_prob": 0.5, "color_jitter": 0.2}

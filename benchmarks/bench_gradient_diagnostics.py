@@ -42,7 +42,7 @@ from bench_training_step import make_batches  # noqa: E402
 
 from mtlscene.callbacks.gradient_diagnostics import GradientDiagnostics  # noqa: E402
 from mtlscene.callbacks.task_affinity import TaskAffinity  # noqa: E402
-from mtlscene.main import build_cli  # noqa: E402
+from mtlscene.cli.main import build_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLBACKS = {"gradients": GradientDiagnostics, "affinity": TaskAffinity}

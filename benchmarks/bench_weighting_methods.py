@@ -32,7 +32,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import torch  # noqa: E402
 
-from mtlscene.main import build_cli  # noqa: E402
+from mtlscene.cli.main import build_cli  # noqa: E402
 from mtlscene.weighting import WEIGHTING_METHODS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

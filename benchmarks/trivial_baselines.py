@@ -18,8 +18,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from mtlscene.data.dataset import CityscapesMultiTask  # noqa: E402
-from mtlscene.data.labels import IGNORE_INDEX, class_names  # noqa: E402
+from mtlscene.data.cityscapes.dataset import CityscapesMultiTask  # noqa: E402
+from mtlscene.data.cityscapes.labels import IGNORE_INDEX, class_names  # noqa: E402
 from mtlscene.metrics import DisparityMetrics, OffsetError, SemanticSegmentationMetrics  # noqa: E402
 
 

@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from mtlscene.data.labels import IGNORE_INDEX  # noqa: E402
-from mtlscene.data.nyuv2_dataset import NYUv2Dataset  # noqa: E402
-from mtlscene.data.nyuv2_layout import NYUV2_CLASS_NAMES, NYUV2_NUM_CLASSES  # noqa: E402
+from mtlscene.data.cityscapes.labels import IGNORE_INDEX  # noqa: E402
+from mtlscene.data.nyuv2.dataset import NYUv2Dataset  # noqa: E402
+from mtlscene.data.nyuv2.layout import NYUV2_CLASS_NAMES, NYUV2_NUM_CLASSES  # noqa: E402
 from mtlscene.metrics import (  # noqa: E402
     MetricDepthMetrics,
     SemanticSegmentationMetrics,

@@ -1,6 +1,6 @@
 """``python -m mtlscene``: the same CLI as the ``mtlscene`` console script."""
 
-from mtlscene.main import main
+from mtlscene.cli.main import main
 
 if __name__ == "__main__":
     main()

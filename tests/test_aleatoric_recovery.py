@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mtlscene.data import synthetic
-from mtlscene.data.dataset import CityscapesMultiTask
-from mtlscene.data.encoding import decode_disparity
-from mtlscene.data.synthetic.disparity_noise import STD_FOLDER, STD_SUFFIX
+from mtlscene.data.cityscapes import synthetic
+from mtlscene.data.cityscapes.dataset import CityscapesMultiTask
+from mtlscene.data.cityscapes.encoding import decode_disparity
+from mtlscene.data.cityscapes.synthetic.disparity_noise import STD_FOLDER, STD_SUFFIX
 from mtlscene.metrics.aleatoric import AleatoricRegressionMetrics
 from mtlscene.models.network import MultiTaskNetwork
 from mtlscene.tasks import DepthHead

@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 from calibration_ranks import calibration_metrics, rank_worker
 
-from mtlscene.main import build_cli
+from mtlscene.cli.main import build_cli
 from mtlscene.trainers.multitask import MultiTaskModule
 
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")

@@ -11,7 +11,7 @@ from handmade import HEIGHT, WIDTH, instance_ids, label_ids, write_frame
 from PIL import Image
 
 from mtlscene.data import CityscapesMultiTask, DatasetFileError
-from mtlscene.data.layout import find_samples
+from mtlscene.data.cityscapes.layout import find_samples
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import torch
 from csv_cells import assert_cells_match_results
 from tiny_network import conv_flops, tiny_flops, tiny_parameters
 
+from mtlscene.cli.main import build_cli
 from mtlscene.errors import CheckpointError, ConfigError
 from mtlscene.experiments.definition import Experiment, Row
 from mtlscene.experiments.single_run import _training_cost
 from mtlscene.experiments.summary import write_csv, write_table
-from mtlscene.main import build_cli
 from mtlscene.models import ASPP, DeepLabEncoder, DilatedResNet
 from mtlscene.models.cost import count_parameters, forward_flops, network_cost
 from mtlscene.trainers import MultiTaskModule

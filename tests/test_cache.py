@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from mtlscene.data import CityscapesDataModule, CityscapesMultiTask, synthetic
-from mtlscene.data import cache as prepared
+from mtlscene.data import CityscapesDataModule, CityscapesMultiTask
+from mtlscene.data.cityscapes import cache as prepared
+from mtlscene.data.cityscapes import synthetic
+from mtlscene.data.cityscapes.encoding import decode_disparity
+from mtlscene.data.cityscapes.transforms import JointAugmentation
 from mtlscene.data.cli import main as data_cli
-from mtlscene.data.encoding import decode_disparity
 from mtlscene.data.io import read_png
-from mtlscene.data.transforms import JointAugmentation, resize_nearest
+from mtlscene.data.resize import resize_nearest
 
 SIZE = (32, 64)  # working size; the files are written at twice that (64x128)
 

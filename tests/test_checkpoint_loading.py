@@ -7,7 +7,7 @@ import lightning
 import pytest
 import torch
 
-from mtlscene.main import build_cli
+from mtlscene.cli.main import build_cli
 from mtlscene.models import DeepLabEncoder
 from mtlscene.postprocess import CentroidVoteClustering
 from mtlscene.trainers import MultiTaskModule

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mtlscene.data.labels import label_id, label_id_lut
+from mtlscene.data.cityscapes.labels import label_id, label_id_lut
 from mtlscene.evaluation import (
     evaluate_instance_level,
     evaluate_pixel_level,

@@ -9,8 +9,8 @@ import torch
 import yaml
 from PIL import Image
 
+from mtlscene.cli.main import build_cli, main
 from mtlscene.errors import ConfigError
-from mtlscene.main import build_cli, main
 
 CONF = Path(__file__).parent / "conf"
 TINY = str(CONF / "tiny.yaml")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mtlscene.main import DESCRIPTION, SUBCOMMANDS, build_cli, main
+from mtlscene.cli.main import DESCRIPTION, SUBCOMMANDS, build_cli, main
 
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mtlscene.data.labels import label_id, label_id_lut
+from mtlscene.data.cityscapes.labels import label_id, label_id_lut
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision
 from mtlscene.postprocess import CentroidVoteClustering
 from mtlscene.postprocess.clustering import _box_sum, _sliding_max

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mtlscene.data import synthetic
-from mtlscene.data.check import (
+from mtlscene.data.cityscapes import synthetic
+from mtlscene.data.cityscapes.check import (
     BAD_CAMERA,
     CORRUPT_PNG,
     EMPTY_SPLIT,
@@ -24,8 +24,8 @@ from mtlscene.data.check import (
     WRONG_FORMAT,
     check_dataset,
 )
+from mtlscene.data.cityscapes.layout import find_samples
 from mtlscene.data.cli import main
-from mtlscene.data.layout import find_samples
 
 SPLITS = {"train": 2, "val": 1, "test": 1}
 HEIGHT, WIDTH = 32, 64

@@ -8,7 +8,7 @@ import yaml
 from lightning.pytorch import LightningDataModule, Trainer
 from torch.utils.data import DataLoader
 
-from mtlscene.main import build_cli, main
+from mtlscene.cli.main import build_cli, main
 from mtlscene.models import DeepLabEncoder
 from mtlscene.trainers.data_keys import DataKeyMismatchError
 from mtlscene.trainers.multitask import MultiTaskModule

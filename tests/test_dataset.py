@@ -4,8 +4,8 @@ import torch
 from handmade import BASELINE, FX, HEIGHT, STEM, WIDTH, write_frame
 
 from mtlscene.data import CityscapesMultiTask
-from mtlscene.data.encoding import decode_disparity, instance_offsets
-from mtlscene.data.transforms import JointAugmentation
+from mtlscene.data.cityscapes.encoding import decode_disparity, instance_offsets
+from mtlscene.data.cityscapes.transforms import JointAugmentation
 
 
 @pytest.fixture

@@ -10,12 +10,13 @@ import torch
 import yaml
 from torch.utils.data import default_collate
 
-from mtlscene.data import CityscapesMultiTask, synthetic
-from mtlscene.data.augment_draw import AugmentDraw
-from mtlscene.data.device_augment import RAW_KEYS, DeviceAugmentation
-from mtlscene.data.encoding import decode_disparity
-from mtlscene.data.transforms import JointAugmentation
-from mtlscene.main import build_cli, main
+from mtlscene.cli.main import build_cli, main
+from mtlscene.data import CityscapesMultiTask
+from mtlscene.data.cityscapes import synthetic
+from mtlscene.data.cityscapes.augment_draw import AugmentDraw
+from mtlscene.data.cityscapes.device_augment import RAW_KEYS, DeviceAugmentation
+from mtlscene.data.cityscapes.encoding import decode_disparity
+from mtlscene.data.cityscapes.transforms import JointAugmentation
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")

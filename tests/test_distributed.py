@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mtlscene.main import build_cli
+from mtlscene.cli.main import build_cli
 
 TESTS = Path(__file__).parent
 TINY = str(TESTS / "conf" / "tiny.yaml")

@@ -231,8 +231,8 @@ def test_methods_experiment_has_every_weighting_method_and_the_single_task_rows(
 
 
 def test_wandb_runs_are_grouped_by_experiment(tiny_experiment, tmp_path):
+    from mtlscene.cli.main import parse_config
     from mtlscene.experiments.runner import plan_runs, run_args
-    from mtlscene.main import parse_config
 
     experiment = load_experiment(tiny_experiment)
     run = plan_runs(experiment, tmp_path, seeds=2)[1]

@@ -12,9 +12,9 @@ import yaml
 from PIL import Image
 
 from mtlscene.data import FolderDataModule, FolderDataset
-from mtlscene.data.check import INVALID_LABEL_IDS, MISSING_FILE, SIZE_MISMATCH
+from mtlscene.data.cityscapes.check import INVALID_LABEL_IDS, MISSING_FILE, SIZE_MISMATCH
 from mtlscene.data.cli import main as data_cli
-from mtlscene.data.folder_check import BAD_SPEC, check_folder_dataset
+from mtlscene.data.folder.check import BAD_SPEC, check_folder_dataset
 from mtlscene.data.io import DatasetFileError, MissingDatasetError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -227,7 +227,7 @@ def test_check_cli_reports_every_problem_of_a_folder(root, capsys):
 
 def test_example_config_trains_on_a_folder(root, tmp_path):
     """configs/own_data_example.yaml, pointed at a folder, runs a training and a val step."""
-    from mtlscene.main import build_cli
+    from mtlscene.cli.main import build_cli
 
     cli = build_cli(
         [

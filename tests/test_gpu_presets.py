@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from mtlscene.callbacks import ChannelsLast, CompileModel
-from mtlscene.main import build_cli, main
+from mtlscene.cli.main import build_cli, main
 from mtlscene.models import DeepLabEncoder
 from mtlscene.trainers.multitask import MultiTaskModule
 

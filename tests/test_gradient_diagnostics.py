@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from mtlscene.callbacks.gradient_diagnostics import GradientDiagnostics
+from mtlscene.cli.main import build_cli
 from mtlscene.errors import ConfigError
 from mtlscene.experiments.gradient_summary import (
     gradient_summary_figure,
     gradient_summary_table,
     main,
 )
-from mtlscene.main import build_cli
 from mtlscene.relationships.gradient_stats import (
     gradient_stats,
     gramian,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mtlscene.main import build_cli
+from mtlscene.cli.main import build_cli
 
 ROOT = Path(__file__).parents[1]
 TINY = str(ROOT / "tests" / "conf" / "tiny.yaml")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mtlscene.data.labels import label_id, train_id_to_label_id
+from mtlscene.data.cityscapes.labels import label_id, train_id_to_label_id
 from mtlscene.metrics.instance_ap import InstanceAveragePrecision, cityscapes_average_precision
 
 CAR, PERSON, RIDER, ROAD = (label_id(n) for n in ("car", "person", "rider", "road"))

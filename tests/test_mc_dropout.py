@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from mtlscene.main import build_cli, main
+from mtlscene.cli.main import build_cli, main
 from mtlscene.tasks import DepthHead, SemanticHead
 from mtlscene.tasks.aleatoric import mc_cross_entropy
 from mtlscene.tasks.noisy_softmax import (

@@ -27,7 +27,7 @@ def test_experiment_help_shows_example_commands(capsys):
 
 @pytest.mark.parametrize("subcommand", ["fit", "validate"])
 def test_subcommand_help_starts_with_the_options_a_newcomer_needs(subcommand, capsys):
-    from mtlscene.main import main
+    from mtlscene.cli.main import main
 
     with pytest.raises(SystemExit):
         main([subcommand, "--help"])
@@ -42,7 +42,7 @@ def test_subcommand_help_starts_with_the_options_a_newcomer_needs(subcommand, ca
 
 
 def test_no_subcommand_asks_for_one(capsys):
-    from mtlscene.main import main
+    from mtlscene.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main([])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mtlscene.cli.main import build_cli, main
 from mtlscene.errors import CheckpointError, ConfigError
-from mtlscene.main import build_cli, main
 
 TESTS = Path(__file__).parent
 TINY = str(TESTS / "conf" / "tiny.yaml")
@@ -247,8 +247,8 @@ def test_combined_loader_raises_no_pytree_deprecation():
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        import mtlscene.main  # noqa: F401  (installs the filters)
-        from mtlscene.quiet import silence_known_noise
+        import mtlscene.cli.main  # noqa: F401  (installs the filters)
+        from mtlscene.cli.quiet import silence_known_noise
 
         silence_known_noise()
         _tree_flatten({"a": torch.zeros(1), "b": [torch.zeros(1)]})

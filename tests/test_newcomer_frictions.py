@@ -14,12 +14,12 @@ import torch
 import yaml
 from PIL import Image
 
-from mtlscene.cli_errors import locate
+from mtlscene.cli.errors import locate
+from mtlscene.cli.main import build_cli, main
 from mtlscene.data import DatasetFileError
 from mtlscene.errors import report
 from mtlscene.experiments.cli import main as experiment_main
 from mtlscene.experiments.plan import log_cause
-from mtlscene.main import build_cli, main
 
 TESTS = Path(__file__).parent
 CONFIGS = TESTS.parent / "configs"
@@ -237,7 +237,7 @@ def test_srun_hint_is_silenced(monkeypatch):
     from lightning.fabric.plugins.environments import slurm
     from lightning.pytorch import Trainer
 
-    from mtlscene.quiet import silence_known_noise
+    from mtlscene.cli.quiet import silence_known_noise
 
     monkeypatch.setattr(slurm.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.delenv("SLURM_NTASKS", raising=False)

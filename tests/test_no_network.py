@@ -23,9 +23,9 @@ def connect(self, address):
     return _connect(self, address)
 
 socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
-import mtlscene.main
-from mtlscene.data.transforms import JointAugmentation
-from mtlscene.main import build_cli
+import mtlscene.cli.main
+from mtlscene.data.cityscapes.transforms import JointAugmentation
+from mtlscene.cli.main import build_cli
 JointAugmentation((8, 8))
 time.sleep(1.0)  # give background update checks a chance to fire
 print("ATTEMPTS=" + json.dumps(attempts))

@@ -13,16 +13,16 @@ import torch
 
 from mtlscene.data import DatasetFileError, NYUv2DataModule, NYUv2Dataset
 from mtlscene.data.cli import main as data_cli
-from mtlscene.data.labels import IGNORE_INDEX
-from mtlscene.data.nyuv2_transforms import ScaleCrop, ScaleCropFlip
-from mtlscene.data.synthetic_indoor import (
+from mtlscene.data.conventions import IGNORE_INDEX
+from mtlscene.data.nyuv2.synthetic import (
     IndoorCamera,
     Room,
     ensure_dataset,
     generate_dataset,
     render,
 )
-from mtlscene.data.synthetic_indoor.room import CEILING, FLOOR, WALL
+from mtlscene.data.nyuv2.synthetic.room import CEILING, FLOOR, WALL
+from mtlscene.data.nyuv2.transforms import ScaleCrop, ScaleCropFlip
 
 H, W = 6, 6
 
@@ -274,7 +274,7 @@ def test_data_check_lists_every_bad_file(tmp_path: Path, capsys) -> None:
 
 
 def test_the_nyuv2_quickstart_config_trains_the_three_heads(tmp_path: Path) -> None:
-    from mtlscene.main import build_cli
+    from mtlscene.cli.main import build_cli
 
     config = Path(__file__).parents[1] / "configs" / "nyuv2_quickstart.yaml"
     cli = build_cli(

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mtlscene.data.nyuv2_layout import NYUV2_CLASS_NAMES
+from mtlscene.data.nyuv2.layout import NYUV2_CLASS_NAMES
 from mtlscene.tasks import HeadKind, SemanticHead
 
 IGNORE = 255

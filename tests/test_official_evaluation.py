@@ -14,13 +14,13 @@ import torch.nn.functional as F
 
 from mtlscene.callbacks import OfficialEvaluation
 from mtlscene.callbacks.official_evaluation import OFFICIAL_COLUMNS
-from mtlscene.data import synthetic
-from mtlscene.data.datamodule import CityscapesDataModule
-from mtlscene.data.encoding import INSTANCE_ID_OFFSET, decode_disparity, encode_semantic
+from mtlscene.cli.main import build_cli
+from mtlscene.data.cityscapes import synthetic
+from mtlscene.data.cityscapes.datamodule import CityscapesDataModule
+from mtlscene.data.cityscapes.encoding import INSTANCE_ID_OFFSET, decode_disparity, encode_semantic
+from mtlscene.data.cityscapes.labels import label_id_lut
+from mtlscene.data.cityscapes.layout import find_samples
 from mtlscene.data.io import read_png
-from mtlscene.data.labels import label_id_lut
-from mtlscene.data.layout import find_samples
-from mtlscene.main import build_cli
 from mtlscene.metrics import SemanticSegmentationMetrics
 from mtlscene.models import DeepLabEncoder
 from mtlscene.trainers.multitask import MultiTaskModule

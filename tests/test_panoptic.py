@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torchmetrics.detection import PanopticQuality
 
-from mtlscene.data.labels import label_id, label_id_lut
-from mtlscene.data.synthetic import generate_dataset
+from mtlscene.data.cityscapes.labels import label_id, label_id_lut
+from mtlscene.data.cityscapes.synthetic import generate_dataset
 from mtlscene.evaluation import (
     evaluate_panoptic,
     merge_panoptic_results,
@@ -18,7 +18,7 @@ from mtlscene.evaluation import (
 )
 from mtlscene.metrics import CityscapesPanopticQuality
 from mtlscene.postprocess import PanopticFusion
-from mtlscene.visualize import colorize_panoptic
+from mtlscene.viz.colorize import colorize_panoptic
 
 ROAD, SIDEWALK, PERSON, CAR, TRUCK = 0, 1, 11, 13, 14  # trainIds
 CAR_ID, ROAD_ID = label_id("car"), label_id("road")

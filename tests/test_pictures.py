@@ -9,9 +9,9 @@ from PIL import Image
 
 from mtlscene.callbacks.prediction_writer import PredictionWriter
 from mtlscene.callbacks.uncertainty_tracker import weight_rules
-from mtlscene.data.labels import palette
-from mtlscene.panels import MIN_TILE_WIDTH, class_legend, titled_grid
-from mtlscene.plots import WEIGHT_NOTE, uncertainty_figure, weight_rule
+from mtlscene.data.cityscapes.labels import palette
+from mtlscene.viz.panels import MIN_TILE_WIDTH, class_legend, titled_grid
+from mtlscene.viz.weight_history import WEIGHT_NOTE, uncertainty_figure, weight_rule
 from mtlscene.weighting import UncertaintyWeighting
 
 H, W = 16, 32

@@ -139,7 +139,7 @@ def test_workers_signalled_keep_serving_and_a_signal_in_the_last_step_lets_the_r
 ):
     from signal_probe import SignalWorkersAt
 
-    from mtlscene.main import build_cli
+    from mtlscene.cli.main import build_cli
 
     run_dir = tmp_path / "workers"
     # 7 steps: the last one is an epoch's first batch, so only "the run ends" defers it.

@@ -12,8 +12,8 @@ from handmade import HEIGHT, WIDTH, label_ids, write_frame
 from PIL import Image
 
 from mtlscene.data import CityscapesDataModule, DatasetFileError
-from mtlscene.data.layout import find_samples
-from mtlscene.data.preflight import check_split, png_header
+from mtlscene.data.cityscapes.layout import find_samples
+from mtlscene.data.cityscapes.preflight import check_split, png_header
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mtlscene.callbacks import TaskCheckpoint
-from mtlscene.main import build_cli, parse_config
+from mtlscene.cli.main import build_cli, parse_config
 
 ROOT = Path(__file__).parents[1] / "configs"
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")

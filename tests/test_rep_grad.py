@@ -260,7 +260,7 @@ class Recorder(Callback):
 
 @pytest.mark.parametrize("branch_point", ["aspp", "layer4"])
 def test_the_model_aggregates_at_the_shared_encoders_output(data_root, branch_point):
-    from mtlscene.main import build_cli
+    from mtlscene.cli.main import build_cli
 
     runs = str(Path(data_root).parent / "runs")
     cli = build_cli(

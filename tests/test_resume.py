@@ -7,7 +7,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from mtlscene.main import build_cli
+from mtlscene.cli.main import build_cli
 
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
 ARGS = [

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from mtlscene.data import CityscapesDataModule, FolderDataModule, NYUv2DataModule, synthetic
-from mtlscene.data.dataset import CityscapesMultiTask
-from mtlscene.data.layout import IMAGE_SUFFIX
+from mtlscene.data.cityscapes.dataset import CityscapesMultiTask
+from mtlscene.data.cityscapes.layout import IMAGE_SUFFIX
+from mtlscene.data.nyuv2.synthetic import generate_dataset as generate_indoor
 from mtlscene.data.split_files import shared_images
-from mtlscene.data.synthetic_indoor import generate_dataset as generate_indoor
 from mtlscene.experiments.cli import main as experiment_main
 from mtlscene.experiments.definition import load_experiment
 from mtlscene.experiments.selection import (

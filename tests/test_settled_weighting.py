@@ -169,7 +169,7 @@ def test_composition_with_upgrad_and_bad_parts_are_refused():
 def test_composed_preset_fits_logs_sigmas_and_rebuilds_from_its_checkpoint(tmp_path):
     from pathlib import Path
 
-    from mtlscene.main import build_cli
+    from mtlscene.cli.main import build_cli
     from mtlscene.trainers.multitask import MultiTaskModule
 
     root = Path(__file__).parents[1]

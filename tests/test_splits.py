@@ -8,9 +8,10 @@ import yaml
 from handmade import HEIGHT, WIDTH, write_frame
 from PIL import Image
 
-from mtlscene.data import CityscapesDataModule, synthetic
+from mtlscene.cli.main import main
+from mtlscene.data import CityscapesDataModule
+from mtlscene.data.cityscapes import synthetic
 from mtlscene.data.io import DatasetFileError
-from mtlscene.main import main
 
 CONF = Path(__file__).parent / "conf"
 CONFIGS = Path(__file__).parents[1] / "configs"

@@ -125,7 +125,7 @@ def test_the_models_own_batch_transfer_prints_no_lightning_notice():
     from lightning.pytorch.core.datamodule import LightningDataModule
     from lightning.pytorch.trainer.connectors import data_connector
 
-    from mtlscene.quiet import silence_known_noise
+    from mtlscene.cli.quiet import silence_known_noise
 
     module = MultiTaskModule(DeepLabEncoder("resnet18", 16, aspp_channels=8), clustering=None)
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:

@@ -11,9 +11,9 @@ import pytest
 from cityscapesscripts.helpers.labels import labels as official_labels
 from PIL import Image
 
-from mtlscene.data import synthetic
-from mtlscene.data.labels import VALID_LABEL_IDS
-from mtlscene.data.synthetic import (
+from mtlscene.data.cityscapes import synthetic
+from mtlscene.data.cityscapes.labels import VALID_LABEL_IDS
+from mtlscene.data.cityscapes.synthetic import (
     encode_disparity,
     generate_dataset,
     generate_scene,
@@ -93,7 +93,7 @@ def test_layout_and_encodings_match_cityscapes(dataset: Path) -> None:
 
 
 def test_the_project_layout_finds_every_frame(dataset: Path) -> None:
-    from mtlscene.data.layout import find_samples
+    from mtlscene.data.cityscapes.layout import find_samples
 
     for split, count in SPLITS.items():
         samples = find_samples(dataset, split)
@@ -244,8 +244,8 @@ def test_regeneration_replaces_old_files_but_never_real_data(tmp_path: Path) -> 
 
 
 def test_generator_is_a_package_of_concepts_and_disparity_encoding_sits_with_decoding():
-    from mtlscene.data import encoding
-    from mtlscene.data.synthetic import camera, layout, painters, renderer, writer
+    from mtlscene.data.cityscapes import encoding
+    from mtlscene.data.cityscapes.synthetic import camera, layout, painters, renderer, writer
 
     assert synthetic.generate_scene is renderer.generate_scene
     assert synthetic.generate_dataset is writer.generate_dataset
@@ -303,7 +303,7 @@ def test_processes_starting_together_generate_the_dataset_once(tmp_path: Path) -
     splits = {"train": 2, "val": 1}
     # The child says when its imports are done and it is about to take the lock.
     code = (
-        "import sys; from pathlib import Path; from mtlscene.data.synthetic import "
+        "import sys; from pathlib import Path; from mtlscene.data.cityscapes.synthetic import "
         "ensure_dataset; Path(sys.argv[2]).touch(); "
         f"ensure_dataset(sys.argv[1], {splits!r}, 32, 64, 0, progress=False)"
     )

@@ -18,7 +18,7 @@ from lightning.pytorch.plugins.precision import Precision
 from torch import nn
 
 from mtlscene.callbacks.task_affinity import TaskAffinity
-from mtlscene.main import build_cli
+from mtlscene.cli.main import build_cli
 from mtlscene.relationships.affinity import (
     AdamPreconditioner,
     lookahead_affinity,

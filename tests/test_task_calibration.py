@@ -148,8 +148,8 @@ def test_log_scale_for_a_mean_error_by_hand():
 def test_the_uncertainty_experiment_measures_calibration_in_every_row():
     """Every row logs the same calibration columns, and "both" gives each task one noise
     model: per-pixel sigma (instance, depth) or a learned task sigma (semantics)."""
+    from mtlscene.cli.main import parse_config
     from mtlscene.experiments.definition import load_experiment, resolve_config
-    from mtlscene.main import parse_config
 
     experiment = load_experiment(resolve_config("experiments/uncertainty.yaml"))
     per_pixel = {}

@@ -15,8 +15,8 @@ from wandb_records import (
 )
 
 from mtlscene.callbacks import UncertaintyTracker
+from mtlscene.cli.main import build_cli
 from mtlscene.loggers import OfflineFirstWandbLogger, wandb_api_key_available
-from mtlscene.main import build_cli
 
 CONF = Path(__file__).parent / "conf"
 TINY = str(CONF / "tiny.yaml")

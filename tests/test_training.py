@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from mtlscene.cli.main import build_cli
 from mtlscene.evaluation.cityscapes_format import evaluate_pixel_level
-from mtlscene.main import build_cli
 
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtlscene.data.labels import IGNORE_INDEX
-from mtlscene.visualize import (
+from mtlscene.data.conventions import IGNORE_INDEX
+from mtlscene.viz.colorize import (
     colorize_disparity,
     colorize_semantic,
     draw_offsets,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mtlscene.main import build_cli
+from mtlscene.cli.main import build_cli
 from mtlscene.weighting import WEIGHTING_METHODS
 
 ROOT = Path(__file__).parents[1]

@@ -14,9 +14,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 
 from mtlscene.callbacks.metrics_table import format_table
-from mtlscene.data.encoding import decode_disparity
+from mtlscene.data.cityscapes.encoding import decode_disparity
+from mtlscene.data.cityscapes.layout import SampleFiles, find_samples
 from mtlscene.data.io import read_png
-from mtlscene.data.layout import SampleFiles, find_samples
 from mtlscene.evaluation.cityscapes_format import (
     SEMANTIC_SUFFIX,
     evaluate_instance_level,

@@ -9,7 +9,7 @@ import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
-from mtlscene.data.transforms import resize_nearest
+from mtlscene.data.resize import resize_nearest
 from mtlscene.evaluation.cityscapes_format import write_instance_result, write_semantic_result
 from mtlscene.evaluation.cityscapes_panoptic import (
     ANNOTATION_SUFFIX,
@@ -17,15 +17,15 @@ from mtlscene.evaluation.cityscapes_panoptic import (
     panoptic_name,
     write_panoptic_result,
 )
-from mtlscene.panels import class_legend, classes_present, enlarge, titled_grid, with_colorbar
 from mtlscene.tasks.kinds import HeadKind
-from mtlscene.uncertainty_plots import colorize_with_colorbar
-from mtlscene.visualize import (
+from mtlscene.viz.calibration import colorize_with_colorbar
+from mtlscene.viz.colorize import (
     colorize_panoptic,
     colorize_semantic,
     overlay_instances,
     to_uint8_image,
 )
+from mtlscene.viz.panels import class_legend, classes_present, enlarge, titled_grid, with_colorbar
 
 # Epistemic maps (``mtlscene predict --mc_dropout``) drawn as pictures, with their titles.
 EPISTEMIC_TITLES = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from mtlscene.uncertainty_plots import plot_reliability, plot_sparsification
+from mtlscene.viz.calibration import plot_reliability, plot_sparsification
 
 
 class UncertaintyFigures(Callback):

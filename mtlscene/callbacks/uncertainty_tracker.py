@@ -99,7 +99,7 @@ class UncertaintyTracker(Callback):
             return
         directory = run_dir(trainer)
         self.write_history(directory)
-        from mtlscene.plots import plot_uncertainty_history
+        from mtlscene.viz.weight_history import plot_uncertainty_history
 
         self.plot_path = plot_uncertainty_history(
             self.history, directory / f"{self.filename}.png", weight_rules(pl_module.weighting)
@@ -160,7 +160,7 @@ def run_dir(trainer: Trainer) -> Path:
 def weight_rules(weighting) -> dict[str, str]:
     """How each task's weight follows from its sigma (``1/σ²``, ``1/(2σ²)``...), for
     weightings with a learned sigma per task (empty for the others)."""
-    from mtlscene.plots import weight_rule
+    from mtlscene.viz.weight_history import weight_rule
 
     likelihoods = getattr(weighting, "likelihoods", None) or {}
     sigma_tasks = weighting.log_variances()

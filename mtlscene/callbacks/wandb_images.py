@@ -8,8 +8,8 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from mtlscene.tasks.aleatoric import aleatoric_key
 from mtlscene.tasks.kinds import HeadKind
-from mtlscene.uncertainty_plots import colorize_with_colorbar
-from mtlscene.visualize import colorize_disparity, to_uint8_image
+from mtlscene.viz.calibration import colorize_with_colorbar
+from mtlscene.viz.colorize import colorize_disparity, to_uint8_image
 
 
 class WandbValidationImages(Callback):

@@ -1,4 +1,5 @@
-"""CityScapes data: label table, target encoding, dataset, data module, synthetic data.
+"""Datasets, one folder each (``cityscapes/``, ``nyuv2/``, ``folder/``), and what they share:
+reading files, loaders, resumable sampling, sizes, resizing, checks and the ``mtlscene-data`` CLI.
 
 Imports are lazy so that light tools (``mtlscene-data``) do not pay for Lightning.
 """
@@ -9,14 +10,14 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CityscapesDataModule": "mtlscene.data.datamodule",
-    "CityscapesMultiTask": "mtlscene.data.dataset",
+    "CityscapesDataModule": "mtlscene.data.cityscapes.datamodule",
+    "CityscapesMultiTask": "mtlscene.data.cityscapes.dataset",
     "DatasetFileError": "mtlscene.data.io",
-    "FolderDataModule": "mtlscene.data.folder_datamodule",
-    "FolderDataset": "mtlscene.data.folder_dataset",
+    "FolderDataModule": "mtlscene.data.folder.datamodule",
+    "FolderDataset": "mtlscene.data.folder.dataset",
     "MissingDatasetError": "mtlscene.data.io",
-    "NYUv2DataModule": "mtlscene.data.nyuv2_datamodule",
-    "NYUv2Dataset": "mtlscene.data.nyuv2_dataset",
+    "NYUv2DataModule": "mtlscene.data.nyuv2.datamodule",
+    "NYUv2Dataset": "mtlscene.data.nyuv2.dataset",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -177,20 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from mtlscene.data.folder_spec import is_folder_dataset
-    from mtlscene.data.nyuv2_layout import is_nyuv2_root
+    from mtlscene.data.folder.spec import is_folder_dataset
+    from mtlscene.data.nyuv2.layout import is_nyuv2_root
 
     if is_folder_dataset(args.root):
-        from mtlscene.data.folder_check import check_folder_dataset
+        from mtlscene.data.folder.check import check_folder_dataset
 
         report = check_folder_dataset(args.root, args.splits, progress=not args.no_progress)
     elif is_nyuv2_root(args.root):
-        from mtlscene.data.nyuv2_check import check_nyuv2
+        from mtlscene.data.nyuv2.check import check_nyuv2
 
         splits = args.splits or ["train", "val"]
         report = check_nyuv2(args.root, splits, progress=not args.no_progress)
     else:
-        from mtlscene.data.check import check_dataset
+        from mtlscene.data.cityscapes.check import check_dataset
 
         splits = args.splits or ["train", "val", "test"]
         report = check_dataset(args.root, splits, progress=not args.no_progress)
@@ -199,9 +199,9 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from mtlscene.data import cache
+    from mtlscene.data.cityscapes import cache
+    from mtlscene.data.cityscapes.layout import has_images
     from mtlscene.data.io import DatasetFileError
-    from mtlscene.data.layout import has_images
 
     root = args.root.resolve()
     cache_dir = args.cache_dir or cache.default_cache_dir(root)
@@ -233,7 +233,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _cache_is_usable(folder: Path, root: Path, split: str, size: Sequence[int]) -> bool:
-    from mtlscene.data import cache
+    from mtlscene.data.cityscapes import cache
 
     try:
         if cache.stale_reason(folder, root, split, size) is not None:
@@ -246,7 +246,7 @@ def _cache_is_usable(folder: Path, root: Path, split: str, size: Sequence[int]) 
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from mtlscene.data import synthetic
+    from mtlscene.data.cityscapes import synthetic
 
     splits = {"train": args.train, "val": args.val, "test": args.test}
     settings = (

@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mtlscene.data.encoding import decode_disparity
+from mtlscene.data.cityscapes.encoding import decode_disparity
+from mtlscene.data.cityscapes.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS, train_id_to_label_id
+from mtlscene.data.cityscapes.layout import IMAGE_SUFFIX, sample_files
 from mtlscene.data.io import read_camera, read_png
-from mtlscene.data.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS, train_id_to_label_id
-from mtlscene.data.layout import IMAGE_SUFFIX, sample_files
 
 SEMANTIC_SUFFIX = "_pred_labelIds.png"
 INSTANCE_SUFFIX = "_pred_instances.txt"

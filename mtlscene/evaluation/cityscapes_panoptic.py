@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mtlscene.data.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS, train_id_to_label_id
+from mtlscene.data.cityscapes.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS, train_id_to_label_id
 from mtlscene.evaluation.cityscapes_format import _check_stem, _official_run
 
 PANOPTIC_SUFFIX = "_panoptic.png"

@@ -62,7 +62,7 @@ def row_args(experiment: Experiment, row: Row, extra_args: Sequence[str]) -> tup
 def data_module(args: Sequence[str]) -> Any | None:
     """The data module the arguments configure, built without touching its files; None
     where the arguments do not parse (the run itself then says why)."""
-    from mtlscene.main import parse_config
+    from mtlscene.cli.main import parse_config
 
     try:
         config = parse_config(list(args))
@@ -144,7 +144,7 @@ def _names_early_stopping(experiment: Experiment, row: Row, extra_args: Sequence
 
 def stops_early(args: Sequence[str]) -> bool:
     """Whether the resolved configuration has an early-stopping callback."""
-    from mtlscene.main import parse_config
+    from mtlscene.cli.main import parse_config
 
     try:
         callbacks = parse_config(list(args)).trainer.callbacks or []

@@ -60,7 +60,7 @@ def execute(spec: Mapping[str, Any]) -> dict[str, Any]:
     ``spec["skip_test"]`` ends the run after fit (a search trial, whose objective is read on
     validation). Under DDP every rank trains and tests; only rank 0 writes the result.
     """
-    from mtlscene.main import build_cli
+    from mtlscene.cli.main import build_cli
 
     run_dir = Path(spec["run_dir"])
     args = list(spec["args"])

@@ -11,7 +11,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from mtlscene.data.labels import INSTANCE_TRAIN_IDS, TRAIN_CLASS_NAMES, label_id_lut
+from mtlscene.data.cityscapes.labels import INSTANCE_TRAIN_IDS, TRAIN_CLASS_NAMES, label_id_lut
 
 # np.arange exactly as cityscapesscripts builds it, so IoUs on a threshold compare the same way.
 IOU_THRESHOLDS: tuple[float, ...] = tuple(np.arange(0.5, 1.0, 0.05).tolist())

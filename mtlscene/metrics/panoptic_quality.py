@@ -10,7 +10,12 @@ from torch import Tensor
 from torchmetrics.detection import PanopticQuality
 from torchmetrics.functional.detection._panoptic_quality_common import _panoptic_quality_compute
 
-from mtlscene.data.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS, TRAIN_CLASS_NAMES, label_id_lut
+from mtlscene.data.cityscapes.labels import (
+    IGNORE_INDEX,
+    INSTANCE_TRAIN_IDS,
+    TRAIN_CLASS_NAMES,
+    label_id_lut,
+)
 
 VOID = IGNORE_INDEX
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from mtlscene.data.labels import IGNORE_INDEX, class_names
+from mtlscene.data.cityscapes.labels import IGNORE_INDEX, class_names
 
 
 class SemanticSegmentationMetrics(Metric):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mtlscene.data.labels import INSTANCE_TRAIN_IDS
+from mtlscene.data.cityscapes.labels import INSTANCE_TRAIN_IDS
 from mtlscene.describe import RecordsInitArgs
 from mtlscene.postprocess.base import PostProcessor
 from mtlscene.tasks.kinds import HeadKind

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from mtlscene.data.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS
+from mtlscene.data.cityscapes.labels import IGNORE_INDEX, INSTANCE_TRAIN_IDS
 from mtlscene.describe import RecordsInitArgs
 from mtlscene.postprocess.base import PostProcessor
 from mtlscene.tasks.kinds import HeadKind

@@ -8,9 +8,9 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from mtlscene.data.labels import IGNORE_INDEX
-from mtlscene.data.labels import class_names as cityscapes_class_names
-from mtlscene.data.nyuv2_layout import NYUV2_CLASS_NAMES
+from mtlscene.data.cityscapes.labels import class_names as cityscapes_class_names
+from mtlscene.data.conventions import IGNORE_INDEX
+from mtlscene.data.nyuv2.layout import NYUV2_CLASS_NAMES
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
 from mtlscene.tasks.aleatoric import DEFAULT_SEMANTIC_SAMPLES
 from mtlscene.tasks.base import TaskHead
