@@ -10,7 +10,13 @@ from PIL import Image
 from mtlscene.callbacks.prediction_writer import PredictionWriter
 from mtlscene.callbacks.uncertainty_tracker import weight_rules
 from mtlscene.data.cityscapes.labels import palette
-from mtlscene.viz.panels import MIN_TILE_WIDTH, class_legend, titled_grid
+from mtlscene.viz.panels import (
+    MIN_TILE_WIDTH,
+    class_legend,
+    high_percentile,
+    titled_grid,
+    with_colorbar,
+)
 from mtlscene.viz.weight_history import WEIGHT_NOTE, uncertainty_figure, weight_rule
 from mtlscene.weighting import UncertaintyWeighting
 
@@ -137,3 +143,19 @@ def test_sigma_plot_says_why_semantic_and_regression_weights_start_apart():
     texts = [t.get_text() for ax in figure.axes for t in ax.get_legend().get_texts()]
     assert "semantic: w = 1/σ²" in texts and "depth: w = 1/(2σ²)" in texts
     assert figure._supxlabel.get_text() == WEIGHT_NOTE
+
+
+def test_one_colour_bar_function_scales_to_the_99th_percentile_by_default():
+    values = np.linspace(0, 1, 32 * 64).reshape(32, 64)
+    values[0, 0] = 1e6  # one outlier saturates instead of washing the map out
+    assert high_percentile(values) < 1.01
+    default = with_colorbar(values, min_width=0)
+    explicit = with_colorbar(values, vmax=high_percentile(values), min_width=0)
+    np.testing.assert_array_equal(default, explicit)
+    assert default.shape[0] == 32 and default.shape[1] > 64 + 16  # the map at its size + bar
+    # The middle of the map is mid-scale, not black (as a vmax of 1e6 would make it).
+    assert default[16, 32].astype(int).sum() > 100
+    # A mask blacks out what it leaves out; the default width enlarges the map for panels.
+    masked = with_colorbar(values, valid=values < 0.5, label="sigma", min_width=0)
+    assert (masked[31, 63] == 0).all() and not (masked[0, 1] == 0).all()
+    assert with_colorbar(values, label="depth [m]").shape[0] == MIN_TILE_WIDTH // 2

@@ -18,14 +18,20 @@ from mtlscene.evaluation.cityscapes_panoptic import (
     write_panoptic_result,
 )
 from mtlscene.tasks.kinds import HeadKind
-from mtlscene.viz.calibration import colorize_with_colorbar
 from mtlscene.viz.colorize import (
     colorize_panoptic,
     colorize_semantic,
     overlay_instances,
     to_uint8_image,
 )
-from mtlscene.viz.panels import class_legend, classes_present, enlarge, titled_grid, with_colorbar
+from mtlscene.viz.panels import (
+    class_legend,
+    classes_present,
+    enlarge,
+    high_percentile,
+    titled_grid,
+    with_colorbar,
+)
 
 # Epistemic maps (``mtlscene predict --mc_dropout``) drawn as pictures, with their titles.
 EPISTEMIC_TITLES = {
@@ -212,7 +218,7 @@ class PredictionWriter(BasePredictionWriter):
                 mask = _truth(batch, "disparity_mask", index)
                 # One scale for prediction and ground truth, so colours compare.
                 reference, where = (disparity, None) if truth is None else (truth, mask)
-                vmax = _high_percentile(reference, where)
+                vmax = high_percentile(reference, where)
                 label = "disparity [px]"
                 pictures.append(("depth", label, with_colorbar(disparity, None, vmax, label)))
                 if truth is not None and mask is not None and mask.any():
@@ -223,7 +229,9 @@ class PredictionWriter(BasePredictionWriter):
             raw.parent.mkdir(parents=True, exist_ok=True)
             np.save(raw, sigma.astype(np.float32))
             self.num_written += 1
-            pictures.append((f"{task}_sigma", f"{task} sigma", colorize_with_colorbar(sigma)))
+            # Kept at the map's size, as the raw .npy beside it.
+            sigma_picture = with_colorbar(sigma, cmap="viridis", min_width=0)
+            pictures.append((f"{task}_sigma", f"{task} sigma", sigma_picture))
         for task, maps in outputs.get("epistemic", {}).items():
             for kind, values in maps.items():
                 array = values[index].float().cpu().numpy().astype(np.float32)
@@ -233,7 +241,8 @@ class PredictionWriter(BasePredictionWriter):
                 self.num_written += 1
                 if kind in EPISTEMIC_TITLES:  # the total is the sigma and this one summed
                     title = f"{task} {EPISTEMIC_TITLES[kind]}"
-                    pictures.append((f"{task}_{kind}", title, colorize_with_colorbar(array)))
+                    picture = with_colorbar(array, cmap="viridis", min_width=0)
+                    pictures.append((f"{task}_{kind}", title, picture))
         if not self.pictures:
             return
         folder = self.output_dir / "pictures"
@@ -288,9 +297,3 @@ def _truth(batch: dict, key: str, index: int) -> np.ndarray | None:
     """The ground truth ``key`` of one image when the batch has it (labelled splits)."""
     value = batch.get(key)
     return None if value is None else value[index].cpu().numpy()
-
-
-def _high_percentile(values: np.ndarray, valid: np.ndarray | None) -> float:
-    """The 99th percentile of the valid finite values (a few outliers do not wash out)."""
-    mask = np.isfinite(values) if valid is None else valid.astype(bool) & np.isfinite(values)
-    return float(np.percentile(values[mask], 99)) if mask.any() else 1.0

@@ -8,8 +8,8 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from mtlscene.tasks.aleatoric import aleatoric_key
 from mtlscene.tasks.kinds import HeadKind
-from mtlscene.viz.calibration import colorize_with_colorbar
 from mtlscene.viz.colorize import colorize_disparity, to_uint8_image
+from mtlscene.viz.panels import with_colorbar
 
 
 class WandbValidationImages(Callback):
@@ -72,7 +72,11 @@ class WandbValidationImages(Callback):
         # Per-pixel sigma of aleatoric heads (outputs are the raw network outputs).
         sigma = {
             name: [
-                colorize_with_colorbar(head.sigma(outputs[key][:count])[i].float().cpu().numpy())
+                with_colorbar(
+                    head.sigma(outputs[key][:count])[i].float().cpu().numpy(),
+                    cmap="viridis",
+                    min_width=0,
+                )
                 for i in range(count)
             ]
             for name, head in pl_module.heads.items()

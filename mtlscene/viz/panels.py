@@ -63,27 +63,36 @@ def class_legend(
     return np.asarray(canvas).copy()
 
 
+def high_percentile(values: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """The 99th percentile of the valid finite values (a few outliers do not wash out)."""
+    values = np.asarray(values, dtype=np.float64)
+    mask = np.isfinite(values) if valid is None else np.asarray(valid, bool) & np.isfinite(values)
+    return float(np.percentile(values[mask], 99)) if mask.any() else 1.0
+
+
 def with_colorbar(
     values: np.ndarray,
-    valid: np.ndarray | None,
-    vmax: float,
-    label: str,
+    valid: np.ndarray | None = None,
+    vmax: float | None = None,
+    label: str = "",
     cmap: str = "magma",
     min_width: int = MIN_TILE_WIDTH,
 ) -> np.ndarray:
-    """A value map (e.g. disparity) enlarged, in ``cmap`` from 0 to ``vmax``, with a colour
+    """A value map (disparity, depth, sigma, ...) in ``cmap`` from 0 to ``vmax``, with a colour
     bar on its right: ticks at 0, vmax/2 and vmax, and the quantity's name and unit.
 
     Args:
         values: HxW values; pixels outside ``valid`` (or not finite) are black.
         valid: bool HxW mask, or None for every finite pixel.
-        vmax: value at the top of the bar (larger values saturate).
-        label: what the colours measure, e.g. "disparity [px]".
+        vmax: value at the top of the bar (larger values saturate); default the 99th
+            percentile of the valid values.
+        label: what the colours measure, e.g. "disparity [px]" (none drawn when empty).
         cmap: matplotlib colour map.
-        min_width: the map is enlarged to at least this width.
+        min_width: the map is enlarged to at least this width (0: kept at its size).
     """
     values = np.asarray(values, dtype=np.float64)
     mask = np.isfinite(values) if valid is None else np.asarray(valid, bool) & np.isfinite(values)
+    vmax = high_percentile(values, mask) if vmax is None else vmax
     vmax = vmax if vmax > 0 else 1.0
     colour = colormaps[cmap]
     picture = (colour(np.clip(np.where(mask, values, 0) / vmax, 0, 1))[..., :3] * 255).round()
@@ -103,7 +112,8 @@ def with_colorbar(
     for fraction in (1.0, 0.5, 0.0):
         top = min(max(int((1 - fraction) * height) - FONT_SIZE // 2, 0), height - FONT_SIZE - 2)
         draw.text((left, top), f"{fraction * vmax:.3g}", fill=(0, 0, 0), font=font)
-    draw.text((left, height // 4), label, fill=(0, 0, 0), font=small)
+    if label:
+        draw.text((left, height // 4), label, fill=(0, 0, 0), font=small)
     return np.asarray(canvas).copy()
 
 
@@ -160,5 +170,6 @@ __all__ = [
     "classes_present",
     "enlarge",
     "titled_grid",
+    "high_percentile",
     "with_colorbar",
 ]
