@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from mtlscene.metrics.masked_pairs import masked_pairs
+
 RELATIVE_MIN_DISPARITY = 1e-3
 """Ground-truth disparity at or below this (points at infinity) has no relative error."""
 
@@ -51,16 +53,7 @@ class DisparityMetrics(Metric):
             target: Ground-truth disparity in pixels, BxHxW.
             mask: Valid ground-truth pixels, bool BxHxW.
         """
-        if pred.ndim == target.ndim + 1 and pred.shape[1] == 1:
-            pred = pred.squeeze(1)
-        if pred.shape != target.shape or mask.shape != target.shape:
-            raise ValueError(
-                f"pred {tuple(pred.shape)}, target {tuple(target.shape)} and mask "
-                f"{tuple(mask.shape)} must all be BxHxW (pred may be Bx1xHxW)"
-            )
-        mask = mask.bool()
-        pred = pred.detach().double()[mask]
-        target = target.double()[mask]
+        pred, target = masked_pairs(pred, target, mask)
         error = (pred - target).abs()
         self.abs_error_sum += error.sum()
         self.squared_error_sum += error.square().sum()

@@ -7,6 +7,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from mtlscene.metrics.averaging import check_metric_average
+from mtlscene.metrics.masked_pairs import masked_pairs
 
 
 class MetricDepthMetrics(Metric):
@@ -49,16 +50,7 @@ class MetricDepthMetrics(Metric):
             target: Ground-truth depth, BxHxW (positive where ``mask`` is set).
             mask: Valid ground-truth pixels, bool BxHxW.
         """
-        if pred.ndim == target.ndim + 1 and pred.shape[1] == 1:
-            pred = pred.squeeze(1)
-        if pred.shape != target.shape or mask.shape != target.shape:
-            raise ValueError(
-                f"pred {tuple(pred.shape)}, target {tuple(target.shape)} and mask "
-                f"{tuple(mask.shape)} must all be BxHxW (pred may be Bx1xHxW)"
-            )
-        mask = mask.bool()
-        pred = pred.detach().double()[mask]
-        target = target.double()[mask]
+        pred, target = masked_pairs(pred, target, mask)
         error = (pred - target).abs()
         sums = torch.stack([error.sum(), (error / target).sum()])
         if self.average == "pixel":
