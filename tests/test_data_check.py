@@ -12,20 +12,19 @@ import pytest
 from PIL import Image
 
 from mtlscene.data.cityscapes import synthetic
-from mtlscene.data.cityscapes.check import (
-    BAD_CAMERA,
+from mtlscene.data.cityscapes.check import BAD_CAMERA, INSTANCE_MISMATCH
+from mtlscene.data.cityscapes.checker import check_dataset
+from mtlscene.data.cityscapes.layout import find_samples
+from mtlscene.data.cli import main
+from mtlscene.data.report import (
     CORRUPT_PNG,
     EMPTY_SPLIT,
-    INSTANCE_MISMATCH,
     INVALID_LABEL_IDS,
     MISSING_FILE,
     MISSING_ROOT,
     SIZE_MISMATCH,
     WRONG_FORMAT,
-    check_dataset,
 )
-from mtlscene.data.cityscapes.layout import find_samples
-from mtlscene.data.cli import main
 
 SPLITS = {"train": 2, "val": 1, "test": 1}
 HEIGHT, WIDTH = 32, 64

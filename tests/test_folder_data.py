@@ -12,10 +12,10 @@ import yaml
 from PIL import Image
 
 from mtlscene.data import FolderDataModule, FolderDataset
-from mtlscene.data.cityscapes.check import INVALID_LABEL_IDS, MISSING_FILE, SIZE_MISMATCH
 from mtlscene.data.cli import main as data_cli
 from mtlscene.data.folder.check import BAD_SPEC, check_folder_dataset
 from mtlscene.data.io import DatasetFileError, MissingDatasetError
+from mtlscene.data.report import INVALID_LABEL_IDS, MISSING_FILE, SIZE_MISMATCH
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 H, W = 4, 6

@@ -13,7 +13,8 @@ from PIL import Image
 
 from mtlscene.data import CityscapesDataModule, DatasetFileError
 from mtlscene.data.cityscapes.layout import find_samples
-from mtlscene.data.cityscapes.preflight import check_split, png_header
+from mtlscene.data.cityscapes.checker import CityscapesChecker
+from mtlscene.data.cityscapes.preflight import png_header
 
 
 @pytest.fixture
@@ -85,8 +86,9 @@ def test_predict_checks_its_images(root):
 def test_a_passed_check_is_remembered_until_a_file_changes(root):
     samples = find_samples(root, "train")
     cache = root / "mtlscene_cache"
-    assert check_split(root, "train", samples, cache) is True
-    assert check_split(root, "train", samples, cache) is False  # remembered: nothing read
+    checker = CityscapesChecker(root)
+    assert checker.check_once("train", samples, cache) is True
+    assert checker.check_once("train", samples, cache) is False  # remembered: nothing read
     assert (cache / "checked" / "train.json").is_file()
     # The same size but a new modification time: checked again, and the problem found.
     labels = label_ids()
@@ -95,7 +97,7 @@ def test_a_passed_check_is_remembered_until_a_file_changes(root):
     stat = samples[0].label_ids.stat()
     os.utime(samples[0].label_ids, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     with pytest.raises(DatasetFileError, match=r"label ids \[250\]"):
-        check_split(root, "train", samples, cache)
+        checker.check_once("train", samples, cache)
 
 
 def test_png_header_reads_size_depth_and_completeness(root):

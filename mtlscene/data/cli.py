@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="list at most N problems of each kind, 0 for all (default: 20)",
     )
+    check.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="check ROOT as this dataset (cityscapes, nyuv2 or folder) instead of the one "
+        "its layout shows",
+    )
     check.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     check.set_defaults(handler=_run_check)
 
@@ -177,23 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from mtlscene.data.folder.spec import is_folder_dataset
-    from mtlscene.data.nyuv2.layout import is_nyuv2_root
+    from mtlscene.data.checkers import checker_for
 
-    if is_folder_dataset(args.root):
-        from mtlscene.data.folder.check import check_folder_dataset
-
-        report = check_folder_dataset(args.root, args.splits, progress=not args.no_progress)
-    elif is_nyuv2_root(args.root):
-        from mtlscene.data.nyuv2.check import check_nyuv2
-
-        splits = args.splits or ["train", "val"]
-        report = check_nyuv2(args.root, splits, progress=not args.no_progress)
-    else:
-        from mtlscene.data.cityscapes.check import check_dataset
-
-        splits = args.splits or ["train", "val", "test"]
-        report = check_dataset(args.root, splits, progress=not args.no_progress)
+    try:
+        checker = checker_for(args.root, args.dataset)
+    except ValueError as error:
+        print(f"mtlscene-data check: error: --dataset: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    report = checker.report(args.splits, progress=not args.no_progress)
     print(report.format(max_per_kind=args.max_per_kind or None))
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 

@@ -1,43 +1,33 @@
-"""Scan a CityScapes root and report every problem at once, before any training starts.
+"""Decode every file of a CityScapes frame and list all its problems (``mtlscene-data check``).
 
-The dataset class fails on the first bad file it meets; this check decodes every file of
-every frame and lists all problems grouped by kind, so a broken download is fixed in one go.
+The dataset class fails on the first bad file it meets; this check decodes every file of a
+frame and returns every problem, so that `mtlscene.data.cityscapes.checker` can list a whole
+root's problems grouped by kind and a broken download is fixed in one go.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mtlscene.data.cityscapes.encoding import instance_label_mismatches, invalid_label_ids
-from mtlscene.data.cityscapes.layout import IMAGE_SUFFIX, SampleFiles, find_samples
+from mtlscene.data.cityscapes.layout import SampleFiles
 from mtlscene.data.io import DatasetFileError, read_camera, read_png
+from mtlscene.data.report import (
+    CORRUPT_PNG,
+    INVALID_LABEL_IDS,
+    MISSING_FILE,
+    SIZE_MISMATCH,
+    WRONG_FORMAT,
+    Problem,
+)
+from mtlscene.data.report import KINDS as SHARED_KINDS
 
-MISSING_ROOT = "missing root"
-EMPTY_SPLIT = "empty split"
-MISSING_FILE = "missing file"
-CORRUPT_PNG = "corrupt PNG"
-WRONG_FORMAT = "wrong PNG format"
-SIZE_MISMATCH = "size mismatch"
-INVALID_LABEL_IDS = "invalid label ids"
 INSTANCE_MISMATCH = "instance/label mismatch"
 BAD_CAMERA = "unreadable camera"
-KINDS: tuple[str, ...] = (
-    MISSING_ROOT,
-    EMPTY_SPLIT,
-    MISSING_FILE,
-    CORRUPT_PNG,
-    WRONG_FORMAT,
-    SIZE_MISMATCH,
-    INVALID_LABEL_IDS,
-    INSTANCE_MISMATCH,
-    BAD_CAMERA,
-)
-"""Every problem kind, in the order the report lists them."""
+KINDS: tuple[str, ...] = (*SHARED_KINDS, INSTANCE_MISMATCH, BAD_CAMERA)
+"""Every problem kind of a CityScapes root, in the order the report lists them."""
 
 _PACKAGES = {
     "labelIds": "gtFine_trainvaltest.zip",
@@ -45,124 +35,6 @@ _PACKAGES = {
     "disparity": "disparity_trainvaltest.zip",
     "camera": "camera_trainvaltest.zip",
 }
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a dataset.
-
-    Attributes:
-        path: the offending file or folder.
-        kind: one of `KINDS`.
-        message: what is wrong and what to do about it.
-    """
-
-    path: Path
-    kind: str
-    message: str
-
-
-@dataclass
-class DatasetReport:
-    """Everything `check_dataset` found.
-
-    Attributes:
-        root: the dataset root that was checked.
-        problems: every problem, in the order found.
-        frames_checked: number of frames scanned per split.
-        dataset: what kind of dataset was checked (the report's first line names it).
-    """
-
-    root: Path
-    problems: list[Problem] = field(default_factory=list)
-    frames_checked: dict[str, int] = field(default_factory=dict)
-    dataset: str = "CityScapes"
-
-    @property
-    def ok(self) -> bool:
-        """True when no problem was found."""
-        return not self.problems
-
-    def format(self, max_per_kind: int | None = None) -> str:
-        """A readable multi-line report, problems grouped by kind.
-
-        Args:
-            max_per_kind: list at most this many problems of each kind (None: all).
-        """
-        frames = ", ".join(f"{n} {split}" for split, n in self.frames_checked.items()) or "none"
-        lines = [f"{self.dataset} check of {self.root}", f"frames checked: {frames}"]
-        if self.ok:
-            lines.append("no problems found")
-            return "\n".join(lines)
-        lines.append(f"{len(self.problems)} problem(s) found:")
-        for kind in sorted({p.kind for p in self.problems}, key=_kind_order):
-            found = [p for p in self.problems if p.kind == kind]
-            lines.append(f"\n{kind} ({len(found)}):")
-            shown = found if max_per_kind is None else found[:max_per_kind]
-            for problem in shown:
-                lines.append(f"  {self._display(problem.path)}")
-                lines.append(f"      {problem.message}")
-            if len(shown) < len(found):
-                lines.append(f"  ... and {len(found) - len(shown)} more")
-        return "\n".join(lines)
-
-    def _display(self, path: Path) -> str:
-        # Paths relative to the root (named in the header) keep the lines short.
-        try:
-            return str(path.relative_to(self.root))
-        except ValueError:
-            return str(path)
-
-
-def check_dataset(
-    root: str | Path,
-    splits: Iterable[str] = ("train", "val", "test"),
-    progress: bool = True,
-) -> DatasetReport:
-    """Check a CityScapes root file by file, collecting every problem instead of stopping.
-
-    Each frame's left image, labelIds, instanceIds, disparity and camera files are looked up,
-    decoded fully and cross-checked (sizes, label ids in the official table, instanceIds
-    agreeing with labelIds, 16-bit disparity, camera JSON with baseline and fx).
-
-    Args:
-        root: folder holding leftImg8bit/, gtFine/, disparity/ and camera/.
-        splits: splits to check.
-        progress: show a tqdm progress bar over the frames.
-
-    Returns:
-        The report; ``report.ok`` is True when nothing is wrong.
-    """
-    root = Path(root)
-    report = DatasetReport(root=root)
-    if not root.is_dir():
-        report.problems.append(
-            Problem(
-                root,
-                MISSING_ROOT,
-                "the dataset root does not exist; pass the folder holding leftImg8bit/, gtFine/, "
-                "disparity/ and camera/ (or create synthetic data with `mtlscene-data generate`)",
-            )
-        )
-        return report
-    for split in splits:
-        try:
-            samples = find_samples(root, split)
-        except FileNotFoundError:
-            report.frames_checked[split] = 0
-            report.problems.append(
-                Problem(
-                    root / "leftImg8bit" / split,
-                    EMPTY_SPLIT,
-                    f"no images for split {split!r} (nothing matches <city>/*{IMAGE_SUFFIX}); "
-                    "unpack leftImg8bit_trainvaltest.zip into the root or leave the split out",
-                )
-            )
-            continue
-        for sample in tqdm(samples, desc=f"checking {split}", unit="frame", disable=not progress):
-            report.problems.extend(check_frame(sample))
-        report.frames_checked[split] = len(samples)
-    return report
 
 
 def check_frame(files: SampleFiles) -> list[Problem]:
@@ -306,7 +178,3 @@ def _check_camera(path: Path, problems: list[Problem]) -> None:
 def _describe(array: np.ndarray) -> str:
     channels = 1 if array.ndim == 2 else array.shape[-1]
     return f"{channels}-channel {array.dtype.itemsize * 8}-bit"
-
-
-def _kind_order(kind: str) -> tuple[int, str]:
-    return (KINDS.index(kind) if kind in KINDS else len(KINDS), kind)

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from mtlscene.data.cityscapes import cache as prepared
 from mtlscene.data.cityscapes import preflight
+from mtlscene.data.cityscapes.checker import CityscapesChecker
 from mtlscene.data.cityscapes.dataset import CityscapesMultiTask
 from mtlscene.data.cityscapes.device_augment import DeviceAugmentation
 from mtlscene.data.cityscapes.layout import IMAGE_SUFFIX, has_images
@@ -118,6 +119,7 @@ class CityscapesDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.root = Path(root)
+        self.checker = CityscapesChecker(self.root)
         self.size = height_width(size, "data.size")
         self.label_set = label_set
         self.batch_size = whole_number(batch_size, "data.batch_size", 1)
@@ -283,9 +285,7 @@ class CityscapesDataModule(LightningDataModule):
             preflight.check_images(self.root, self.predict_split, dataset.samples)
             if dataset.with_targets:
                 try:
-                    preflight.check_split(
-                        self.root, self.predict_split, dataset.samples, self.cache_dir
-                    )
+                    self.checker.check_once(self.predict_split, dataset.samples, self.cache_dir)
                 except DatasetFileError:
                     self._predict_images_only = True
                     warnings.warn(
@@ -298,12 +298,12 @@ class CityscapesDataModule(LightningDataModule):
             return
         # Every frame's files, before the first step (a passed check is remembered), and the
         # problems of every split the stage uses at once.
-        preflight.check_splits(
+        self.checker.check_before_use(
             {
                 split: self.dataset(split, train=stage == "fit" and split == "train").samples
                 for split in self._splits_of(stage)
             },
-            lambda split, samples: preflight.check_split(self.root, split, samples, self.cache_dir),
+            self.cache_dir,
         )
         if stage in ("fit", "validate"):
             self.validation_dataset()

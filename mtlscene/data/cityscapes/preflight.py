@@ -1,9 +1,9 @@
-"""Check every frame of a CityScapes split before the first step, and remember a pass.
+"""What the check before the first step reads of a CityScapes frame: headers, ids, cameras.
 
 Training reads a frame only when its batch comes, so a bad file used to stop an epoch
-halfway, inside a long traceback. This check runs at ``setup`` over every frame of the
+halfway, inside a long traceback. The check runs at ``setup`` over every frame of the
 splits a command uses and reports all problems at once, as ``mtlscene-data check`` does
-(same messages), but reads only what it must:
+(same messages), but reads only what it must (`frame_problems`):
 
 - every PNG's header (size, bit depth, colour type) and its last 12 bytes (a truncated
   file has no ``IEND`` chunk);
@@ -13,37 +13,34 @@ splits a command uses and reports all problems at once, as ``mtlscene-data check
 What it leaves to reading (the dataset raises naming the file): damage inside a PNG's
 compressed data, and instanceIds disagreeing with labelIds (both need full decoding).
 
-A passed check is remembered by the files' names, sizes and modification times in
-``{cache_dir}/checked/{split}.json``; the next run stats the files and skips the rest.
+A passed check is remembered (`mtlscene.data.report.check_once`, through
+`mtlscene.data.cityscapes.checker.CityscapesChecker`); the next run stats the files and skips
+the rest.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
-from mtlscene.data.cityscapes.check import (
-    CORRUPT_PNG,
-    MISSING_FILE,
-    SIZE_MISMATCH,
-    WRONG_FORMAT,
-    DatasetReport,
-    Problem,
-    _check_camera,
-    target_problems,
-)
+from mtlscene.data.cityscapes.check import _check_camera, target_problems
 from mtlscene.data.cityscapes.encoding import invalid_label_ids
 from mtlscene.data.cityscapes.labels import VALID_LABEL_IDS
 from mtlscene.data.cityscapes.layout import SampleFiles
 from mtlscene.data.io import DatasetFileError, read_png
+from mtlscene.data.report import (
+    CORRUPT_PNG,
+    MAX_LISTED,
+    MISSING_FILE,
+    SIZE_MISMATCH,
+    WRONG_FORMAT,
+    Problem,
+)
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -51,8 +48,6 @@ _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _SINGLE_CHANNEL = (0, 3)
 _VALID = np.zeros(256, dtype=bool)
 _VALID[sorted(VALID_LABEL_IDS)] = True
-T = TypeVar("T")
-MAX_LISTED = 5  # problems listed per kind in the error; `mtlscene-data check` lists all
 
 
 def png_header(path: Path) -> tuple[int, int, int, int] | None:
@@ -184,125 +179,8 @@ def _ids_valid(label_ids: np.ndarray) -> bool:
     return bool(_VALID[present].all())
 
 
-def fingerprint(paths: Iterable[Path]) -> str:
-    """A digest of every file's name, size and modification time (changes when any does)."""
-    digest = hashlib.sha1()
-    for path in paths:
-        try:
-            stat = path.stat()
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        except OSError:
-            digest.update(f"{path}\0missing\n".encode())
-    return digest.hexdigest()
-
-
-def check_once(
-    root: Path,
-    split: str,
-    frames: Sequence[T],
-    paths: Callable[[T], Iterable[Path]],
-    problems_of: Callable[[T], list[Problem]],
-    cache_dir: Path | None,
-) -> bool:
-    """Check every frame of a split unless an identical set of files passed before.
-
-    Args:
-        root: the dataset root (named in the error).
-        split: the split's name.
-        frames: the split's frames (any per-frame description).
-        paths: a frame's files (their names, sizes and times are remembered).
-        problems_of: a frame's problems (empty when it is fine); called from threads.
-        cache_dir: where the record of passed checks lives (None: not remembered).
-
-    Returns:
-        True when the check ran, False when a remembered pass made it unnecessary.
-
-    Raises:
-        DatasetFileError: listing the problems, with the command that lists them all.
-    """
-    record = None if cache_dir is None else Path(cache_dir) / "checked" / f"{split}.json"
-    digest = fingerprint(path for frame in frames for path in paths(frame))
-    if record is not None and _remembered(record) == digest:
-        return False
-    report = _FullPaths(root=Path(root), frames_checked={split: len(frames)})
-    # Threads: PNG decoding and file reads release the GIL.
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for problems in pool.map(problems_of, frames):
-            report.problems += problems
-    if not report.ok:
-        raise DatasetFileError(
-            f"split {split!r} of {root} has bad files; nothing was trained or evaluated. "
-            f"Fix them (or regenerate the data), then run again; `mtlscene-data check "
-            f"{root} --splits {split}` lists every problem.\n"
-            + report.format(max_per_kind=MAX_LISTED)
-        )
-    if record is not None:
-        _remember(record, digest, len(frames))
-    return True
-
-
-def check_splits(
-    splits: Mapping[str, Sequence[T]], check: Callable[[str, Sequence[T]], bool]
-) -> None:
-    """Run ``check`` on every split and raise once with the problems of all of them.
-
-    Raises:
-        DatasetFileError: the messages of every split that has bad files.
-    """
-    failures = []
-    for split, frames in splits.items():
-        try:
-            check(split, frames)
-        except DatasetFileError as error:
-            failures.append(str(error))
-    if failures:
-        raise DatasetFileError("\n\n".join(failures))
-
-
-def check_split(
-    root: Path, split: str, samples: Sequence[SampleFiles], cache_dir: Path | None
-) -> bool:
-    """`check_once` for a CityScapes split with `frame_problems`."""
-    return check_once(root, split, samples, _frame_paths, frame_problems, cache_dir)
-
-
-def _frame_paths(files: SampleFiles) -> Iterable[Path]:
-    return (files.image, *files.target_files().values())
-
-
-class _FullPaths(DatasetReport):
-    """A report naming each file by its full path (a run's error is read far from the root)."""
-
-    def _display(self, path: Path) -> str:
-        return str(path)
-
-
-def _remembered(record: Path) -> str | None:
-    try:
-        return json.loads(record.read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _remember(record: Path, digest: str, frames: int) -> None:
-    # Written atomically (ranks of a DDP run check at once); a read-only dataset folder
-    # only means the next run checks again.
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        partial = record.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"fingerprint": digest, "frames": frames}))
-        partial.replace(record)
-    except OSError:
-        pass
-
-
 __all__ = [
-    "MAX_LISTED",
     "check_images",
-    "check_once",
-    "check_splits",
-    "check_split",
-    "fingerprint",
     "frame_problems",
     "image_problems",
     "png_header",

@@ -2,17 +2,14 @@
 
 The same readers as the dataset (`mtlscene.data.folder.files`) decode every file of
 every split, so the messages are the ones training would stop with; here all of them are
-collected into one `DatasetReport` instead.
+collected into one `mtlscene.data.report.DatasetReport` instead (`FolderChecker`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from mtlscene.data.cityscapes.check import EMPTY_SPLIT, MISSING_ROOT, DatasetReport, Problem
 from mtlscene.data.folder.files import (
     FolderFileError,
     FolderSample,
@@ -21,10 +18,83 @@ from mtlscene.data.folder.files import (
     read_stems,
     read_target,
 )
-from mtlscene.data.folder.spec import SPEC_NAME, DatasetSpecError, FolderSpec, read_spec
+from mtlscene.data.folder.spec import (
+    SPEC_NAME,
+    DatasetSpecError,
+    FolderSpec,
+    is_folder_dataset,
+    read_spec,
+)
 from mtlscene.data.io import MissingDatasetError
+from mtlscene.data.report import (
+    EMPTY_SPLIT,
+    MISSING_ROOT,
+    DatasetChecker,
+    DatasetReport,
+    Problem,
+)
 
 BAD_SPEC = f"bad {SPEC_NAME}"
+
+
+class FolderChecker(DatasetChecker[FolderSample]):
+    """A folder dataset: ``dataset.yaml``, ``images/`` and one folder per target.
+
+    Args:
+        root: the folder holding ``dataset.yaml``.
+        spec: its ``dataset.yaml`` when read already; None reads it (a missing or bad one
+            is the root's problem).
+    """
+
+    name = "folder"
+    title = "Folder dataset"
+    splits = ()
+    unit = "image"
+
+    def __init__(self, root: str | Path, spec: FolderSpec | None = None) -> None:
+        super().__init__(root)
+        self._root_problems: list[Problem] = []
+        if spec is None:
+            try:
+                spec = read_spec(self.root)
+            except MissingDatasetError as error:
+                missing = self.root if not self.root.is_dir() else self.root / SPEC_NAME
+                self._root_problems.append(Problem(missing, MISSING_ROOT, f"{error}"))
+            except DatasetSpecError as error:
+                self._root_problems.append(Problem(self.root / SPEC_NAME, BAD_SPEC, str(error)))
+        self.spec = spec
+
+    @staticmethod
+    def detect(root: Path) -> bool:
+        """Whether ``root`` holds a ``dataset.yaml``."""
+        return is_folder_dataset(root)
+
+    def root_problems(self) -> list[Problem]:
+        return list(self._root_problems)
+
+    def default_splits(self) -> Sequence[str]:
+        """Every split the YAML names."""
+        return self.spec.splits
+
+    def frames(self, split: str) -> tuple[Sequence[FolderSample], list[Problem]]:
+        """The samples of a split, and the problems of matching files to its stems."""
+        try:
+            samples, problems = find_samples(self.spec, split)
+            if not read_stems(self.spec, split):
+                raise FolderFileError(
+                    self.spec.split_file(split), EMPTY_SPLIT, "lists no image stems"
+                )
+        except DatasetSpecError as error:  # a split the YAML does not define
+            return [], [Problem(self.root / SPEC_NAME, EMPTY_SPLIT, str(error))]
+        except FolderFileError as error:
+            return [], [Problem(error.path, error.kind, error.detail)]
+        return samples, [Problem(p.path, p.kind, p.detail) for p in problems]
+
+    def paths(self, frame: FolderSample) -> Iterable[Path]:
+        return (frame.image, *frame.targets.values())
+
+    def problems(self, frame: FolderSample) -> list[Problem]:
+        return sample_problems(frame, self.spec)
 
 
 def check_folder_dataset(
@@ -40,35 +110,7 @@ def check_folder_dataset(
     Returns:
         The report; ``report.ok`` is True when nothing is wrong.
     """
-    root = Path(root)
-    report = DatasetReport(root=root, dataset="Folder dataset")
-    try:
-        spec = read_spec(root)
-    except MissingDatasetError as error:
-        missing = root if not root.is_dir() else root / SPEC_NAME
-        report.problems.append(Problem(missing, MISSING_ROOT, f"{error}"))
-        return report
-    except DatasetSpecError as error:
-        report.problems.append(Problem(root / SPEC_NAME, BAD_SPEC, str(error)))
-        return report
-    for split in spec.splits if splits is None else splits:
-        try:
-            samples, problems = find_samples(spec, split)
-            if not read_stems(spec, split):
-                raise FolderFileError(spec.split_file(split), EMPTY_SPLIT, "lists no image stems")
-        except DatasetSpecError as error:  # a split the YAML does not define
-            report.frames_checked[split] = 0
-            report.problems.append(Problem(root / SPEC_NAME, EMPTY_SPLIT, str(error)))
-            continue
-        except FolderFileError as error:
-            report.frames_checked[split] = 0
-            report.problems.append(Problem(error.path, error.kind, error.detail))
-            continue
-        report.problems += [Problem(p.path, p.kind, p.detail) for p in problems]
-        for sample in tqdm(samples, desc=f"checking {split}", unit="image", disable=not progress):
-            report.problems += sample_problems(sample, spec)
-        report.frames_checked[split] = len(samples)
-    return report
+    return FolderChecker(root).report(splits, progress)
 
 
 def sample_problems(sample: FolderSample, spec: FolderSpec) -> list[Problem]:

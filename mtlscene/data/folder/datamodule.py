@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from mtlscene.data.cityscapes.preflight import check_once, check_splits
 from mtlscene.data.conventions import DEFAULT_FOLDER
-from mtlscene.data.folder.check import sample_problems
+from mtlscene.data.folder.check import FolderChecker
 from mtlscene.data.folder.dataset import FolderDataset
 from mtlscene.data.folder.files import find_samples
 from mtlscene.data.folder.spec import read_spec
@@ -132,21 +131,14 @@ class FolderDataModule(LightningDataModule):
         }
         # Every file decoded with the training readers before the first step, every split's
         # problems at once; a pass is remembered by the files' sizes and times.
-        check_splits(
+        FolderChecker(self.spec.root, self.spec).check_before_use(
             {
                 split: self.dataset(
                     split, train=stage == "fit" and split == self.train_split
                 ).samples
                 for split in splits.get(stage, [])
             },
-            lambda split, samples: check_once(
-                self.spec.root,
-                split,
-                samples,
-                lambda sample: (sample.image, *sample.targets.values()),
-                lambda sample: sample_problems(sample, self.spec),
-                self.spec.root / DEFAULT_FOLDER,
-            ),
+            self.spec.root / DEFAULT_FOLDER,
         )
 
     def _evaluation_loader(self, dataset: FolderDataset) -> DataLoader:

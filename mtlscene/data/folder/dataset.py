@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from mtlscene.data.cityscapes.check import SIZE_MISMATCH
 from mtlscene.data.folder.files import (
     FolderFileError,
     FolderSample,
@@ -19,6 +18,7 @@ from mtlscene.data.folder.files import (
     read_target,
 )
 from mtlscene.data.folder.spec import FolderSpec, read_spec
+from mtlscene.data.report import SIZE_MISMATCH
 from mtlscene.data.resize import resize_image, resize_nearest
 
 

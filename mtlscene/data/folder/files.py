@@ -1,7 +1,7 @@
 """The files of a folder dataset: finding each image's targets and decoding them, checked.
 
 Every reader raises `FolderFileError` naming the file, the kind of problem (the kinds
-of `mtlscene.data.cityscapes.check`) and the fix, so the dataset stops on the first bad file and
+of `mtlscene.data.report`) and the fix, so the dataset stops on the first bad file and
 ``mtlscene-data check`` lists them all with the same messages.
 
 Formats (docs/datasets/own_data.md):
@@ -24,16 +24,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mtlscene.data.cityscapes.check import (
+from mtlscene.data.conventions import IGNORE_INDEX
+from mtlscene.data.folder.spec import IMAGES_FOLDER, FolderSpec
+from mtlscene.data.io import DatasetFileError
+from mtlscene.data.report import (
     CORRUPT_PNG,
     INVALID_LABEL_IDS,
     MISSING_FILE,
     SIZE_MISMATCH,
     WRONG_FORMAT,
 )
-from mtlscene.data.conventions import IGNORE_INDEX
-from mtlscene.data.folder.spec import IMAGES_FOLDER, FolderSpec
-from mtlscene.data.io import DatasetFileError
 
 INVALID_VALUES = "invalid values"
 DUPLICATE_STEM = "duplicate stem"
@@ -50,7 +50,7 @@ class FolderFileError(DatasetFileError):
 
     Attributes:
         path: the file (or the missing file's expected path).
-        kind: a problem kind of `mtlscene.data.cityscapes.check` or this module.
+        kind: a problem kind of `mtlscene.data.report` or this module.
     """
 
     def __init__(self, path: Path, kind: str, message: str) -> None:

@@ -1,33 +1,35 @@
 """Check the .npy files of an NYUv2 root (mtan layout) and report every problem.
 
-Used by the NYUv2 dataset at set-up (it raises on the first problem, before any training)
-and by ``mtlscene-data check`` (it lists them all). Files are opened memory-mapped and each
-array is reduced in a few passes, so the full 795 + 654 frames take seconds, not minutes.
+Used by the NYUv2 data module before the first step (`NYUv2Checker`: every problem of the
+splits a run uses at once, a pass remembered), by the dataset built on its own (it raises on
+the first problem) and by ``mtlscene-data check`` (it lists them all). Files are opened
+memory-mapped and each array is reduced in a few passes, so the full 795 + 654 frames take
+seconds, not minutes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from mtlscene.data.cityscapes.check import (
-    EMPTY_SPLIT,
-    MISSING_FILE,
-    MISSING_ROOT,
-    DatasetReport,
-    Problem,
-)
 from mtlscene.data.io import DatasetFileError
 from mtlscene.data.nyuv2.layout import (
     NYUV2_FOLDERS,
     NYUV2_NUM_CLASSES,
     NYUV2_SPLITS,
     frame_path,
+    is_nyuv2_root,
+)
+from mtlscene.data.report import (
+    EMPTY_SPLIT,
+    MISSING_FILE,
+    DatasetChecker,
+    DatasetReport,
+    Problem,
 )
 
 MISSING_INDEX = "missing index"
@@ -45,43 +47,111 @@ NORMAL_TOLERANCE = 1e-3
 _INDEX = re.compile(r"^(0|[1-9][0-9]*)\.npy$")
 
 
-@dataclass
-class NYUv2Report(DatasetReport):
-    """What `check_nyuv2` found (the CityScapes report, titled for NYUv2)."""
+@dataclass(frozen=True)
+class NYUv2Frame:
+    """One index of a split, with what its check needs from the split's listing.
 
-    def format(self, max_per_kind: int | None = None) -> str:
-        lines = super().format(max_per_kind).split("\n")
-        lines[0] = f"NYUv2 check of {self.root}"
-        return "\n".join(lines)
+    Attributes:
+        split: the split's name.
+        index: the frame's number.
+        count: frames in the split (the highest index found, plus one).
+        missing: the folders that lack this index's file.
+        reference: ((height, width), path) of the split's first readable RGB image, the
+            size every frame must have; None when there is none.
+    """
+
+    split: str
+    index: int
+    count: int
+    missing: tuple[str, ...]
+    reference: tuple[tuple[int, int], Path] | None
+
+
+class NYUv2Checker(DatasetChecker[NYUv2Frame]):
+    """An NYUv2 root in the mtan layout (``{split}/{image,label,depth,normal}/{i}.npy``)."""
+
+    name = "nyuv2"
+    title = "NYUv2"
+    splits = NYUV2_SPLITS
+    root_hint = (
+        "pass the folder holding train/ and val/ (each with image/, label/, depth/ and normal/)"
+    )
+
+    @staticmethod
+    def detect(root: Path) -> bool:
+        """Whether ``root`` has ``train/image/0.npy`` or ``val/image/0.npy``."""
+        return is_nyuv2_root(root)
+
+    def frames(self, split: str) -> tuple[Sequence[NYUv2Frame], list[Problem]]:
+        """Every index from 0 to the highest found (the numbering must have no gaps)."""
+        indices = {folder: _indices(self.root / split / folder) for folder in NYUV2_FOLDERS}
+        found = set().union(*indices.values())
+        if not found:
+            return [], [
+                Problem(
+                    self.root / split,
+                    EMPTY_SPLIT,
+                    f"no frames for split {split!r}: expected {split}/image/0.npy, "
+                    f"{split}/label/0.npy, ... under the root (the mtan NYUv2 layout)",
+                )
+            ]
+        count = max(found) + 1
+        missing = {
+            index: tuple(folder for folder in NYUV2_FOLDERS if index not in indices[folder])
+            for index in range(count)
+        }
+        reference = None
+        for index in (i for i in range(count) if not missing[i]):
+            path = frame_path(self.root, split, "image", index)
+            shape = _rgb_shape(path)
+            if shape is not None:
+                reference = (shape, path)
+                break
+        frames = [NYUv2Frame(split, i, count, missing[i], reference) for i in range(count)]
+        return frames, []
+
+    def paths(self, frame: NYUv2Frame) -> Iterable[Path]:
+        return [frame_path(self.root, frame.split, f, frame.index) for f in NYUV2_FOLDERS]
+
+    def problems(self, frame: NYUv2Frame) -> list[Problem]:
+        split, index = frame.split, frame.index
+        if len(frame.missing) == len(NYUV2_FOLDERS):
+            return [
+                Problem(
+                    frame_path(self.root, split, "image", index),
+                    MISSING_INDEX,
+                    f"frame {index} is missing from every folder, but frames go up to "
+                    f"{frame.count - 1}: the files must be numbered 0..N-1 without gaps",
+                )
+            ]
+        if frame.missing:
+            return [
+                Problem(
+                    frame_path(self.root, split, folder, index),
+                    MISSING_FILE,
+                    f"{folder} file missing for frame {index} (the other folders have it); "
+                    "every frame needs image, label, depth and normal files",
+                )
+                for folder in frame.missing
+            ]
+        return check_frame(self.root, split, index, frame.reference)[0]
 
 
 def check_nyuv2(
     root: str | Path, splits: Iterable[str] = NYUV2_SPLITS, progress: bool = True
-) -> NYUv2Report:
+) -> DatasetReport:
     """Check every frame of the given splits of an NYUv2 root, collecting all problems."""
-    root = Path(root)
-    report = NYUv2Report(root=root)
-    if not root.is_dir():
-        report.problems.append(
-            Problem(
-                root,
-                MISSING_ROOT,
-                "the dataset root does not exist; pass the folder holding train/ and val/ "
-                "(each with image/, label/, depth/ and normal/)",
-            )
-        )
-        return report
-    for split in splits:
-        count, problems = scan_split(root, split, progress)
-        report.frames_checked[split] = count
-        report.problems.extend(problems)
-    return report
+    return NYUv2Checker(root).report(splits, progress)
 
 
 def require_valid_split(root: str | Path, split: str) -> int:
     """The number of frames of a split whose files are all fine; else DatasetFileError
-    naming the first bad file and what is wrong with it."""
-    count, problems = scan_split(Path(root), split, progress=False)
+    naming the first bad file and what is wrong with it (missing files before bad ones)."""
+    checker = NYUv2Checker(root)
+    frames, problems = checker.frames(split)
+    for frame in frames:
+        problems += checker.problems(frame)
+    problems.sort(key=lambda p: p.kind not in (MISSING_INDEX, MISSING_FILE))  # stable
     if problems:
         first = problems[0]
         more = (
@@ -90,55 +160,7 @@ def require_valid_split(root: str | Path, split: str) -> int:
             else ""
         )
         raise DatasetFileError(f"{first.path}: {first.kind}: {first.message}{more}")
-    return count
-
-
-def scan_split(root: Path, split: str, progress: bool = False) -> tuple[int, list[Problem]]:
-    """(frames found, problems) of one split: the index sequence, then every file."""
-    indices = {folder: _indices(root / split / folder) for folder in NYUV2_FOLDERS}
-    found = set().union(*indices.values())
-    if not found:
-        return 0, [
-            Problem(
-                root / split,
-                EMPTY_SPLIT,
-                f"no frames for split {split!r}: expected {split}/image/0.npy, "
-                f"{split}/label/0.npy, ... under the root (the mtan NYUv2 layout)",
-            )
-        ]
-    count = max(found) + 1
-    problems: list[Problem] = []
-    complete = []
-    for index in range(count):
-        missing = [folder for folder in NYUV2_FOLDERS if index not in indices[folder]]
-        if len(missing) == len(NYUV2_FOLDERS):
-            problems.append(
-                Problem(
-                    frame_path(root, split, "image", index),
-                    MISSING_INDEX,
-                    f"frame {index} is missing from every folder, but frames go up to "
-                    f"{count - 1}: the files must be numbered 0..N-1 without gaps",
-                )
-            )
-        elif missing:
-            for folder in missing:
-                problems.append(
-                    Problem(
-                        frame_path(root, split, folder, index),
-                        MISSING_FILE,
-                        f"{folder} file missing for frame {index} (the other folders have it); "
-                        "every frame needs image, label, depth and normal files",
-                    )
-                )
-        else:
-            complete.append(index)
-    reference = None
-    for index in tqdm(complete, desc=f"checking {split}", unit="frame", disable=not progress):
-        frame_problems, shape = check_frame(root, split, index, reference)
-        problems.extend(frame_problems)
-        if reference is None and shape is not None:
-            reference = (shape, frame_path(root, split, "image", index))
-    return count, problems
+    return len(frames)
 
 
 def check_frame(
@@ -209,6 +231,14 @@ def _indices(folder: Path) -> set[int]:
     if not folder.is_dir():
         return set()
     return {int(m.group(1)) for p in folder.iterdir() if (m := _INDEX.match(p.name))}
+
+
+def _rgb_shape(path: Path) -> tuple[int, int] | None:
+    """(height, width) of a readable HxWx3 image file, else None (its problems come later)."""
+    image = _load(path, [])
+    if image is None or image.ndim != 3 or image.shape[2] != 3:
+        return None
+    return image.shape[:2]
 
 
 def _load(path: Path, problems: list[Problem]) -> np.ndarray | None:

@@ -8,9 +8,11 @@ from pathlib import Path
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from mtlscene.data.conventions import DEFAULT_FOLDER
 from mtlscene.data.holdout import carve, check_amount
 from mtlscene.data.loaders import evaluation_loader, training_loader
-from mtlscene.data.nyuv2.dataset import NYUv2Dataset
+from mtlscene.data.nyuv2.check import NYUv2Checker
+from mtlscene.data.nyuv2.dataset import NYUv2Dataset, require_split_folder
 from mtlscene.data.nyuv2.layout import NYUV2_SHAPE
 from mtlscene.data.nyuv2.transforms import SCALES, ScaleCropFlip
 from mtlscene.data.sizes import height_width, whole_number
@@ -113,11 +115,25 @@ class NYUv2DataModule(LightningDataModule):
             )
 
     def _split_dataset(self, split: str, **kwargs) -> NYUv2Dataset:
-        # The files of a split are checked once, however many datasets share them.
-        check = split not in self._checked
-        dataset = NYUv2Dataset(self.root, split, self.size, check=check, **kwargs)
-        self._checked.add(split)
+        dataset = NYUv2Dataset(self.root, split, self.size, check=False, **kwargs)
+        self._check([split])
         return dataset
+
+    def _check(self, splits: Sequence[str]) -> None:
+        # Every file of the splits, once however many datasets share them, the problems of
+        # every split at once; a pass is remembered by the files' sizes and times.
+        unchecked = [split for split in dict.fromkeys(splits) if split not in self._checked]
+        for split in unchecked:
+            require_split_folder(self.root, split)
+        NYUv2Checker(self.root).check_before_use(
+            dict.fromkeys(unchecked), self.root / DEFAULT_FOLDER
+        )
+        self._checked.update(unchecked)
+
+    def _split_of(self, role: str) -> str:
+        if role in ("train", "train_all") or (role == "val" and self.val_from_train):
+            return "train"
+        return self.predict_split if role == "predict" else "val"
 
     def held_out(self) -> tuple[list[int], list[int]]:
         """(training, validation) indices of the train split under ``val_from_train``."""
@@ -167,7 +183,7 @@ class NYUv2DataModule(LightningDataModule):
                     self.size,
                     indices=indices,
                     augmentation=augmentation,
-                    check=False,  # checked by train_all
+                    check=False,  # checked with train_all
                 )
             elif role == "train":
                 built = self._split_dataset("train", augmentation=self.augmentation)
@@ -181,8 +197,9 @@ class NYUv2DataModule(LightningDataModule):
         return self.datasets[role]
 
     def setup(self, stage: str) -> None:
-        # Building the datasets checks every file, so bad roots fail before training.
+        # Every file of the stage's splits is checked before the first step.
         roles = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"]}
+        self._check([self._split_of(role) for role in roles.get(stage, ["predict"])])
         for role in roles.get(stage, ["predict"]):
             self.dataset(role)
 

@@ -28,7 +28,8 @@ class NYUv2Dataset(Dataset):
 
     All files of the split are checked when the dataset is built (shapes, NaN/inf, label
     values, unit normals, complete 0..N-1 numbering), so bad data fails before training
-    with an error naming the file: see `mtlscene.data.nyuv2.check`.
+    with an error naming the file: see `mtlscene.data.nyuv2.check`. `NYUv2DataModule`
+    checks its splits itself (all at once, a pass remembered) and builds with ``check=False``.
 
     Args:
         root: folder holding train/ and val/, each with image/, label/, depth/, normal/.
@@ -53,13 +54,7 @@ class NYUv2Dataset(Dataset):
         self.split = split
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.augmentation = augmentation
-        if not (self.root / split / "image").is_dir():
-            raise MissingDatasetError(
-                f"no NYUv2 split {split!r} under {self.root}: {self.root / split / 'image'} "
-                "does not exist; set data.root to the folder holding train/ and val/ (the "
-                "mtan layout: {split}/{image,label,depth,normal}/{i}.npy), or enable "
-                "data.synthetic"
-            )
+        require_split_folder(self.root, split)
         count = require_valid_split(self.root, split) if check else self._count()
         self.indices = list(range(count)) if indices is None else [int(i) for i in indices]
         outside = [i for i in self.indices if not 0 <= i < count]
@@ -112,6 +107,17 @@ class NYUv2Dataset(Dataset):
         height, width = sample["image"].shape[-2:]
         params = self.augmentation.sample(np.random.default_rng(seed), height, width)
         return self.augmentation(sample, params)
+
+
+def require_split_folder(root: Path, split: str) -> None:
+    """Raise `MissingDatasetError` saying what to set when a split has no image folder."""
+    if not (root / split / "image").is_dir():
+        raise MissingDatasetError(
+            f"no NYUv2 split {split!r} under {root}: {root / split / 'image'} "
+            "does not exist; set data.root to the folder holding train/ and val/ (the "
+            "mtan layout: {split}/{image,label,depth,normal}/{i}.npy), or enable "
+            "data.synthetic"
+        )
 
 
 def _nearest(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
