@@ -26,11 +26,12 @@ generated resolution, so disparities are in pixels of that resolution. Optionall
 (``disparity_noise``) the disparity carries stereo-like noise of known per-pixel std, written
 to ``disparity_std/`` (`mtlscene.data.cityscapes.synthetic.disparity_noise`).
 
-One concept per module: ``camera`` (the stereo rig), ``texture`` (palettes and noise),
-``painters`` (object shapes), ``layout`` (street, planes and objects of a scene),
-``renderer`` (ray casting into image, labels and depth) and ``writer`` (the files and the
-completeness marker). The disparity PNG encoding lives in `mtlscene.data.cityscapes.encoding`,
-beside its decoding.
+One concept per module: ``camera`` (the stereo rig), ``texture`` (palettes), ``painters``
+(object shapes), ``layout`` (street, planes and objects of a scene), ``renderer`` (ray
+casting into image, labels and depth) and ``writer`` (the files). The disparity PNG encoding
+lives in `mtlscene.data.cityscapes.encoding`, beside its decoding; the value noise and the
+per-scene random streams in `mtlscene.data.procedural`, and the completeness marker in
+`mtlscene.data.synthetic_files`, both shared with the indoor generator.
 """
 
 from mtlscene.data.cityscapes.encoding import encode_disparity

@@ -23,10 +23,10 @@ from mtlscene.data.cityscapes.synthetic.painters import (
 from mtlscene.data.cityscapes.synthetic.texture import (
     BUILDING_COLOURS,
     CLOTHES,
-    Noise,
     jitter,
     pick,
 )
+from mtlscene.data.procedural import Noise
 
 EGO, STATIC = label_id("ego vehicle"), label_id("static")
 ROAD, SIDEWALK, TERRAIN = label_id("road"), label_id("sidewalk"), label_id("terrain")

@@ -12,10 +12,10 @@ from mtlscene.data.cityscapes.synthetic.texture import (
     CAR_COLOURS,
     CLOTHES,
     VEHICLE_COLOURS,
-    Noise,
     jitter,
     pick,
 )
+from mtlscene.data.procedural import Noise
 
 # Painters get metric coordinates inside the billboard: xm from its left edge, ym down from
 # its top, and return (mask, rgb).

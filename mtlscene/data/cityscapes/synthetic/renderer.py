@@ -21,7 +21,8 @@ from mtlscene.data.cityscapes.synthetic.layout import (
     sample_planes,
     sample_street,
 )
-from mtlscene.data.cityscapes.synthetic.texture import CAR_COLOURS, Noise, jitter, pick
+from mtlscene.data.cityscapes.synthetic.texture import CAR_COLOURS, jitter, pick
+from mtlscene.data.procedural import Noise
 
 
 @dataclass

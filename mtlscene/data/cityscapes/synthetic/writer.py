@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -23,7 +20,13 @@ from mtlscene.data.cityscapes.synthetic.disparity_noise import (
     add_disparity_noise,
 )
 from mtlscene.data.cityscapes.synthetic.renderer import SyntheticScene, generate_scene
-from mtlscene.filelock import exclusive_lock
+from mtlscene.data.procedural import scene_rng
+from mtlscene.data.synthetic_files import (
+    generate_once,
+    is_marked_complete,
+    marked_complete,
+    prepare_root,
+)
 
 GENERATOR_VERSION = 1
 """Bumped whenever the generated content changes, so stale datasets are regenerated."""
@@ -65,11 +68,6 @@ def _frame_names(split: str, count: int) -> list[tuple[str, str]]:
     return names
 
 
-def _scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    # crc32 is stable across runs (str hash is salted), so each image has its own stream.
-    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(split.encode()), index]))
-
-
 def _marker(
     splits: Mapping[str, int],
     height: int,
@@ -88,12 +86,6 @@ def _marker(
     if disparity_noise is not None:  # absent otherwise: clean datasets keep their marker
         marker["disparity_noise"] = disparity_noise.as_dict()
     return marker
-
-
-def _write_json(path: Path, content: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(content, indent=4, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def write_scene(root: Path, split: str, city: str, stem: str, scene: SyntheticScene) -> None:
@@ -119,21 +111,6 @@ def write_scene(root: Path, split: str, city: str, stem: str, scene: SyntheticSc
     camera = root / "camera" / split / city / f"{stem}_camera.json"
     camera.parent.mkdir(parents=True, exist_ok=True)
     camera.write_text(json.dumps(scene.camera, indent=4, sort_keys=True) + "\n")
-
-
-def _prepare_root(root: Path) -> None:
-    """Clear a previous synthetic dataset; refuse to write into anything else."""
-    marker = root / MARKER_NAME
-    present = [root / kind for kind in DATA_TYPES if (root / kind).exists()]
-    if not present:
-        return
-    if not marker.is_file():
-        raise FileExistsError(
-            f"{root} already holds {', '.join(p.name for p in present)} but no {MARKER_NAME}: "
-            "it looks like real data; choose an empty folder for the synthetic dataset"
-        )
-    for path in present:
-        shutil.rmtree(path)
 
 
 def generate_dataset(
@@ -173,14 +150,16 @@ def generate_dataset(
         raise ValueError(f"split sizes must be non-negative, got {dict(splits)}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    _prepare_root(root)
+    prepare_root(root, DATA_TYPES, MARKER_NAME, "synthetic dataset")
     marker = _marker(splits, height, width, seed, disparity_noise)
-    _write_json(root / MARKER_NAME, {**marker, "complete": False})
     total = sum(int(n) for n in splits.values())
-    with tqdm(total=total, desc="synthetic CityScapes", unit="img", disable=not progress) as bar:
+    with (
+        marked_complete(root, MARKER_NAME, marker),
+        tqdm(total=total, desc="synthetic CityScapes", unit="img", disable=not progress) as bar,
+    ):
         for split, count in splits.items():
             for index, (city, stem) in enumerate(_frame_names(split, int(count))):
-                rng = _scene_rng(seed, split, index)
+                rng = scene_rng(seed, split, index)
                 scene = generate_scene(rng, height, width)
                 if disparity_noise is not None:  # drawn after the scene: same images, labels
                     camera = scene.camera
@@ -195,7 +174,6 @@ def generate_dataset(
                     )
                 write_scene(root, split, city, stem, scene)
                 bar.update(1)
-    _write_json(root / MARKER_NAME, {**marker, "complete": True})
     return root
 
 
@@ -208,12 +186,9 @@ def is_complete(
     disparity_noise: DisparityNoise | None = None,
 ) -> bool:
     """True when ``root`` holds a finished synthetic dataset made with these parameters."""
-    try:
-        found = json.loads((Path(root) / MARKER_NAME).read_text())
-    except (OSError, ValueError):
-        return False
-    expected = {**_marker(splits, height, width, seed, disparity_noise), "complete": True}
-    return found == expected
+    return is_marked_complete(
+        root, MARKER_NAME, _marker(splits, height, width, seed, disparity_noise)
+    )
 
 
 def ensure_dataset(
@@ -231,8 +206,8 @@ def ensure_dataset(
     would otherwise each find the dataset missing and clear each other's files; here one
     generates while the others wait on a lock beside ``root``, then find it complete.
     """
-    root = Path(root)
-    with exclusive_lock(root.parent / f".{root.name}.lock"):
-        if not is_complete(root, splits, height, width, seed, disparity_noise):
-            generate_dataset(root, splits, height, width, seed, progress, disparity_noise)
-    return root
+    return generate_once(
+        root,
+        lambda: is_complete(root, splits, height, width, seed, disparity_noise),
+        lambda: generate_dataset(root, splits, height, width, seed, progress, disparity_noise),
+    )

@@ -22,8 +22,10 @@ Conventions of the written files (see `mtlscene.data.nyuv2.layout`):
 
 One concept per module: ``camera`` (pinhole pose and rays), ``room`` (what a scene is made
 of), ``furnish`` (the random layout), ``raycast`` (first hits), ``sensor`` (depth holes,
-unlabelled outlines), ``renderer`` (materials, texture, light) and ``writer`` (files,
-completeness marker, lock).
+unlabelled outlines), ``renderer`` (materials, texture, light) and ``writer`` (the files).
+The value noise and per-scene random streams are `mtlscene.data.procedural`'s, the
+completeness marker and lock `mtlscene.data.synthetic_files`', both shared with the
+CityScapes generator.
 """
 
 from mtlscene.data.nyuv2.synthetic.camera import IndoorCamera

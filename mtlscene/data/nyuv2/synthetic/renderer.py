@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtlscene.data.cityscapes.synthetic.texture import Noise
 from mtlscene.data.nyuv2.synthetic.camera import IndoorCamera
 from mtlscene.data.nyuv2.synthetic.furnish import sample_room
 from mtlscene.data.nyuv2.synthetic.raycast import FIRST_BOX, Hits, cast
@@ -19,6 +18,7 @@ from mtlscene.data.nyuv2.synthetic.room import (
     Room,
 )
 from mtlscene.data.nyuv2.synthetic.sensor import kinect_holes, unlabelled_boundaries
+from mtlscene.data.procedural import Noise
 
 
 @dataclass

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -15,7 +11,13 @@ from tqdm.auto import tqdm
 
 from mtlscene.data.nyuv2.layout import NYUV2_SHAPE, NYUV2_SPLITS, frame_path
 from mtlscene.data.nyuv2.synthetic.renderer import IndoorScene, generate_indoor_scene
-from mtlscene.filelock import exclusive_lock
+from mtlscene.data.procedural import scene_rng
+from mtlscene.data.synthetic_files import (
+    generate_once,
+    is_marked_complete,
+    marked_complete,
+    prepare_root,
+)
 
 GENERATOR_VERSION = 2
 """Bumped whenever the generated content changes, so stale datasets are regenerated."""
@@ -40,11 +42,6 @@ def write_scene(root: Path, split: str, index: int, scene: IndoorScene) -> None:
         np.save(path, np.ascontiguousarray(array, dtype=np.float32))
 
 
-def _scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    # crc32 is stable across runs (str hash is salted), so each image has its own stream.
-    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(split.encode()), index]))
-
-
 def _marker(splits: Mapping[str, int], height: int, width: int, seed: int) -> dict:
     return {
         "generator": "mtlscene.data.nyuv2.synthetic",
@@ -54,28 +51,6 @@ def _marker(splits: Mapping[str, int], height: int, width: int, seed: int) -> di
         "height": int(height),
         "width": int(width),
     }
-
-
-def _write_json(path: Path, content: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(content, indent=4, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def _prepare_root(root: Path, splits: Mapping[str, int]) -> None:
-    """Clear a previous synthetic dataset; refuse to write into anything else."""
-    present = [
-        root / split for split in dict.fromkeys([*NYUV2_SPLITS, *splits]) if (root / split).exists()
-    ]
-    if not present:
-        return
-    if not (root / MARKER_NAME).is_file():
-        raise FileExistsError(
-            f"{root} already holds {', '.join(p.name for p in present)}/ but no {MARKER_NAME}: "
-            "it looks like real data; choose an empty folder for the synthetic NYUv2 dataset"
-        )
-    for path in present:
-        shutil.rmtree(path)
 
 
 def generate_dataset(
@@ -113,17 +88,18 @@ def generate_dataset(
         raise ValueError(f"height and width must be at least 2, got {height}x{width}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    _prepare_root(root, splits)
+    prepare_root(root, [*NYUV2_SPLITS, *splits], MARKER_NAME, "synthetic NYUv2 dataset")
     marker = _marker(splits, height, width, seed)
-    _write_json(root / MARKER_NAME, {**marker, "complete": False})
     total = sum(int(n) for n in splits.values())
-    with tqdm(total=total, desc="synthetic NYUv2", unit="img", disable=not progress) as bar:
+    with (
+        marked_complete(root, MARKER_NAME, marker),
+        tqdm(total=total, desc="synthetic NYUv2", unit="img", disable=not progress) as bar,
+    ):
         for split, count in splits.items():
             for index in range(int(count)):
-                scene = generate_indoor_scene(_scene_rng(seed, split, index), height, width)
+                scene = generate_indoor_scene(scene_rng(seed, split, index), height, width)
                 write_scene(root, split, index, scene)
                 bar.update(1)
-    _write_json(root / MARKER_NAME, {**marker, "complete": True})
     return root
 
 
@@ -135,11 +111,7 @@ def is_complete(
     seed: int = 0,
 ) -> bool:
     """True when ``root`` holds a finished synthetic NYUv2 dataset made with these settings."""
-    try:
-        found = json.loads((Path(root) / MARKER_NAME).read_text())
-    except (OSError, ValueError):
-        return False
-    return found == {**_marker(splits, height, width, seed), "complete": True}
+    return is_marked_complete(root, MARKER_NAME, _marker(splits, height, width, seed))
 
 
 def ensure_dataset(
@@ -156,8 +128,8 @@ def ensure_dataset(
     dataset missing and clear each other's files; here one generates while the others wait
     on a lock beside ``root``, then find it complete.
     """
-    root = Path(root)
-    with exclusive_lock(root.parent / f".{root.name}.lock"):
-        if not is_complete(root, splits, height, width, seed):
-            generate_dataset(root, splits, height, width, seed, progress)
-    return root
+    return generate_once(
+        root,
+        lambda: is_complete(root, splits, height, width, seed),
+        lambda: generate_dataset(root, splits, height, width, seed, progress),
+    )
