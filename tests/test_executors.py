@@ -131,7 +131,7 @@ def test_requeue_checkpoint_resumes_exactly_even_when_due_at_an_epoch_end(tmp_pa
     import torch
 
     from mtlscene.cli.main import build_cli
-    from mtlscene.experiments.executors.slurm import job_args
+    from mtlscene.experiments.executors.attempts import job_args
 
     class CrashAt(pl.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):

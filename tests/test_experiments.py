@@ -244,12 +244,11 @@ def test_wandb_runs_are_grouped_by_experiment(tiny_experiment, tmp_path):
 
 
 def test_resuming_with_wandb_keeps_the_finished_runs(tiny_experiment, tmp_path):
-    from mtlscene.experiments.reuse import write_spec
-    from mtlscene.experiments.runner import (
+    from mtlscene.experiments.plan import plan_runs, run_args
+    from mtlscene.experiments.reuse import (
         OutputFolderError,
         check_finished_runs_match,
-        plan_runs,
-        run_args,
+        write_spec,
     )
     from mtlscene.experiments.single_run import RESULT_FILE
 

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from mtlscene.callbacks.preemption import STOP_REQUEST, STOP_SIGNALS
-from mtlscene.experiments.executors.slurm import ATTEMPTS_FILE, SlurmRun, job_args
+from mtlscene.experiments.executors.attempts import ATTEMPTS_FILE, job_args
+from mtlscene.experiments.executors.slurm import SlurmRun
 from mtlscene.experiments.single_run import execute
 
 TINY = Path(__file__).parent / "conf" / "tiny.yaml"

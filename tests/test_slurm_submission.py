@@ -13,12 +13,8 @@ import pytest
 
 from mtlscene.experiments.cli import main as experiment_main
 from mtlscene.experiments.executors import slurm, slurm_commands
-from mtlscene.experiments.executors.slurm import (
-    ATTEMPTS_FILE,
-    SlurmExecutor,
-    job_args,
-    load_slurm_config,
-)
+from mtlscene.experiments.executors.attempts import ATTEMPTS_FILE, job_args
+from mtlscene.experiments.executors.slurm import SlurmExecutor, load_slurm_config
 
 TINY = Path(__file__).parent / "conf" / "tiny.yaml"
 

@@ -17,109 +17,23 @@ import argparse
 import os
 import shutil
 import signal
+from dataclasses import replace
 from pathlib import Path
 
+from mtlscene.experiments.cli_options import (
+    add_executor_options,
+    build_executor,
+    override_arg,
+    positive_int,
+    positive_rate,
+)
 from mtlscene.experiments.definition import available_experiments, load_experiment, resolve_config
-from mtlscene.experiments.executors import EXECUTORS, ExecutorConfigError, make_executor
-from mtlscene.experiments.runner import OutputFolderError, run_experiment
+from mtlscene.experiments.executors import ExecutorConfigError
+from mtlscene.experiments.reuse import OutputFolderError
+from mtlscene.experiments.runner import run_experiment, summarize_experiment
+from mtlscene.experiments.search_cli import add_search_parser, run_search_command
 from mtlscene.experiments.selection import SelectionError
 from mtlscene.experiments.summary import EXPERIMENT_COPY
-
-
-def _override(text: str) -> str:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(
-            f"--override takes KEY=VALUE (e.g. trainer.max_steps=2000), got {text!r}"
-        )
-    return f"--{key.lstrip('-')}={value}"
-
-
-def _positive_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"takes a rate > 0 (e.g. 15.4), got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"takes a whole number >= 1, got {text!r}")
-    return value
-
-
-def add_executor_options(parser: argparse.ArgumentParser) -> None:
-    """``--executor`` and its resources, shared by ``run`` and ``search``."""
-    parser.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default="local",
-        help="where runs train: child processes here (local, the default) or SLURM jobs "
-        "submitted through submitit (slurm)",
-    )
-    parser.add_argument(
-        "--executor-config",
-        metavar="YAML",
-        help="resources of the SLURM jobs (partition, account, cpus, memory, time limit, "
-        "array parallelism, setup lines): configs/executors/<cluster>.yaml",
-    )
-    parser.add_argument(
-        "--slurm",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key of --executor-config, e.g. --slurm time_min=600 (repeatable)",
-    )
-    parser.add_argument(
-        "--devices",
-        metavar="LIST",
-        help="local: the GPUs to place runs on, each run seeing one of them "
-        "(CUDA_VISIBLE_DEVICES): 'all' (every visible GPU, the default with "
-        "--runs-per-device), indices such as 0,1,3, or 'cpu'",
-    )
-    parser.add_argument(
-        "--runs-per-device",
-        type=_positive_int,
-        metavar="K",
-        help="local: K runs at once on each GPU of --devices (default 1); a 128x256 run "
-        "leaves most of a GPU idle. On the CPU: K runs at once, as --jobs K. slurm: each "
-        "job trains gpus_per_node x K runs, K on each of its GPUs (runs_per_device)",
-    )
-    parser.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="slurm: return once the jobs are submitted (the same command attaches to them "
-        "later; `status OUT` follows them)",
-    )
-
-
-def build_executor(args: argparse.Namespace, jobs: int, timeout: float | None):
-    """The executor the command line asks for (user errors end the command)."""
-    config = args.executor_config
-    if config is not None and not Path(config).is_file():
-        candidate = Path(resolve_config(f"executors/{Path(config).name}"))
-        config = candidate if candidate.is_file() else config
-    try:
-        return make_executor(
-            args.executor,
-            config,
-            args.slurm,
-            jobs=jobs,
-            timeout=timeout,
-            wait=not args.no_wait,
-            devices=args.devices,
-            runs_per_device=args.runs_per_device,
-        )
-    except (ExecutorConfigError, FileNotFoundError) as error:
-        raise SystemExit(str(error)) from None
-
 
 EXAMPLES = """examples:
   mtlscene-experiment list                                   # the shipped experiments
@@ -164,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run (or resume) an experiment")
     run.add_argument("experiment", help="a shipped name (see `list`) or an experiment YAML")
     run.add_argument(
-        "--seeds", type=_positive_int, help="number of seeds, >= 1 (default: the experiment's)"
+        "--seeds", type=positive_int, help="number of seeds, >= 1 (default: the experiment's)"
     )
     run.add_argument("--out", help="output folder (default runs/experiments/<name>)")
     run.add_argument(
@@ -175,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--override",
-        type=_override,
+        type=override_arg,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -201,14 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         help="runs at once, each with an even share of the CPU threads (default 1, or every "
         "slot of --devices x --runs-per-device); on a small CPU model two runs of one thread "
         "each finish sooner than one after another",
     )
     run.add_argument(
         "--steps-per-second",
-        type=_positive_rate,
+        type=positive_rate,
         metavar="RATE",
         help="training steps per second of one run, for the projected wall time printed "
         "before the runs start (default: measured by this experiment's finished runs)",
@@ -228,8 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("out", help="an experiment's output folder")
     cancel = commands.add_parser("cancel", help="cancel an output folder's SLURM jobs")
     cancel.add_argument("out", help="an experiment's output folder")
-    from mtlscene.experiments.search_cli import add_search_parser
-
     add_search_parser(commands)
     return parser
 
@@ -243,24 +155,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<12} {len(experiment.rows):>3} rows  {experiment.description}")
         return 0
     if args.command == "summarize":
-        from mtlscene.experiments.grouping_experiment import summarize_with_grouping
-        from mtlscene.experiments.summary import summarize_from_csv
-
-        summarize = summarize_from_csv if args.from_csv else summarize_with_grouping
+        out = Path(args.out)
         try:
-            written = summarize(Path(args.out))
+            experiment = load_experiment(out / EXPERIMENT_COPY)
+            written = summarize_experiment(out, experiment, from_csv=args.from_csv)
         except (FileNotFoundError, ValueError) as error:
             raise SystemExit(f"mtlscene-experiment summarize: {error}") from None
         for path in written:
             print(f"wrote {path}")
         return 0
     if args.command in ("status", "cancel"):
+        # Here, not at the top: status reads SLURM's queue through the slurm executor,
+        # which loads Lightning (its preemption callback); the other commands need neither.
         from mtlscene.experiments import status
 
         return status.main(args.command, Path(args.out))
     if args.command == "search":
-        from mtlscene.experiments.search_cli import run_search_command
-
         _stop_on_sigterm()
         return run_search_command(args)
     try:
@@ -270,8 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     executor = build_executor(args, args.jobs, args.timeout)
     _stop_on_sigterm()
     if args.rows:
-        from dataclasses import replace
-
         unknown = sorted(set(args.rows) - {row.name for row in experiment.rows})
         if unknown:
             raise SystemExit(

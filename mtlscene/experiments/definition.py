@@ -31,15 +31,20 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mtlscene.experiments.published import load_published
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENT_DIR = CONFIG_DIR / "experiments"
 _ROW_KEYS = {"name", "configs", "weighting", "tasks", "weights", "overrides"}
+# What a grouping stage trains to check its suggestion (grouping_experiment.py).
+CHECKS = ("suggested", "all")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,48 @@ class Row:
 
 
 @dataclass(frozen=True)
+class GroupingSpec:
+    """The ``grouping`` key of an experiment.
+
+    Args:
+        measured_row: the row whose runs measure the affinity (all tasks, TaskAffinity on).
+        groups: K, the number of groups (networks) of the suggested grouping.
+        check: "suggested" trains the suggested grouping's groups; "all" those of every
+            grouping into K groups.
+    """
+
+    measured_row: str
+    groups: int = 2
+    check: str = "suggested"
+
+
+def parse_grouping(raw: Any, path: Path, rows: Sequence[Row]) -> GroupingSpec:
+    """The ``grouping`` key of the experiment file ``path``, checked against its rows."""
+    if not isinstance(raw, Mapping) or "measured_row" not in raw:
+        raise ValueError(
+            f"{path}: `grouping` takes a mapping like {{measured_row: <row name>, groups: 2}}"
+        )
+    unknown = sorted(set(raw) - {"measured_row", "groups", "check"})
+    if unknown:
+        raise ValueError(
+            f"{path}: `grouping` has unknown keys {unknown}; it takes measured_row, groups "
+            "and check"
+        )
+    check = raw.get("check", "suggested")
+    if check not in CHECKS:
+        raise ValueError(f"{path}: grouping.check must be one of {CHECKS}, got {check!r}")
+    names = [row.name for row in rows]
+    if raw["measured_row"] not in names:
+        raise ValueError(
+            f"{path}: grouping.measured_row {raw['measured_row']!r} is not a row; rows: {names}"
+        )
+    groups = raw.get("groups", 2)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{path}: grouping.groups must be a whole number >= 1, got {groups!r}")
+    return GroupingSpec(str(raw["measured_row"]), groups, check)
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A named list of rows run over seeds on a common base configuration."""
 
@@ -104,8 +151,8 @@ class Experiment:
     description: str = ""
     source: Path | None = None
     published: str | None = None
-    # A GroupingSpec (grouping_experiment.py): train the task groups the affinity suggests.
-    grouping: Any = None
+    # Train the task groups the affinity suggests (grouping_experiment.py).
+    grouping: GroupingSpec | None = None
     # Rows the others of their task set are paired against in table.md (paired_table.py).
     reference: tuple[str, ...] = ()
 
@@ -180,13 +227,9 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
     for row in rows:  # fail now, not an hour into the experiment
         row.config_args()
     if spec.get("published"):
-        from mtlscene.experiments.published import load_published
-
         load_published(str(spec["published"]))
     grouping = None
     if spec.get("grouping") is not None:
-        from mtlscene.experiments.grouping_experiment import parse_grouping
-
         grouping = parse_grouping(spec["grouping"], path, rows)
     reference = spec.get("reference") or ()
     reference = (reference,) if isinstance(reference, str) else tuple(reference)

@@ -5,9 +5,9 @@ An experiment with a ``grouping`` key::
     grouping: {measured_row: 3-task uncertainty, groups: 2}
     grouping: {measured_row: 3-task uncertainty, groups: 2, check: all}
 
-has one row (``measured_row``) that trains all tasks with the
-`TaskAffinity` callback. Once every seed of that
-row has finished, the runs' ``task_affinity.json`` (in each run's ``log_dir``) are
+(parsed into `mtlscene.experiments.definition.GroupingSpec`) has one row
+(``measured_row``) that trains all tasks with the `TaskAffinity` callback. Once every seed
+of that row has finished, the runs' ``task_affinity.json`` (in each run's ``log_dir``) are
 averaged, the partition of the tasks into ``groups`` disjoint groups with the highest total
 affinity is chosen, and beside it TAG's overlapping selection of ``groups`` groups (each
 task served by its best chosen group; `mtlscene.relationships.grouping`). Each group
@@ -30,16 +30,32 @@ import json
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mtlscene.experiments.definition import Experiment, Row
+from mtlscene.experiments.columns import delta_columns, experiment_columns
+from mtlscene.experiments.definition import Experiment, Row, load_experiment
+from mtlscene.experiments.delta import delta_m, single_task_baselines
 from mtlscene.experiments.paired_table import versus
 from mtlscene.experiments.plan import PlannedRun, RunJob, plan_runs, run_args
+from mtlscene.experiments.results_csv import read_csv
+from mtlscene.experiments.reuse import adopt_finished_elsewhere, check_finished_runs_match
 from mtlscene.experiments.single_run import RESULT_FILE
 from mtlscene.experiments.statistics import format_mean_std as _cell
 from mtlscene.experiments.statistics import mean_std as _mean_std
+from mtlscene.experiments.summary import (
+    EXPERIMENT_COPY,
+    load_results,
+    summarize,
+    summarize_from_csv,
+)
+from mtlscene.relationships.affinity_figure import plot_affinity
+from mtlscene.relationships.grouping import (
+    groupings_by_size,
+    rank_groupings,
+    rank_overlapping_groupings,
+)
 
 GROUPING_FILE = "grouping.json"
 REPORT_FILE = "grouping.md"
@@ -47,49 +63,6 @@ FIGURE_FILE = "affinity.png"
 AFFINITY_FILE = "task_affinity.json"
 GROUP_ROW_PREFIX = "Group: "
 TOP_GROUPINGS = 5
-CHECKS = ("suggested", "all")
-
-
-@dataclass(frozen=True)
-class GroupingSpec:
-    """The ``grouping`` key of an experiment.
-
-    Args:
-        measured_row: the row whose runs measure the affinity (all tasks, TaskAffinity on).
-        groups: K, the number of groups (networks) of the suggested grouping.
-        check: "suggested" trains the suggested grouping's groups; "all" those of every
-            grouping into K groups.
-    """
-
-    measured_row: str
-    groups: int = 2
-    check: str = "suggested"
-
-
-def parse_grouping(raw: Any, path: Path, rows: Sequence[Row]) -> GroupingSpec:
-    """The ``grouping`` key of the experiment file ``path``, checked against its rows."""
-    if not isinstance(raw, Mapping) or "measured_row" not in raw:
-        raise ValueError(
-            f"{path}: `grouping` takes a mapping like {{measured_row: <row name>, groups: 2}}"
-        )
-    unknown = sorted(set(raw) - {"measured_row", "groups", "check"})
-    if unknown:
-        raise ValueError(
-            f"{path}: `grouping` has unknown keys {unknown}; it takes measured_row, groups "
-            "and check"
-        )
-    check = raw.get("check", "suggested")
-    if check not in CHECKS:
-        raise ValueError(f"{path}: grouping.check must be one of {CHECKS}, got {check!r}")
-    names = [row.name for row in rows]
-    if raw["measured_row"] not in names:
-        raise ValueError(
-            f"{path}: grouping.measured_row {raw['measured_row']!r} is not a row; rows: {names}"
-        )
-    groups = raw.get("groups", 2)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{path}: grouping.groups must be a whole number >= 1, got {groups!r}")
-    return GroupingSpec(str(raw["measured_row"]), groups, check)
 
 
 def _measured_row(experiment: Experiment) -> Row | None:
@@ -120,12 +93,6 @@ def decide_grouping(experiment: Experiment, out_dir: Path, seeds: int) -> dict[s
 
     None while a seed of the measured row is unfinished (or the row is not being run).
     """
-    from mtlscene.relationships.grouping import (
-        groupings_by_size,
-        rank_groupings,
-        rank_overlapping_groupings,
-    )
-
     row = _measured_row(experiment)
     if row is None:
         return None
@@ -261,8 +228,6 @@ def run_grouping_stage(
     Returns the experiment with the group rows added (for the summary) and the group runs
     as ``{"done", "skipped", "reused", "failed"}``.
     """
-    from mtlscene.experiments.runner import adopt_finished_elsewhere, check_finished_runs_match
-
     outcome: dict[str, list[PlannedRun]] = {"done": [], "skipped": [], "reused": [], "failed": []}
     try:
         decision = decide_grouping(experiment, out_dir, seeds)
@@ -315,8 +280,6 @@ def run_grouping_stage(
 
 def _deltas_by_seed(by_task, seeds, baselines, columns) -> dict[int, float]:
     """Seed -> Δm % of a setup (each task's metric from the run that trained it)."""
-    from mtlscene.experiments.delta import delta_m
-
     merged = {seed: _merged_metrics(by_task, seed) for seed in seeds}
     return {seed: delta_m(m, baselines, columns) for seed, m in merged.items() if m}
 
@@ -401,9 +364,6 @@ def _label(groups: Sequence[Sequence[str]]) -> str:
 
 def _overlapping_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any]) -> list:
     """TAG's overlapping selection: its ranking, the suggestion and, once trained, its Δm."""
-    from mtlscene.experiments.columns import experiment_columns
-    from mtlscene.experiments.delta import delta_m, single_task_baselines
-
     overlapping = decision.get("overlapping")
     if not overlapping:  # a grouping.json written before the overlapping selection
         return []
@@ -452,8 +412,6 @@ def _overlapping_lines(results: Sequence[dict[str, Any]], decision: Mapping[str,
 
 def _partition_deltas(results, decision, baselines, columns) -> list[float]:
     """Δm % per seed of the suggested partition (each task from its group's run)."""
-    from mtlscene.experiments.delta import delta_m
-
     by_task = _runs_by_setup(results, decision)["grouping"]
     merged = (_merged_metrics(by_task, seed) for seed in sorted({r["seed"] for r in results}))
     return [delta_m(m, baselines, columns) for m in merged if m]
@@ -461,9 +419,6 @@ def _partition_deltas(results, decision, baselines, columns) -> list[float]:
 
 def report_lines(results: Sequence[dict[str, Any]], decision: Mapping[str, Any]) -> list[str]:
     """``grouping.md``: the matrix, the ranked groupings and the check of the suggestion."""
-    from mtlscene.experiments.columns import delta_columns, experiment_columns
-    from mtlscene.experiments.delta import delta_m, single_task_baselines
-
     tasks = decision["tasks"]
     lines = [
         f"### Task affinity and grouping: {decision['measured_row']}",
@@ -666,9 +621,6 @@ def _val_as_test(metrics: Mapping[str, float]) -> dict[str, float]:
 
 def write_grouping_report(out_dir: str | Path, experiment: Experiment) -> list[Path]:
     """``grouping.md`` and ``affinity.png`` from ``grouping.json`` and the runs' results."""
-    from mtlscene.experiments.summary import load_results
-    from mtlscene.relationships.affinity_figure import plot_affinity
-
     out_dir = Path(out_dir)
     path = out_dir / GROUPING_FILE
     if experiment.grouping is None or not path.is_file():
@@ -690,10 +642,30 @@ def write_grouping_report(out_dir: str | Path, experiment: Experiment) -> list[P
 
 def summarize_with_grouping(out_dir: Path, experiment: Experiment | None = None) -> list[Path]:
     """The usual summary of ``out_dir`` (group rows included) plus the grouping report."""
-    from mtlscene.experiments.definition import load_experiment
-    from mtlscene.experiments.summary import EXPERIMENT_COPY, summarize
-
     if experiment is None:
         experiment = load_experiment(out_dir / EXPERIMENT_COPY)
     experiment = with_group_rows(experiment, out_dir)
     return summarize(out_dir, experiment) + write_grouping_report(out_dir, experiment)
+
+
+def summarize_from_csv_with_grouping(
+    out_dir: str | Path, experiment: Experiment | None = None
+) -> list[Path]:
+    """``summarize_from_csv`` with the group rows in ``table.md``, plus ``grouping.md``.
+
+    For a copy of the folder without its run folders, as ``summarize_from_csv``.
+    """
+    out_dir = Path(out_dir)
+    if experiment is None:
+        experiment = load_experiment(out_dir / EXPERIMENT_COPY)
+    experiment = with_group_rows(experiment, out_dir)
+    written = summarize_from_csv(out_dir, experiment)
+    grouping = out_dir / GROUPING_FILE
+    if not written or experiment.grouping is None or not grouping.is_file():
+        return written
+    names = {row.name for row in experiment.rows}
+    decision = json.loads(grouping.read_text(encoding="utf-8"))
+    results = [r for r in read_csv(out_dir / "results.csv") if r["row"] in names]
+    report = out_dir / REPORT_FILE
+    report.write_text("\n".join(report_lines(results, decision)) + "\n", encoding="utf-8")
+    return [*written, report]

@@ -14,6 +14,11 @@ from pathlib import Path
 
 from mtlscene.experiments.definition import Experiment
 from mtlscene.experiments.executors.local import LocalExecutor, run_scheduled, threads_per_run
+from mtlscene.experiments.grouping_experiment import (
+    run_grouping_stage,
+    summarize_from_csv_with_grouping,
+    summarize_with_grouping,
+)
 from mtlscene.experiments.plan import (
     FAILED_FILE,
     PlannedRun,
@@ -24,9 +29,13 @@ from mtlscene.experiments.plan import (
     run_args,
 )
 from mtlscene.experiments.projection import project_wall_time
-from mtlscene.experiments.reuse import SPEC_FILE, adopt, finished_runs, run_identity
+from mtlscene.experiments.reuse import (
+    OutputFolderError,
+    adopt_finished_elsewhere,
+    check_finished_runs_match,
+)
 from mtlscene.experiments.selection import check_experiment
-from mtlscene.experiments.single_run import RESULT_FILE
+from mtlscene.experiments.summary import summarize, summarize_from_csv
 from mtlscene.filelock import LockedError, exclusive_lock
 
 LOCK_FILE = "runner.lock"
@@ -39,12 +48,9 @@ __all__ = [
     "run_args",
     "run_experiment",
     "run_scheduled",
+    "summarize_experiment",
     "threads_per_run",
 ]
-
-
-class OutputFolderError(RuntimeError):
-    """The ``--out`` folder cannot take this experiment as asked (the message says why)."""
 
 
 @contextlib.contextmanager
@@ -58,35 +64,6 @@ def output_folder_lock(out_dir: Path) -> Iterator[None]:
             f"{out_dir}: another mtlscene-experiment run (pid {error.holder}) is writing into "
             "this folder; wait for it to finish or pass another --out"
         ) from None
-
-
-def check_finished_runs_match(runs: Sequence[PlannedRun], planned_args: dict) -> None:
-    """Refuse to count a finished run as done when it trained something else.
-
-    Skipping finished runs is how an experiment resumes; a run finished with other
-    arguments (another budget ``--config``, another override) would otherwise land in this
-    experiment's table as if it were one of its runs.
-    """
-    mismatched = []
-    for run in runs:
-        spec_path = run.run_dir / SPEC_FILE
-        if not run.done or not spec_path.is_file():
-            continue
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
-        before = run_identity(spec["args"], spec["run_dir"])
-        now = run_identity(planned_args[run.run_dir], run.run_dir)
-        if before != now:
-            mismatched.append((run, sorted(set(before) - set(now)), sorted(set(now) - set(before))))
-    if not mismatched:
-        return
-    run, gone, new = mismatched[0]
-    raise OutputFolderError(
-        f"{len(mismatched)} finished run(s) in {run.run_dir.parent.parent.parent} were trained "
-        f"with other arguments than this command gives them, e.g. {run.run_dir}: it had "
-        f"{' '.join(gone) or '(nothing else)'} where this command has "
-        f"{' '.join(new) or '(nothing else)'}. Nothing was run or changed: pass another --out "
-        "for the new settings, or delete those run folders to train them again."
-    )
 
 
 def run_experiment(
@@ -166,8 +143,6 @@ def run_experiment(
             f"{len(failed)} in {duration(time.perf_counter() - start)}"
         )
         if experiment.grouping is not None:  # train the groups the affinity suggests
-            from mtlscene.experiments.grouping_experiment import run_grouping_stage
-
             experiment, grouped = run_grouping_stage(
                 experiment,
                 out_dir,
@@ -186,26 +161,23 @@ def run_experiment(
             why = failure.get("error", "no cause recorded")
             echo(f"  failed: {run.row.name} seed {run.seed}: {why}; log: {failure['log']}")
         if summary:
-            from mtlscene.experiments.grouping_experiment import summarize_with_grouping
-
-            for path in summarize_with_grouping(out_dir, experiment):
+            for path in summarize_experiment(out_dir, experiment):
                 echo(f"  wrote {path}")
         return outcome
 
 
-def adopt_finished_elsewhere(
-    todo: Sequence[PlannedRun],
-    reuse: Sequence[str | Path],
-    experiment: Experiment,
-    planned_args: dict,
-) -> list[PlannedRun]:
-    """Adopt each run that a ``reuse`` folder finished with the same arguments; return them."""
-    elsewhere = finished_runs(reuse, RESULT_FILE)
-    adopted = []
-    for run in todo:
-        args = planned_args[run.run_dir]
-        source = elsewhere.get(run_identity(args, run.run_dir))
-        if source is not None:
-            adopt(source, run.run_dir, experiment.name, run.row.name, args, RESULT_FILE)
-            adopted.append(run)
-    return adopted
+def summarize_experiment(
+    out_dir: Path, experiment: Experiment, from_csv: bool = False
+) -> list[Path]:
+    """The summary of ``out_dir``; an experiment with a grouping adds its group rows and report.
+
+    Args:
+        out_dir: the experiment's output folder.
+        experiment: its definition.
+        from_csv: rewrite the tables from ``results.csv`` alone (a copy without run folders).
+    """
+    if experiment.grouping is None:
+        return (summarize_from_csv if from_csv else summarize)(out_dir, experiment)
+    if from_csv:
+        return summarize_from_csv_with_grouping(out_dir, experiment)
+    return summarize_with_grouping(out_dir, experiment)

@@ -46,9 +46,13 @@ from typing import Any
 
 import yaml
 
+from mtlscene.experiments.columns import declared_columns, delta_columns
 from mtlscene.experiments.definition import Experiment, Row, resolve_config
+from mtlscene.experiments.delta import delta_m, single_task_baselines
 from mtlscene.experiments.plan import PlannedRun, RunJob, duration, run_args
 from mtlscene.experiments.pruning import PRUNED_FILE, make_pruner
+from mtlscene.experiments.search_figures import plot_objective, plot_weights
+from mtlscene.experiments.selection import SelectionError, check, search_selection
 
 SEARCH_DIR = "search"
 JOURNAL_FILE = "study.journal"
@@ -247,9 +251,6 @@ class Objective:
 
     def set_baselines(self, results: Sequence[dict[str, Any]]) -> None:
         """Validation metrics of the single-task runs: the Δm reference."""
-        from mtlscene.experiments.columns import declared_columns
-        from mtlscene.experiments.delta import single_task_baselines
-
         as_test = [{**r, "test": _val_as_test(r["val"])} for r in results]
         columns = {c.key: c for r in as_test for c in declared_columns(r)}
         self.columns = list(columns.values())
@@ -257,8 +258,6 @@ class Objective:
 
     def pruning_terms(self) -> list[list[Any]]:
         """``[val key, single-task value, higher is better]`` of each Δm metric."""
-        from mtlscene.experiments.columns import delta_columns
-
         return [
             ["val/" + c.key[len("test/") :], self.baselines[c.key], c.higher_is_better]
             for c in delta_columns(self.columns)
@@ -267,8 +266,6 @@ class Objective:
 
     def __call__(self, result: Mapping[str, Any]) -> float:
         if self.spec.objective == "delta_m":
-            from mtlscene.experiments.delta import delta_m
-
             return delta_m(_val_as_test(result["val"]), self.baselines, self.columns)
         value = result["val"].get(self.spec.objective)
         return math.nan if value is None else float(value)
@@ -345,8 +342,6 @@ def baseline_runs(experiment: Experiment, spec: SearchSpec, out_dir: Path) -> li
 
 def check_selection(experiment: Experiment, spec: SearchSpec, extra_args: Sequence[str]) -> None:
     """Refuse a search whose trials' validation images are images the comparison reports."""
-    from mtlscene.experiments.selection import SelectionError, check, search_selection
-
     trial = _trial_row(0, dict.fromkeys(spec.tasks, 1.0 / len(spec.tasks)))
     try:
         check([search_selection(experiment, trial, extra_args)])
@@ -611,8 +606,6 @@ def write_search_table(study, spec: SearchSpec, path: Path, top: int = 5) -> Pat
 
 def summarize_search(study, spec: SearchSpec, out_dir: Path) -> list[Path]:
     """The search's own outputs: trials.csv, search.md and its figures."""
-    from mtlscene.experiments.search_figures import plot_objective, plot_weights
-
     folder = out_dir / SEARCH_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = [

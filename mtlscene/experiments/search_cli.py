@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from mtlscene.experiments.cli_options import (
+    add_executor_options,
+    build_executor,
+    override_arg,
+    positive_int,
+)
 from mtlscene.experiments.definition import load_experiment, resolve_config
 from mtlscene.experiments.executors import ExecutorConfigError
+from mtlscene.experiments.plan import plan_runs, run_args
+from mtlscene.experiments.reuse import OutputFolderError
+from mtlscene.experiments.runner import run_experiment
+from mtlscene.experiments.summary import EXPERIMENT_COPY
 
 
 def add_search_parser(commands) -> None:
     """The ``search`` subcommand and its options."""
-    from mtlscene.experiments.cli import _override, _positive_int, add_executor_options
-
     search = commands.add_parser(
         "search",
         help="search fixed weights (Optuna, on validation), then compare the best over seeds "
@@ -23,11 +32,11 @@ def add_search_parser(commands) -> None:
     search.add_argument("--out", help="output folder (default runs/experiments/<name>)")
     search.add_argument("--config", action="append", default=[], help="extra config file")
     search.add_argument(
-        "--override", type=_override, action="append", default=[], metavar="KEY=VALUE"
+        "--override", type=override_arg, action="append", default=[], metavar="KEY=VALUE"
     )
     search.add_argument(
         "--parallel",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="trials (and comparison runs) at once (default 1)",
@@ -51,10 +60,8 @@ def add_search_parser(commands) -> None:
 
 def run_search_command(args: argparse.Namespace) -> int:
     """Search, then retrain the best weights over seeds and summarise the comparison."""
-    from dataclasses import replace
-
-    from mtlscene.experiments.cli import build_executor
-    from mtlscene.experiments.runner import OutputFolderError, run_experiment
+    # Here, not at the top: the search's pruning callback loads Lightning, which the other
+    # commands of the command line do not need.
     from mtlscene.experiments.search import (
         SearchError,
         best_weights,
@@ -65,7 +72,6 @@ def run_search_command(args: argparse.Namespace) -> int:
         summarize_search,
         write_experiment_copy,
     )
-    from mtlscene.experiments.summary import EXPERIMENT_COPY
 
     try:
         experiment = load_experiment(args.experiment)
@@ -126,8 +132,9 @@ def run_search_command(args: argparse.Namespace) -> int:
 
 def run_devices_check(executor, experiment, extra) -> None:
     """Ask SLURM about the first row's resources before anything is submitted."""
+    # Here, not at the top: the slurm executor loads Lightning (its preemption callback),
+    # which a local search's command line does not need.
     from mtlscene.experiments.executors.slurm import run_devices
-    from mtlscene.experiments.plan import plan_runs, run_args
 
     run = plan_runs(experiment, Path("/nonexistent"), 1)[0]
     executor.preflight(run_devices(run_args(experiment, run, list(extra), False)))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtlscene.data.split_files import shared_images
 from mtlscene.experiments.definition import Experiment, Row
 
 FIX = (
@@ -62,6 +63,7 @@ def row_args(experiment: Experiment, row: Row, extra_args: Sequence[str]) -> tup
 def data_module(args: Sequence[str]) -> Any | None:
     """The data module the arguments configure, built without touching its files; None
     where the arguments do not parse (the run itself then says why)."""
+    # Here, not at the top: the training CLI loads Lightning and the datasets.
     from mtlscene.cli.main import parse_config
 
     try:
@@ -97,8 +99,6 @@ def leak(selection: Selection, modules: dict | None = None) -> str | None:
 
     ``modules`` caches data modules by arguments (several selections share them).
     """
-    from mtlscene.data.split_files import shared_images
-
     modules = {} if modules is None else modules
 
     def module(args: tuple[str, ...]):
@@ -144,6 +144,7 @@ def _names_early_stopping(experiment: Experiment, row: Row, extra_args: Sequence
 
 def stops_early(args: Sequence[str]) -> bool:
     """Whether the resolved configuration has an early-stopping callback."""
+    # Here, not at the top: the training CLI loads Lightning and the datasets.
     from mtlscene.cli.main import parse_config
 
     try:

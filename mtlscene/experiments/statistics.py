@@ -53,6 +53,11 @@ def format_mean_std(
     mean, std = mean_std([v * scale for v in values])
     if math.isnan(mean):
         return empty
+    return plus_minus(mean, std, digits)
+
+
+def plus_minus(mean: float, std: float, digits: int = 2) -> str:
+    """``"mean ± std"`` with ``digits`` decimals."""
     # A mean that rounds to zero prints as 0.00, not -0.00.
     return f"{mean + 0.0 if round(mean, digits) else 0.0:.{digits}f} ± {std:.{digits}f}"
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from mtlscene.experiments.executors.slurm import log_tail, read_job, squeue
 from mtlscene.experiments.plan import FAILED_FILE
 from mtlscene.experiments.reuse import SPEC_FILE
+from mtlscene.experiments.runner import LOCK_FILE
 from mtlscene.experiments.single_run import RESULT_FILE
+from mtlscene.filelock import LockedError, exclusive_lock
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,6 @@ def _queue() -> dict[str, tuple[str, str]] | None:
 
 def _local_runner_active(out_dir: Path) -> bool:
     """Whether a local runner holds the folder (its runs without a result are in progress)."""
-    from mtlscene.experiments.runner import LOCK_FILE
-    from mtlscene.filelock import LockedError, exclusive_lock
-
     if not (out_dir / LOCK_FILE).is_file():
         return False
     try:

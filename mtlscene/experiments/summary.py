@@ -21,12 +21,13 @@ from mtlscene.experiments.delta import (
     delta_per_task,
     single_task_baselines,
 )
+from mtlscene.experiments.figures import plot_sigma_evolution, plot_tradeoffs
 from mtlscene.experiments.paired_table import paired_lines
 from mtlscene.experiments.published import published_lines
 from mtlscene.experiments.results_csv import COLUMNS_FILE, read_csv, write_columns
 from mtlscene.experiments.settling import settling_lines
 from mtlscene.experiments.single_run import RESULT_FILE
-from mtlscene.experiments.statistics import mean_std
+from mtlscene.experiments.statistics import mean_std, plus_minus
 
 EXPERIMENT_COPY = "experiment.yaml"
 SIGMA_FIGURE = "sigma_evolution.png"
@@ -106,8 +107,7 @@ def _row_weights(experiment: Experiment, row_name: str, results) -> str:
 
 def _cell(value: tuple[float, float], digits: int, best: float | None) -> str:
     mean, std = value
-    # A mean that rounds to zero prints as 0.00, not -0.00.
-    text = f"{mean + 0.0 if round(mean, digits) else 0.0:.{digits}f} ± {std:.{digits}f}"
+    text = plus_minus(mean, std, digits)
     is_best = best is not None and math.isclose(mean, best, rel_tol=0, abs_tol=1e-12)
     return f"**{text}**" if is_best else text
 
@@ -212,8 +212,6 @@ def write_table(
 
 def summarize(out_dir: str | Path, experiment: Experiment | None = None) -> list[Path]:
     """Write ``results.csv``, ``table.md`` and the figures of an experiment directory."""
-    from mtlscene.experiments.figures import plot_sigma_evolution, plot_tradeoffs
-
     out_dir = Path(out_dir)
     if experiment is None:
         experiment = load_experiment(out_dir / EXPERIMENT_COPY)
@@ -260,19 +258,14 @@ def _keep_run_folder_sections(new: str, old: str) -> str:
 
 
 def summarize_from_csv(out_dir: str | Path, experiment: Experiment | None = None) -> list[Path]:
-    """Rewrite ``table.md`` (and ``grouping.md``) of a folder from its ``results.csv``.
+    """Rewrite ``table.md`` of a folder from its ``results.csv``.
 
     For folders without run folders, such as the docs' copies: nothing is trained or read
     from the runs. The settling check, which needs each run's sigma history, is kept from
-    the existing ``table.md``; ``results.csv`` and the figures are left as they are.
+    the existing ``table.md``; ``results.csv`` and the figures are left as they are. An
+    experiment with a grouping adds its part in
+    `mtlscene.experiments.grouping_experiment.summarize_from_csv_with_grouping`.
     """
-    from mtlscene.experiments.grouping_experiment import (
-        GROUPING_FILE,
-        REPORT_FILE,
-        report_lines,
-        with_group_rows,
-    )
-
     out_dir = Path(out_dir)
     if experiment is None:
         experiment = load_experiment(out_dir / EXPERIMENT_COPY)
@@ -281,19 +274,8 @@ def summarize_from_csv(out_dir: str | Path, experiment: Experiment | None = None
         return []
     table = out_dir / "table.md"
     old = table.read_text(encoding="utf-8") if table.is_file() else ""
-    grouping = out_dir / GROUPING_FILE
-    if experiment.grouping is not None and grouping.is_file():
-        experiment = with_group_rows(experiment, out_dir)
     write_table(results, experiment, table, max(r["seed"] for r in results) + 1)
     table.write_text(
         _keep_run_folder_sections(table.read_text(encoding="utf-8"), old), encoding="utf-8"
     )
-    written = [table]
-    if experiment.grouping is not None and grouping.is_file():
-        names = {row.name for row in experiment.rows}
-        decision = json.loads(grouping.read_text(encoding="utf-8"))
-        lines = report_lines([r for r in results if r["row"] in names], decision)
-        report = out_dir / REPORT_FILE
-        report.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        written.append(report)
-    return written
+    return [table]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mtlscene.experiments.executors.device_slots import DeviceListError, DeviceSlots, parse_devices
+from mtlscene.experiments.executors.errors import ExecutorConfigError
+from mtlscene.experiments.executors.local import LocalExecutor
+
 EXECUTORS = ("local", "slurm")
-
-
-class ExecutorConfigError(ValueError):
-    """An executor cannot run as configured (the message names the option and the fix)."""
 
 
 def make_executor(
@@ -46,8 +46,6 @@ def make_executor(
                 "--executor-config and --slurm are options of --executor slurm; the local "
                 "executor takes --jobs"
             )
-        from mtlscene.experiments.executors.local import LocalExecutor
-
         if devices is None and runs_per_device is None:
             return LocalExecutor(jobs=jobs or 1, timeout=timeout)
         return _packed_local_executor(jobs, timeout, devices, runs_per_device)
@@ -58,6 +56,8 @@ def make_executor(
                 "job gets its GPUs from the executor config (gpus_per_node), and "
                 "--runs-per-device K packs K runs on each of them"
             )
+        # Here, not at the top: the slurm executor loads Lightning (its preemption
+        # callback), which a local experiment's command line does not need.
         from mtlscene.experiments.executors.slurm import SlurmExecutor, load_slurm_config
 
         slurm_config = load_slurm_config(config, overrides or [])
@@ -73,13 +73,6 @@ def _packed_local_executor(
     jobs: int | None, timeout: float | None, devices: str | None, runs_per_device: int | None
 ):
     """A local executor with K runs on each listed GPU (on a CPU-only list: K at a time)."""
-    from mtlscene.experiments.executors.device_slots import (
-        DeviceListError,
-        DeviceSlots,
-        parse_devices,
-    )
-    from mtlscene.experiments.executors.local import LocalExecutor
-
     try:
         gpus = parse_devices(devices)
     except DeviceListError as error:

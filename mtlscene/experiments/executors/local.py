@@ -10,14 +10,13 @@ from collections.abc import Callable, Sequence
 
 from mtlscene.experiments.executors.device_slots import DeviceSlots
 from mtlscene.experiments.plan import (
-    FAILED_FILE,
     PlannedRun,
     RunJob,
     duration,
     log_cause,
     record_failure,
 )
-from mtlscene.experiments.reuse import write_spec
+from mtlscene.experiments.reuse import prepare_run_folder
 
 # Not ``-m``: the package imports the runner first and runpy would warn.
 _CHILD = "import sys; from mtlscene.experiments.single_run import main; main(sys.argv[1:])"
@@ -43,17 +42,7 @@ class LocalRun:
         on_end: Callable[[], None] | None = None,
     ) -> None:
         run = job.run
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
-        spec_path = write_spec(
-            run.run_dir,
-            job.experiment,
-            run.row.name,
-            run.seed,
-            job.args,
-            keep_checkpoints=job.keep_checkpoints,
-            **job.spec_extra,
-        )
+        spec_path = prepare_run_folder(job)
         self.run = run
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.timeout = timeout

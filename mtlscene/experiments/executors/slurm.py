@@ -29,7 +29,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -42,8 +41,13 @@ from typing import Any, NoReturn
 
 import yaml
 
-from mtlscene.callbacks.preemption import STOP_REQUEST, RequeueRequested
-from mtlscene.experiments.executors import ExecutorConfigError
+from mtlscene.experiments.executors.attempts import (
+    ATTEMPTS_FILE,
+    REQUEUE_DIR,
+    requeue_once,
+    run_attempt,
+)
+from mtlscene.experiments.executors.errors import ExecutorConfigError
 from mtlscene.experiments.executors.slurm_commands import (
     SlurmUnavailable,
     controller_unreachable,
@@ -52,21 +56,17 @@ from mtlscene.experiments.executors.slurm_commands import (
     squeue,
     unreachable_message,
 )
+from mtlscene.experiments.executors.slurm_packed import PackedSlurmJob
 from mtlscene.experiments.plan import (
-    FAILED_FILE,
     PlannedRun,
     RunJob,
     duration,
     log_cause,
     record_failure,
 )
-from mtlscene.experiments.reuse import SPEC_FILE, run_identity, write_spec
-from mtlscene.experiments.single_run import RESULT_FILE
+from mtlscene.experiments.reuse import SPEC_FILE, prepare_run_folder, run_identity
 
 JOB_FILE = "job.json"
-ATTEMPTS_FILE = "attempts.jsonl"
-REQUEUE_DIR = "requeue"
-REQUEUE_CHECKPOINT = "requeue.ckpt"
 # How long ``follow`` keeps waiting while squeue fails (beyond its own retries) before it
 # gives up; the jobs themselves do not depend on it.
 QUEUE_OUTAGE_LIMIT_S = 600.0
@@ -261,129 +261,6 @@ def run_devices(args: Sequence[str]) -> int:
         f"trainer.devices={devices!r}: the slurm executor needs a number of devices per run "
         "(it asks SLURM for that many tasks and GPUs); set --override trainer.devices=N"
     )
-
-
-def job_args(args: Sequence[str], run_dir: Path, every_n_steps: int, nodes: int = 1) -> list[str]:
-    """A run's arguments inside a SLURM job: SLURM's ranks on ``nodes`` nodes, no Lightning
-    requeue, and a checkpoint every ``every_n_steps`` steps (and at a stop signal's step) in
-    a folder fixed by the run folder."""
-    environment = {
-        "class_path": "lightning.pytorch.plugins.environments.SLURMEnvironment",
-        "init_args": {"auto_requeue": False},
-    }
-    checkpoint = {
-        "class_path": "mtlscene.callbacks.requeue_checkpoint.RequeueCheckpoint",
-        "init_args": {
-            "path": str(run_dir / REQUEUE_DIR / REQUEUE_CHECKPOINT),
-            "every_n_train_steps": every_n_steps,
-        },
-    }
-    return [
-        *args,
-        f"--trainer.num_nodes={nodes}",
-        f"--trainer.plugins={json.dumps(environment)}",
-        f"--trainer.callbacks+={json.dumps(checkpoint)}",
-    ]
-
-
-def earlier_wall_time_s(run_dir: Path) -> float:
-    """Seconds the run's earlier attempts took (their lines in ``attempts.jsonl``)."""
-    path = run_dir / ATTEMPTS_FILE
-    if not path.is_file():
-        return 0.0
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return sum(float(json.loads(line)["wall_time_s"]) for line in lines if line.strip())
-
-
-def record_attempt(run_dir: Path, wall_time_s: float, outcome: str) -> None:
-    """Append one attempt (its job, wall time and how it ended) to ``attempts.jsonl``."""
-    job = os.environ.get("SLURM_JOB_ID", "")
-    if os.environ.get("SLURM_ARRAY_JOB_ID"):
-        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
-    line = {
-        "job_id": job,
-        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_time_s": round(wall_time_s, 3),
-        "outcome": outcome,
-    }
-    with (run_dir / ATTEMPTS_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line) + "\n")
-
-
-def run_attempt(
-    spec_path: str | Path, checkpoint_every_n_steps: int, nodes: int = 1
-) -> RequeueRequested | None:
-    """One attempt of a run inside a SLURM job: fit + test, resumed from its checkpoint.
-
-    The stop signals are only recorded from here on (`STOP_REQUEST`, in this process
-    alone); the attempt's wall time and how it ended go to ``attempts.jsonl`` (rank 0).
-
-    Returns:
-        The stop request when a signal stopped the run at a step (its checkpoint saved);
-        None when it finished, now or in an earlier attempt.
-    """
-    from mtlscene.experiments.single_run import execute
-
-    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
-    run_dir = Path(spec["run_dir"])
-    if (run_dir / RESULT_FILE).is_file():
-        return None  # finished by an earlier attempt of this job
-    STOP_REQUEST.install()
-    spec["args"] = job_args(spec["args"], run_dir, checkpoint_every_n_steps, nodes)
-    resume = run_dir / REQUEUE_DIR / REQUEUE_CHECKPOINT
-    if resume.is_file():
-        print(f"resuming from {resume}", flush=True)
-        spec["resume_from"] = str(resume)
-    spec["earlier_wall_time_s"] = earlier_wall_time_s(run_dir)
-    rank_zero = os.environ.get("SLURM_PROCID", "0") == "0"
-    start = time.perf_counter()
-    try:
-        execute(spec)
-    except RequeueRequested as stop:
-        if rank_zero:
-            name = signal.Signals(stop.signum).name if stop.signum else "a stop signal"
-            outcome = f"{name}: checkpoint at step {stop.step}, stopped to requeue"
-            record_attempt(run_dir, time.perf_counter() - start, outcome)
-        return stop
-    except BaseException as error:
-        if rank_zero:
-            record_attempt(run_dir, time.perf_counter() - start, f"failed: {error!r}"[:300])
-        raise
-    if rank_zero:
-        record_attempt(run_dir, time.perf_counter() - start, "finished")
-    return None
-
-
-def requeue_once(submitit_requeue: Any, signum: int | None, note: str, holds: str) -> NoReturn:
-    """Requeue the job once through submitit (rank 0; it counts time-limit requeues), exit.
-
-    Args:
-        submitit_requeue: submitit's USR2 handler, taken before ours replaced it.
-        signum: the stop signal received.
-        note: the line printed first (what was saved).
-        holds: where the next attempt resumes from (for the messages).
-    """
-    print(note, flush=True)
-    # Decided: the SIGTERM that `scontrol requeue` sends this job changes nothing now.
-    for stop_signal in (signal.SIGTERM, signal.SIGUSR2):
-        signal.signal(stop_signal, signal.SIG_IGN)
-    if not callable(submitit_requeue):
-        raise SystemExit(f"not under submitit, nothing requeues this job; {holds} holds it")
-    try:
-        # Rank 0: dumps this job's callable again, `scontrol requeue`, exits. Other ranks:
-        # returns.
-        submitit_requeue(signum or signal.SIGUSR2, None)
-    except subprocess.CalledProcessError as error:
-        # A cancelled job (scancel's SIGTERM) cannot be requeued, and need not be; one
-        # that `scontrol requeue` or a preemption is requeueing already is.
-        print(
-            f"`scontrol requeue` refused ({error}): the job was cancelled or is being "
-            f"requeued already; its next attempt, or running the experiment again, "
-            f"resumes from {holds}",
-            flush=True,
-        )
-        raise SystemExit(1) from None
-    raise SystemExit(0)  # a rank other than 0: rank 0 requeues the whole job
 
 
 class SlurmRun:
@@ -647,19 +524,7 @@ class SlurmExecutor:
             shutil.rmtree(run.run_dir / REQUEUE_DIR, ignore_errors=True)
             (run.run_dir / ATTEMPTS_FILE).unlink(missing_ok=True)
         # Otherwise a checkpoint left by a cancelled or failed job is where this one resumes.
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        (run.run_dir / FAILED_FILE).unlink(missing_ok=True)
-        spec_path = write_spec(
-            run.run_dir,
-            job.experiment,
-            run.row.name,
-            run.seed,
-            job.args,
-            keep_checkpoints=job.keep_checkpoints,
-            **job.spec_extra,
-            executor="slurm",
-        )
-        return spec_path, earlier is None
+        return prepare_run_folder(job, executor="slurm"), earlier is None
 
     @staticmethod
     def _unprepare(run: PlannedRun) -> None:
@@ -720,8 +585,6 @@ class SlurmExecutor:
 
     def _submit_packed(self, jobs: Sequence[RunJob], handles: dict[Path, SlurmJobHandle]) -> None:
         """Submit ``jobs`` in groups of ``runs_per_job``, one array job per group."""
-        from mtlscene.experiments.executors.slurm_packed import PackedSlurmJob
-
         size = self.config.runs_per_job
         prepared = [(job, *self._write_spec(job)) for job in jobs]
         groups = [prepared[index : index + size] for index in range(0, len(prepared), size)]

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 
-from mtlscene.experiments.executors import ExecutorConfigError
+from mtlscene.experiments.executors.errors import ExecutorConfigError
 
 # Seconds between the tries of a failed query: 1 + 2 + 4 + 8 = 15 s, longer than the
 # ~8 s a controller takes to restart.

@@ -25,13 +25,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from mtlscene.experiments.executors.attempts import requeue_once, run_attempt
 from mtlscene.experiments.executors.device_slots import (
     VISIBLE,
     DeviceSlots,
     parse_devices,
     run_packed,
 )
-from mtlscene.experiments.executors.slurm import requeue_once, run_attempt
 from mtlscene.experiments.single_run import RESULT_FILE
 
 # Exit status of a run that a stop signal stopped at a step, its checkpoint saved
