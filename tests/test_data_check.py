@@ -132,6 +132,33 @@ def test_missing_root_and_empty_split(tmp_path, root, capsys):
     assert "no images for split 'extra'" in capsys.readouterr().out
 
 
+def test_each_root_is_checked_as_the_dataset_it_holds(tmp_path, root, capsys):
+    from mtlscene.data.checkers import CHECKERS, checker_for
+
+    assert sorted(CHECKERS) == ["cityscapes", "folder", "nyuv2"]
+    nyuv2 = tmp_path / "nyu" / "train" / "image"
+    nyuv2.mkdir(parents=True)
+    np.save(nyuv2 / "0.npy", np.zeros((2, 2, 3)))
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "dataset.yaml").write_text("classes: [a]\n")
+    found = {
+        path.name: checker_for(path).name
+        for path in (root, tmp_path / "nyu", tmp_path / "own", tmp_path / "nowhere")
+    }
+    assert found == {
+        root.name: "cityscapes",
+        "nyu": "nyuv2",
+        "own": "folder",
+        "nowhere": "cityscapes",  # matches none: its report says what a root holds
+    }
+    # A name overrides the layout: a CityScapes root checked as NYUv2 has no frames.
+    assert main(["check", str(root), "--dataset", "nyuv2", "--no-progress"]) == 1
+    assert "NYUv2 check of" in capsys.readouterr().out
+    assert main(["check", str(root), "--dataset", "kitti"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'kitti'" in err and "cityscapes" in err and len(err.splitlines()) == 1
+
+
 def test_generate_writes_once_then_skips_until_forced(tmp_path, capsys):
     out_dir = tmp_path / "synth"
     args = [

@@ -308,3 +308,50 @@ def test_the_nyuv2_quickstart_config_trains_the_three_heads(tmp_path: Path) -> N
     cos = (normal * target).sum(dim=1) / (normal.norm(dim=1) * target.norm(dim=1))
     angle = torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))[batch["normal_mask"]]
     assert float(logged["val/normal/mean_angle"]) == pytest.approx(float(angle.mean()), rel=1e-4)
+
+
+def test_setup_checks_every_split_once_and_remembers_a_pass(tmp_path: Path, monkeypatch) -> None:
+    from mtlscene.data.nyuv2.check import NYUv2Checker
+
+    root = write_root(tmp_path / "nyu")
+    checked: list[tuple[str, int]] = []
+    problems = NYUv2Checker.problems
+    monkeypatch.setattr(
+        NYUv2Checker,
+        "problems",
+        lambda self, frame: checked.append((frame.split, frame.index)) or problems(self, frame),
+    )
+    NYUv2DataModule(str(root), num_workers=0).setup("fit")
+    assert sorted(checked) == [("train", i) for i in range(4)] + [("val", 0), ("val", 1)]
+    assert (root / "mtlscene_cache" / "checked" / "train.json").is_file()
+    checked.clear()
+    NYUv2DataModule(str(root), num_workers=0).setup("fit")
+    assert checked == []  # unchanged files: the second run only stats them
+    path = _break(root, "val", "label", 1, lambda a: _set(a, (0, 1), 20))
+    with pytest.raises(DatasetFileError) as error:
+        NYUv2DataModule(str(root), num_workers=0).setup("fit")
+    assert sorted(checked) == [("val", 0), ("val", 1)]  # train unchanged: still remembered
+    assert str(path) in str(error.value) and "invalid labels" in str(error.value)
+
+
+def test_setup_lists_the_problems_of_train_and_val_together(tmp_path: Path) -> None:
+    root = write_root(tmp_path / "nyu")
+    train = _break(root, "train", "normal", 0, lambda a: a * 2)
+    val = _break(root, "val", "depth", 1, lambda a: _set(a, (2, 2), np.nan))
+    with pytest.raises(DatasetFileError) as error:
+        NYUv2DataModule(str(root), num_workers=0).setup("fit")
+    message = str(error.value)
+    assert str(train) in message and "non-unit" in message
+    assert str(val) in message and "NaN or inf" in message
+    assert "NYUv2 check of" in message
+
+
+def test_an_empty_split_folder_fails_setup(tmp_path: Path) -> None:
+    root = write_root(tmp_path / "nyu")
+    for path in (root / "val" / "image").iterdir():
+        path.unlink()
+    for folder in ("label", "depth", "normal"):
+        for path in (root / "val" / folder).iterdir():
+            path.unlink()
+    with pytest.raises(DatasetFileError, match="no frames for split 'val'"):
+        NYUv2DataModule(str(root), num_workers=0).setup("validate")

@@ -12,8 +12,8 @@ from handmade import HEIGHT, WIDTH, label_ids, write_frame
 from PIL import Image
 
 from mtlscene.data import CityscapesDataModule, DatasetFileError
-from mtlscene.data.cityscapes.layout import find_samples
 from mtlscene.data.cityscapes.checker import CityscapesChecker
+from mtlscene.data.cityscapes.layout import find_samples
 from mtlscene.data.cityscapes.preflight import png_header
 
 
@@ -108,7 +108,7 @@ def test_png_header_reads_size_depth_and_completeness(root):
     assert png_header(files.image) is None
 
 
-def test_folder_data_checks_every_file_content_at_setup_and_remembers(tmp_path):
+def test_folder_data_checks_every_file_content_at_setup_and_remembers(tmp_path, monkeypatch):
     from test_folder_data import labels_of, save_png, write_spec
 
     from mtlscene.data import FolderDataModule
@@ -130,6 +130,23 @@ def test_folder_data_checks_every_file_content_at_setup_and_remembers(tmp_path):
     save_png(root / "labels" / "b.png", labels_of(1))
     FolderDataModule(str(root), batch_size=1, num_workers=0).setup("fit")
     assert (root / "mtlscene_cache" / "checked" / "train.json").is_file()
+    # A second run on unchanged files only stats them; a changed file is checked again.
+    from mtlscene.data.folder.check import FolderChecker
+
+    checked = []
+    problems = FolderChecker.problems
+    monkeypatch.setattr(
+        FolderChecker,
+        "problems",
+        lambda self, sample: checked.append(sample.stem) or problems(self, sample),
+    )
+    FolderDataModule(str(root), batch_size=1, num_workers=0).setup("fit")
+    assert checked == []
+    save_png(root / "labels" / "c.png", bad)
+    with pytest.raises(DatasetFileError) as error:
+        FolderDataModule(str(root), batch_size=1, num_workers=0).setup("fit")
+    assert checked == ["c"] and str(root / "labels" / "c.png") in str(error.value)
+    assert "Folder dataset check of" in str(error.value)
 
 
 def test_problems_of_train_and_val_are_reported_together(root):

@@ -1,5 +1,5 @@
-"""``mtlscene-data``: check a CityScapes root, prepare its cache, generate synthetic
-CityScapes-format data, or prepare the panoptic ground truth.
+"""``mtlscene-data``: check a dataset root (CityScapes, NYUv2 or your own folder), prepare a
+CityScapes cache, generate synthetic CityScapes-format data, or prepare the panoptic ground truth.
 
 Exit status: 0 fine, 1 problems found in the data, 2 bad command line or arguments.
 """
@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands."""
     parser = argparse.ArgumentParser(
         prog="mtlscene-data",
-        description="Check a CityScapes dataset root, prepare its cache, or generate synthetic "
-        "CityScapes data.",
+        description="Check a dataset root (CityScapes, NYUv2 or your own folder), prepare a "
+        "CityScapes cache, or generate synthetic CityScapes data.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
