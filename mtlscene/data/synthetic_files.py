@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,21 +24,41 @@ def write_json(path: Path, content: dict) -> None:
     os.replace(tmp, path)
 
 
-def prepare_root(root: Path, folders: Iterable[str], marker_name: str, what: str) -> None:
-    """Clear a previous generated dataset's folders; refuse to write into anything else.
+def prepare_root(
+    root: str | Path,
+    seed: int,
+    splits: Mapping[str, int],
+    folders: Iterable[str],
+    marker_name: str,
+    what: str,
+) -> Path:
+    """Check the settings, create ``root`` and clear a previous generated dataset's folders;
+    refuse to write into anything else.
 
     Args:
-        root: the output folder.
+        root: the output folder (created if needed).
+        seed: the base seed (non-negative).
+        splits: images per split name (non-negative).
         folders: the top-level folders a generated dataset has.
         marker_name: the marker file that tells a generated dataset from real data.
         what: the dataset's name in the refusal ("synthetic NYUv2 dataset").
 
+    Returns:
+        ``root`` as a Path.
+
     Raises:
+        ValueError: a negative seed or split size.
         FileExistsError: ``root`` holds such folders but no marker (real data).
     """
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    if any(int(n) < 0 for n in splits.values()):
+        raise ValueError(f"split sizes must be non-negative, got {dict(splits)}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     present = [root / name for name in dict.fromkeys(folders) if (root / name).exists()]
     if not present:
-        return
+        return root
     if not (root / marker_name).is_file():
         raise FileExistsError(
             f"{root} already holds {', '.join(p.name + '/' for p in present)} but no "
@@ -46,6 +66,7 @@ def prepare_root(root: Path, folders: Iterable[str], marker_name: str, what: str
         )
     for path in present:
         shutil.rmtree(path)
+    return root
 
 
 @contextmanager

@@ -144,13 +144,7 @@ def generate_dataset(
     Returns:
         ``root`` as a Path.
     """
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    if any(int(n) < 0 for n in splits.values()):
-        raise ValueError(f"split sizes must be non-negative, got {dict(splits)}")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    prepare_root(root, DATA_TYPES, MARKER_NAME, "synthetic dataset")
+    root = prepare_root(root, seed, splits, DATA_TYPES, MARKER_NAME, "synthetic dataset")
     marker = _marker(splits, height, width, seed, disparity_noise)
     total = sum(int(n) for n in splits.values())
     with (

@@ -80,15 +80,11 @@ def generate_dataset(
     Returns:
         ``root`` as a Path.
     """
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    if any(int(n) < 0 for n in splits.values()):
-        raise ValueError(f"split sizes must be non-negative, got {dict(splits)}")
     if height < 2 or width < 2:
         raise ValueError(f"height and width must be at least 2, got {height}x{width}")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    prepare_root(root, [*NYUV2_SPLITS, *splits], MARKER_NAME, "synthetic NYUv2 dataset")
+    root = prepare_root(
+        root, seed, splits, [*NYUV2_SPLITS, *splits], MARKER_NAME, "synthetic NYUv2 dataset"
+    )
     marker = _marker(splits, height, width, seed)
     total = sum(int(n) for n in splits.values())
     with (
