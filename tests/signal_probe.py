@@ -54,3 +54,40 @@ class SignalInValidation(Callback):
         self.sent = True
         for signum in self.signals:
             os.kill(os.getpid(), signum)
+
+
+class SignalOnHook(Callback):
+    """Sends ``signals`` to this process once, from the callback hook named ``hook``
+    (before the first training step ends: ``setup``, ``on_fit_start``,
+    ``on_sanity_check_start``, ``on_train_start``, ``on_train_epoch_start``...), in a fit
+    that does not resume: the requeued attempt builds the probe again and must not stop."""
+
+    def __init__(self, hook: str, signals: list[str]) -> None:
+        self.hook = hook
+        self.signals = [getattr(signal, name) for name in signals]
+        self.sent = False
+
+    def _maybe_send(self, hook: str, trainer) -> None:
+        if hook != self.hook or self.sent or trainer.state.fn != "fit" or trainer.ckpt_path:
+            return
+        self.sent = True
+        for signum in self.signals:
+            os.kill(os.getpid(), signum)
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        self._maybe_send("setup", trainer)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._maybe_send("on_fit_start", trainer)
+
+    def on_sanity_check_start(self, trainer, pl_module) -> None:
+        self._maybe_send("on_sanity_check_start", trainer)
+
+    def on_sanity_check_end(self, trainer, pl_module) -> None:
+        self._maybe_send("on_sanity_check_end", trainer)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._maybe_send("on_train_start", trainer)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._maybe_send("on_train_epoch_start", trainer)

@@ -60,6 +60,12 @@ def _signal_at(step: int, *names: str) -> str:
     return f"--trainer.callbacks+={json.dumps(probe)}"
 
 
+def _signal_on(hook: str, *names: str) -> str:
+    probe = {"class_path": "signal_probe.SignalOnHook", "init_args": {"hook": hook}}
+    probe["init_args"]["signals"] = list(names)
+    return f"--trainer.callbacks+={json.dumps(probe)}"
+
+
 class FakeSubmititHandler:
     """Stands in for submitit's USR2 handler, which requeues and exits (rank 0)."""
 
@@ -103,6 +109,33 @@ def test_usr2_mid_fit_saves_that_step_requeues_once_and_resumes_to_the_same_resu
     assert attempts[0]["wall_time_s"] > 0.1
     slack = attempts[0]["wall_time_s"] / 2
     assert total - slack < resumed["wall_time_s"] <= total + 0.01
+
+
+def test_usr2_before_the_first_step_ends_with_a_worker_resumes_to_the_same_result(tmp_path):
+    # As in the SLURM test: the signal arrives as the fit starts (before the sanity check,
+    # and before RequeueCheckpoint takes the handlers back at train start), the loaders have
+    # a persistent worker, and the resumed fit validates (after step 4) before it ends.
+    # The resumed fit's first validation used to draw its worker seed from the global RNG,
+    # which the fresh fit drew inside the sanity check's isolated RNG: dropout then differed.
+    workers = "--data.num_workers=1"
+    reference = execute(json.loads(_spec(tmp_path / "uninterrupted", workers).read_text()))
+
+    run_dir = tmp_path / "preempted"
+    spec_path = _spec(run_dir, workers, _signal_on("on_fit_start", "SIGUSR2"))
+    submitit = FakeSubmititHandler()
+    signal.signal(signal.SIGUSR2, submitit)
+    with pytest.raises(SystemExit):
+        SlurmRun(str(spec_path), checkpoint_every_n_steps=100)()
+    assert submitit.calls == [signal.SIGUSR2]
+    # Kept through the handlers' re-install and honoured at the first step boundary.
+    checkpoint = torch.load(run_dir / "requeue" / "requeue.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 1
+
+    SlurmRun(str(spec_path), checkpoint_every_n_steps=100)()  # the requeued attempt
+    resumed = json.loads((run_dir / "result.json").read_text())
+    assert resumed["global_step"] == reference["global_step"] == 8
+    for stage in ("val", "test", "sigma", "weight"):
+        assert resumed[stage] == reference[stage], stage  # bit-identical
 
 
 def test_sigterm_in_validation_saves_the_next_step_instead_of_lightnings_stop(tmp_path):

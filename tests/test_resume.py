@@ -114,3 +114,16 @@ def test_resume_plumbing_is_a_callback_not_part_of_the_model():
     restored.on_train_batch_start(SimpleNamespace(train_dataloader=loader), None, None, 2)
     assert torch.equal(torch.rand(3), expected)
     assert loader.marked == 3  # this batch counts as consumed before the checkpoint
+
+
+def test_iterating_an_evaluation_loader_leaves_the_global_rng_alone():
+    # A resumed fit has no sanity check, so its first validation starts the (persistent)
+    # loader iterator outside Lightning's RNG isolation: a draw there would change the
+    # dropout of every later step, and the resumed run would end elsewhere.
+    from mtlscene.data.loaders import evaluation_loader
+
+    loader = evaluation_loader(torch.utils.data.TensorDataset(torch.arange(4.0)), 2, 0, False)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    assert [batch[0].tolist() for batch in loader] == [[0.0, 1.0], [2.0, 3.0]]
+    assert torch.equal(torch.get_rng_state(), before)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mtlscene.data.sampling import ResumableDataLoader, ResumableSampler
@@ -42,7 +43,14 @@ def training_loader(
 def evaluation_loader(
     dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool
 ) -> DataLoader:
-    """Every item once, in order."""
+    """Every item once, in order.
+
+    Its iterator draws the workers' base seed from a generator of its own, never from the
+    global torch RNG that training draws dropout from: with persistent workers that draw
+    happens once, in the sanity check (whose RNG Lightning restores) of a fresh fit, but in
+    the first validation of a resumed one (no sanity check), which then trained on with
+    other random numbers than the uninterrupted run.
+    """
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -50,4 +58,6 @@ def evaluation_loader(
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
         worker_init_fn=ignore_stop_signals,
+        # Evaluation draws nothing at random: any fixed seed does.
+        generator=torch.Generator().manual_seed(0),
     )
