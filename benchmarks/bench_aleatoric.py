@@ -39,8 +39,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import torch  # noqa: E402
 
 from mtlscene.cli.main import build_cli  # noqa: E402
-from mtlscene.tasks.aleatoric import DEFAULT_SEMANTIC_SAMPLES  # noqa: E402
 from mtlscene.tasks.noisy_softmax import expected_log_probabilities  # noqa: E402
+from mtlscene.uncertainty.aleatoric import DEFAULT_SEMANTIC_SAMPLES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

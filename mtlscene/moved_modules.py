@@ -1,9 +1,9 @@
 """Old module paths, from before the files moved into rooms by concept, still import.
 
 Checkpoints and configs name their classes by module path (``class_path``, and Lightning's
-saved hyperparameters). Those written before ``data/``, ``viz/`` and ``cli/`` were laid out
-by concept name modules that are now elsewhere; importing an old name gives the module at its
-new place, so such a checkpoint or config still loads.
+saved hyperparameters). Those written before ``data/``, ``viz/``, ``cli/`` and
+``uncertainty/`` were laid out by concept name modules that are now elsewhere; importing an
+old name gives the module at its new place, so such a checkpoint or config still loads.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ MOVED = {
     "mtlscene.checkpoint_config": "mtlscene.cli.checkpoint_config",
     "mtlscene.cli_errors": "mtlscene.cli.errors",
     "mtlscene.config_check": "mtlscene.cli.config_check",
+    "mtlscene.data.cli": "mtlscene.cli.data",
     "mtlscene.data.augment_draw": "mtlscene.data.cityscapes.augment_draw",
     "mtlscene.data.cache": "mtlscene.data.cityscapes.cache",
     "mtlscene.data.check": "mtlscene.data.cityscapes.check",
@@ -47,6 +48,7 @@ MOVED = {
     "mtlscene.panels": "mtlscene.viz.panels",
     "mtlscene.plots": "mtlscene.viz.weight_history",
     "mtlscene.quiet": "mtlscene.cli.quiet",
+    "mtlscene.tasks.aleatoric": "mtlscene.uncertainty.aleatoric",
     "mtlscene.uncertainty_plots": "mtlscene.viz.calibration",
     "mtlscene.visualize": "mtlscene.viz.colorize",
 }

@@ -20,8 +20,8 @@ from mtlscene.tasks import (
     SurfaceNormalHead,
     TaskHead,
 )
-from mtlscene.tasks.aleatoric import LOG_SCALE_BOUND, aleatoric_key
 from mtlscene.tasks.epistemic import mc_dropout_passes, summarize_passes
+from mtlscene.uncertainty.aleatoric import LOG_SCALE_BOUND, aleatoric_key
 from mtlscene.weighting import WEIGHTING_METHODS, FixedWeighting
 
 H, W = 8, 12

@@ -13,7 +13,7 @@ from mtlscene.metrics.aleatoric import (
     sparsification_area,
     sparsification_curve,
 )
-from mtlscene.tasks.aleatoric import (
+from mtlscene.uncertainty.aleatoric import (
     LOG_SCALE_BOUND,
     PixelLikelihood,
     bound_log_scale,

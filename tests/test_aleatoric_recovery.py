@@ -15,7 +15,7 @@ from mtlscene.data.cityscapes.synthetic.disparity_noise import STD_FOLDER, STD_S
 from mtlscene.metrics.aleatoric import AleatoricRegressionMetrics
 from mtlscene.models.network import MultiTaskNetwork
 from mtlscene.tasks import DepthHead
-from mtlscene.tasks.aleatoric import aleatoric_key
+from mtlscene.uncertainty.aleatoric import aleatoric_key
 
 SIZE = (48, 96)
 # Noise strong enough to dominate the error of a 40-second fit (at 96 px width the std spans

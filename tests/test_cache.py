@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from mtlscene.cli.data import main as data_cli
 from mtlscene.data import CityscapesDataModule, CityscapesMultiTask
 from mtlscene.data.cityscapes import cache as prepared
 from mtlscene.data.cityscapes import synthetic
 from mtlscene.data.cityscapes.encoding import decode_disparity
 from mtlscene.data.cityscapes.transforms import JointAugmentation
-from mtlscene.data.cli import main as data_cli
 from mtlscene.data.io import read_png
 from mtlscene.data.resize import resize_nearest
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mtlscene.cli.data import main
 from mtlscene.data.cityscapes import synthetic
 from mtlscene.data.cityscapes.check import BAD_CAMERA, INSTANCE_MISMATCH
 from mtlscene.data.cityscapes.checker import check_dataset
 from mtlscene.data.cityscapes.layout import find_samples
-from mtlscene.data.cli import main
 from mtlscene.data.report import (
     CORRUPT_PNG,
     EMPTY_SPLIT,
@@ -207,7 +207,7 @@ def test_usage_errors_exit_2_and_name_the_option(tmp_path, capsys):
 
 def test_module_help_runs():
     result = subprocess.run(
-        [sys.executable, "-m", "mtlscene.data.cli", "--help"],
+        [sys.executable, "-m", "mtlscene.cli.data", "--help"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -11,8 +11,8 @@ import torch
 import yaml
 from PIL import Image
 
+from mtlscene.cli.data import main as data_cli
 from mtlscene.data import FolderDataModule, FolderDataset
-from mtlscene.data.cli import main as data_cli
 from mtlscene.data.folder.check import BAD_SPEC, check_folder_dataset
 from mtlscene.data.io import DatasetFileError, MissingDatasetError
 from mtlscene.data.report import INVALID_LABEL_IDS, MISSING_FILE, SIZE_MISMATCH

@@ -14,12 +14,12 @@ from torch import nn
 
 from mtlscene.cli.main import build_cli, main
 from mtlscene.tasks import DepthHead, SemanticHead
-from mtlscene.tasks.aleatoric import mc_cross_entropy
 from mtlscene.tasks.noisy_softmax import (
     mean_field_log_probabilities,
     noisy_softmax_cross_entropy,
 )
 from mtlscene.trainers.multitask import MultiTaskModule
+from mtlscene.uncertainty.aleatoric import mc_cross_entropy
 
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
 H, W = 16, 32

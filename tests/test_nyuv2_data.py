@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from mtlscene.cli.data import main as data_cli
 from mtlscene.data import DatasetFileError, NYUv2DataModule, NYUv2Dataset
-from mtlscene.data.cli import main as data_cli
 from mtlscene.data.conventions import IGNORE_INDEX
 from mtlscene.data.nyuv2.synthetic import (
     IndoorCamera,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mtlscene.cli.data import main as data_main
 from mtlscene.cli.main import build_cli
-from mtlscene.data.cli import main as data_main
 from mtlscene.evaluation import evaluate_panoptic
 from mtlscene.postprocess import CentroidVoteClustering, PanopticFusion
 from mtlscene.tasks import DepthHead, InstanceHead, SemanticHead

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from mtlscene.tasks import aleatoric, base
-from mtlscene.tasks.aleatoric import bound_log_scale
+from mtlscene.tasks import base
 from mtlscene.trainers.multitask import MultiTaskModule
+from mtlscene.uncertainty import aleatoric
+from mtlscene.uncertainty.aleatoric import bound_log_scale
 from mtlscene.weighting import (
     WEIGHTING_METHODS,
     ComposedWeighting,

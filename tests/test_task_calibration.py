@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from mtlscene.tasks.aleatoric import PixelLikelihood, log_scale_for_mean_error
 from mtlscene.trainers.multitask import MultiTaskModule
+from mtlscene.uncertainty.aleatoric import PixelLikelihood, log_scale_for_mean_error
 from mtlscene.weighting import EqualWeighting, SettledUncertaintyWeighting, UncertaintyWeighting
 
 

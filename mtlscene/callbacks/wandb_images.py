@@ -6,8 +6,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from mtlscene.tasks.aleatoric import aleatoric_key
 from mtlscene.tasks.kinds import HeadKind
+from mtlscene.uncertainty.aleatoric import aleatoric_key
 from mtlscene.viz.colorize import colorize_disparity, to_uint8_image
 from mtlscene.viz.panels import with_colorbar
 

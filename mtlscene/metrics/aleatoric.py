@@ -24,7 +24,7 @@ also leave open; with pixels in distinct bins the result equals the exact sort (
 The curves at ``fractions`` points (default 100) are for the figure only.
 
 **Coverage**: the share of residual components within ``±k sigma`` (k = 1, 2), against the
-likelihood's nominal share (`mtlscene.tasks.aleatoric.nominal_coverage`).
+likelihood's nominal share (`mtlscene.uncertainty.aleatoric.nominal_coverage`).
 
 **ECE**: the multiclass expected calibration error with torchmetrics' binning (15 equal
 bins of the top-1 confidence, ``torch.bucketize(..., right=True) - 1``, an extra bin for
@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from mtlscene.tasks.aleatoric import (
+from mtlscene.uncertainty.aleatoric import (
     LOG_SCALE_BOUND,
     PixelLikelihood,
     mc_log_probabilities,

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from mtlscene.errors import ConfigError
 from mtlscene.models.encoder import BRANCH_POINTS
-from mtlscene.tasks.aleatoric import aleatoric_key
 from mtlscene.tasks.base import TaskHead
+from mtlscene.uncertainty.aleatoric import aleatoric_key
 
 
 def branch_heads(encoder: nn.Module, heads: Mapping[str, TaskHead], branch_point: str) -> nn.Module:

@@ -10,7 +10,9 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from mtlscene.tasks.aleatoric import (
+from mtlscene.tasks.likelihood import Likelihood
+from mtlscene.tasks.table_metric import TableMetric
+from mtlscene.uncertainty.aleatoric import (
     PixelLikelihood,
     bound_log_scale,
     log_scale_for_mean_error,
@@ -19,8 +21,6 @@ from mtlscene.tasks.aleatoric import (
     nominal_coverage,
     pixel_nll,
 )
-from mtlscene.tasks.likelihood import Likelihood
-from mtlscene.tasks.table_metric import TableMetric
 
 
 class ConvDecoder(nn.Sequential):
@@ -56,7 +56,7 @@ class TaskHead(nn.Module, ABC):
         likelihood: override of the task's default likelihood.
         aleatoric: also predict a per-pixel log-scale ``s`` (one more output channel) and
             train on the per-pixel negative log-likelihood (heteroscedastic uncertainty,
-            `mtlscene.tasks.aleatoric`); the task-level weighting stays on top.
+            `mtlscene.uncertainty.aleatoric`); the task-level weighting stays on top.
         aleatoric_likelihood: the per-pixel likelihood of a regression head's residual,
             "laplace" or "gaussian"; None takes the head's ``default_pixel_likelihood``.
         dropout: dropout probability before the decoder's final 1x1 projection while
@@ -289,7 +289,7 @@ class TaskHead(nn.Module, ABC):
 
     def sigma(self, log_scale: Tensor) -> Tensor:
         """Per-pixel standard deviation (BxHxW) of one prediction component, from ``s``."""
-        from mtlscene.tasks.aleatoric import sigma_from_log_scale
+        from mtlscene.uncertainty.aleatoric import sigma_from_log_scale
 
         return sigma_from_log_scale(log_scale[:, 0], self.pixel_likelihood)
 

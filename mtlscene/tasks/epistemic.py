@@ -28,10 +28,10 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from mtlscene.tasks.aleatoric import aleatoric_key, mc_log_probabilities
 from mtlscene.tasks.base import TaskHead
 from mtlscene.tasks.likelihood import Likelihood
 from mtlscene.tasks.sampling import MC_SEED, mc_generator
+from mtlscene.uncertainty.aleatoric import aleatoric_key, mc_log_probabilities
 
 
 def dropout_heads(network: nn.Module) -> dict[str, TaskHead]:

@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mtlscene.tasks.aleatoric import masked_mean, mc_log_probabilities
+from mtlscene.uncertainty.aleatoric import masked_mean, mc_log_probabilities
 
 ESTIMATORS = ("mean_field", "sampled")
 DEFAULT_ESTIMATOR = "mean_field"
@@ -79,7 +79,7 @@ def noisy_softmax_cross_entropy(
     """``-log E[softmax(logits + sigma eps)][y]``, mean over labelled pixels (0 when none).
 
     ``sampled`` with the same ``samples`` and noise gives exactly
-    `mtlscene.tasks.aleatoric.mc_cross_entropy`.
+    `mtlscene.uncertainty.aleatoric.mc_cross_entropy`.
     """
     log_probs = expected_log_probabilities(logits, s, estimator, samples, generator)
     labelled = target != ignore_index

@@ -42,7 +42,7 @@ class SurfaceNormalHead(TaskHead):
     NYUv2 (mtan, nash-mtl, LibMTL) use this form for every task too.
 
     Per pixel (``aleatoric: true``) the same reading gives ``exp(-s) (1 - cos) + s``, the
-    ``laplace`` form of `mtlscene.tasks.aleatoric` on ``r = 1 - cos`` (``s* = log r``);
+    ``laplace`` form of `mtlscene.uncertainty.aleatoric` on ``r = 1 - cos`` (``s* = log r``);
     sigma is then in units of ``1 - cos``.
 
     Args:

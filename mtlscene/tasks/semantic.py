@@ -12,7 +12,6 @@ from mtlscene.data.cityscapes.labels import class_names as cityscapes_class_name
 from mtlscene.data.conventions import IGNORE_INDEX
 from mtlscene.data.nyuv2.layout import NYUV2_CLASS_NAMES
 from mtlscene.metrics.semantic import SemanticSegmentationMetrics
-from mtlscene.tasks.aleatoric import DEFAULT_SEMANTIC_SAMPLES
 from mtlscene.tasks.base import TaskHead
 from mtlscene.tasks.kinds import class_logits_kind
 from mtlscene.tasks.likelihood import Likelihood
@@ -25,6 +24,7 @@ from mtlscene.tasks.noisy_softmax import (
 from mtlscene.tasks.registry import register_task
 from mtlscene.tasks.sampling import mc_generator
 from mtlscene.tasks.table_metric import TableMetric
+from mtlscene.uncertainty.aleatoric import DEFAULT_SEMANTIC_SAMPLES
 
 CITYSCAPES_LABEL_SETS = ("trainid", "category")
 LABEL_SETS = (*CITYSCAPES_LABEL_SETS, "nyuv2", "custom")

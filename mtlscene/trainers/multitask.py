@@ -22,13 +22,13 @@ from mtlscene.postprocess.base import bind_or_disable
 from mtlscene.postprocess.clustering import CentroidVoteClustering
 from mtlscene.postprocess.panoptic import PanopticFusion
 from mtlscene.tasks import TableMetric, TaskHead, get_task, import_task_modules
-from mtlscene.tasks.aleatoric import aleatoric_key
 from mtlscene.tasks.epistemic import check_mc_dropout, epistemic_uncertainty
 from mtlscene.tasks.sampling import MC_SEED
 from mtlscene.trainers.checkpoint import record_parts
 from mtlscene.trainers.data_keys import check_heads_against_data
 from mtlscene.trainers.finite_check import NonFiniteLossMonitor
 from mtlscene.trainers.step_log import DeviceLogWindow
+from mtlscene.uncertainty.aleatoric import aleatoric_key
 from mtlscene.weighting import LossWeighting, UncertaintyWeighting
 from mtlscene.weighting.scalars import weighting_scalars
 

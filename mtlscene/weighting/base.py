@@ -45,7 +45,7 @@ class LossWeighting(RecordsInitArgs, nn.Module, ABC):
         likelihood: the methods built on homoscedastic uncertainty (learned and settled) give
         it weight 1 and no task-level s, since a second scale on top would count sigma twice.
         The other methods weigh it like any task; the loss value they read is the head's error
-        (`mtlscene.tasks.aleatoric.nll_gradient_error_value`).
+        (`mtlscene.uncertainty.aleatoric.nll_gradient_error_value`).
         """
         self.per_pixel_tasks = frozenset(tasks)
 

@@ -1,0 +1,1 @@
+"""Per-pixel (aleatoric) uncertainty math that heads, metrics and callbacks share (plain torch)."""
