@@ -1,2 +1,3 @@
-"""The ``mtlscene`` command (LightningCLI) and its helpers: config checks, one-line errors,
-checkpoint configs, quiet output and the list of outputs printed after a run."""
+"""The commands: ``mtlscene`` (LightningCLI: fit, validate, test, predict) with its helpers
+(config checks, one-line errors, checkpoint configs, quiet output, the list of outputs), and
+``mtlscene-data`` (check, prepare, generate datasets)."""

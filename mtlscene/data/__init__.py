@@ -1,5 +1,6 @@
 """Datasets, one folder each (``cityscapes/``, ``nyuv2/``, ``folder/``), and what they share:
-reading files, loaders, resumable sampling, sizes, resizing, checks and the ``mtlscene-data`` CLI.
+reading files, loaders, resumable sampling, sizes, resizing, the check report and the checkers by
+name.
 
 Imports are lazy so that light tools (``mtlscene-data``) do not pay for Lightning.
 """
