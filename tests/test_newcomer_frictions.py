@@ -50,6 +50,16 @@ def test_misspelled_experiment_suggests_the_shipped_name(command):
     assert "\n" not in message
 
 
+def test_a_missing_executor_config_is_one_line_naming_the_shipped_ones(tmp_path):
+    args = ["run", "table1", "--executor", "slurm", "--executor-config", "missing.yaml"]
+    with pytest.raises(SystemExit) as exit_info:
+        experiment_main([*args, "--out", str(tmp_path / "out")])
+    message = str(exit_info.value.code)
+    assert message.startswith("--executor-config missing.yaml: no such file")
+    assert "example_cluster.yaml, localhost.yaml" in message and "\n" not in message
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 def _without_gpus(monkeypatch) -> None:
     """This machine as one without a GPU, whatever it has."""
     from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mtlscene.experiments.definition import resolve_config
+from mtlscene.experiments.definition import CONFIG_DIR
 from mtlscene.experiments.executors import EXECUTORS, ExecutorConfigError, make_executor
 
 
@@ -90,8 +90,15 @@ def build_executor(args: argparse.Namespace, jobs: int, timeout: float | None):
     """The executor the command line asks for (user errors end the command)."""
     config = args.executor_config
     if config is not None and not Path(config).is_file():
-        candidate = Path(resolve_config(f"executors/{Path(config).name}"))
-        config = candidate if candidate.is_file() else config
+        shipped = CONFIG_DIR / "executors" / Path(config).name
+        if not shipped.is_file():
+            names = ", ".join(sorted(p.name for p in shipped.parent.glob("*.yaml")))
+            raise SystemExit(
+                f"--executor-config {config}: no such file here nor in configs/executors/ "
+                f"(shipped: {names}); copy configs/executors/example_cluster.yaml and give "
+                "its path"
+            )
+        config = shipped
     try:
         return make_executor(
             args.executor,
