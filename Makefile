@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 quickstart: $(STAMP)
 	$(BIN)/mtlscene fit --config configs/quickstart.yaml
 
+# Two xdist workers: most tests are small single-threaded work or wait on subprocesses.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check mtlscene tests benchmarks

@@ -1,16 +1,82 @@
-"""Shared test set-up: no network, small thread counts, temp dirs for W&B."""
+"""Shared test set-up: no network, small thread counts, temp dirs for W&B, and the
+grouping that lets `make test` run the suite on two xdist workers."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One intra-op thread per worker (and per process it starts), so that the workers share
+    # the cores instead of each taking them all. Set before torch reads it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test (one worker runs a group's tests, one after the other).
+
+    - ``slurm`` tests share the one-node cluster (its two CPUs are this machine's): one at a
+      time, or their jobs would queue behind each other's.
+    - Tests that use the same module- or session-scoped fixture of this folder (a tiny fit, a
+      built site, a prepared cache) go to one worker, so the fixture is built once.
+    """
+    if item.get_closest_marker("slurm"):
+        return "slurm"
+    for name in item.fixturenames:
+        for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ())[-1:]:
+            if fixturedef.scope not in ("module", "package", "session"):
+                continue
+            source = Path(inspect.getsourcefile(fixturedef.func) or "").resolve()
+            if source.is_relative_to(TESTS):  # by module: its fixtures may use each other
+                return f"{source.stem}.{name}" if source.stem == "conftest" else source.stem
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups the tests for ``--dist loadgroup``; under xdist, starts the ``slow`` ones first
+    so that the two workers end together instead of one waiting for a long last test."""
+    for item in items:
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist sends the collected node ids to the scheduler
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Puts each grouped test's xdist group into its node id where xdist could not.
+
+    ``--dist loadgroup`` reads a test's group from the ``@group`` suffix of its node id, which
+    xdist 3.8 writes into ``item._nodeid``; pytest 9.2 builds node ids from ``item._id``, so
+    without this the groups are silently ignored (pytest-dev/pytest-xdist#1386).
+    """
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    for item in session.items:
+        names = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            from _pytest.nodeid import NodeId
+
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @pytest.fixture(autouse=True)

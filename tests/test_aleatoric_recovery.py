@@ -4,6 +4,7 @@ stereo-like noise of known std learns a sigma that ranks pixels like the true st
 import time
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torch import nn
@@ -86,6 +87,7 @@ def test_generator_writes_the_std_it_used():
     assert synthetic.is_complete(root, {"val": 2}, *SIZE, 0, NOISE)
 
 
+@pytest.mark.slow
 def test_a_short_fit_ranks_pixels_like_the_true_noise_std():
     start = time.perf_counter()
     torch.manual_seed(0)

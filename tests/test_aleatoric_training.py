@@ -74,6 +74,7 @@ def test_fit_test_predict_and_load_from_checkpoint_give_uncertainty():
     assert with_mc["depth"]["total_variance"].shape == (2, 32, 64)
 
 
+@pytest.mark.slow
 def test_calibration_metrics_are_the_same_on_two_processes_as_on_one():
     import socket
 

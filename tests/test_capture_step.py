@@ -75,6 +75,7 @@ def _trajectory(callbacks, device="cpu", precision="32-true", weighting=None):
     return recorder.totals, module
 
 
+@pytest.mark.slow
 def test_captured_step_follows_the_eager_loss_trajectory_over_50_steps():
     graphs = []
 

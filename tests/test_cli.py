@@ -54,6 +54,7 @@ def _print_config(capsys, *configs: Path) -> str:
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_shipped_configs_parse(capsys):
     root = Path(__file__).parents[1] / "configs"
     # Experiments and executors are read by mtlscene-experiment, not by LightningCLI.

@@ -156,6 +156,7 @@ def test_official_evaluation_refuses_other_data():
         trainer.test(Oracle(), Plain())
 
 
+@pytest.mark.slow
 def test_ddp_gives_the_single_process_scores(tmp_path):
     # Two processes write their frames; rank zero evaluates, the disparity sums add up.
     args = [

@@ -339,6 +339,7 @@ def test_callback_leaves_training_unchanged_and_writes_its_files(tmp_path):
     assert "affinity/semantic->depth" in header
 
 
+@pytest.mark.slow
 def test_affinity_experiment_trains_the_suggested_groups_and_checks_them(tmp_path):
     from mtlscene.experiments import load_experiment, run_experiment
     from mtlscene.experiments.cli import main as experiment_main

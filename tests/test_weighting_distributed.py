@@ -9,6 +9,7 @@ from test_distributed import DATA, DDP, TINY, _run
 PRESETS = Path(__file__).parents[1] / "configs" / "weighting"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("preset", "epochs"),
     [
