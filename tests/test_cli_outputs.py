@@ -77,3 +77,27 @@ def test_final_table_numbers_the_epoch_like_the_checkpoint(capsys):
     assert last["epoch"] == 1  # the second epoch, saved as epoch=1 in checkpoint names
     table = capsys.readouterr().out.split("Final validation metrics ", 1)[1].splitlines()[0]
     assert table == f"(epoch={last['epoch']}, step={last['global_step']})"
+
+
+def test_last_checkpoint_is_the_latest_state_when_the_metric_does_not_improve(tmp_path):
+    from lightning import Trainer
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from mtlscene.callbacks import TaskCheckpoint
+
+    class Flat(BoringModel):
+        def validation_step(self, batch, batch_idx):
+            self.log("val/flat", 0.0)  # never improves after the first validation
+            return super().validation_step(batch, batch_idx)
+
+    checkpoint = TaskCheckpoint(monitor="val/flat", mode="max", save_last=True)
+    trainer = Trainer(
+        default_root_dir=tmp_path, max_epochs=3, limit_train_batches=2, limit_val_batches=1,
+        callbacks=[checkpoint], logger=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(Flat())
+    last = torch.load(checkpoint.last_model_path, weights_only=True)
+    best = torch.load(checkpoint.best_model_path, weights_only=True)
+    assert (best["epoch"], best["global_step"]) == (0, 2)
+    assert (last["epoch"], last["global_step"]) == (2, 6)

@@ -62,3 +62,19 @@ class TaskCheckpoint(ModelCheckpoint):
                 self.mode = mode
                 self.kth_value = torch.tensor(torch.inf if mode == "min" else -torch.inf)
         super().setup(trainer, pl_module, stage)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: Trainer) -> None:
+        # Lightning 2.6 rewrites last.ckpt only at steps where a top-k checkpoint was saved,
+        # so a validation that did not improve left it behind; `last` is the latest state.
+        if self.save_last is True and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
